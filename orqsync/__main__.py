@@ -1,0 +1,3 @@
+from orqsync.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""JSON Schemas of orqsync's files, shipped as package data (``orqsync.schemas``)."""
