@@ -1,0 +1,254 @@
+"""apply_plan: send a plan's requests and record every success durably.
+
+Requests are grouped in chains (one span, or one feedback record); a chain runs in order on one
+worker, chains run in parallel. Each success is appended to the journal and folded into the
+in-memory state before it counts as done; at the end the state file is written once. A chain
+whose request the API refuses stops there (its state stays as it was) and the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orqsync.errors import ApiError
+from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
+from orqsync.state import Journal, Provenance, State, StateFile
+
+
+class Api(Protocol):
+    """What the applier needs from orq.ai: send one request or raise ApiError."""
+
+    def send(self, request: Request) -> None: ...
+
+
+class Reporter(Protocol):
+    """Progress as it happens; the CLI draws it, tests pass a quiet one."""
+
+    def started(self, total: int) -> None: ...
+
+    def finished_request(self, request: Request, done: int, total: int) -> None: ...
+
+    def failed_request(self, failure: Failure) -> None: ...
+
+
+class QuietReporter:
+    def started(self, total: int) -> None:
+        pass
+
+    def finished_request(self, request: Request, done: int, total: int) -> None:
+        pass
+
+    def failed_request(self, failure: Failure) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A request the API refused, with where its values were declared."""
+
+    request: Request
+    message: str
+    status: int | None
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What an apply did: requests sent, failures, requests left for the next run."""
+
+    total: int
+    done: int
+    failures: tuple[Failure, ...] = ()
+    left: int = 0
+    stopped: str = ""  # why requests were left: "", "max requests", "max duration", "interrupted"
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+
+def journal_entry(request: Request, provenance: Provenance) -> dict:
+    """The effect of a successful request, as a journal line."""
+    if request.kind == ANNOTATE:
+        return {
+            "op": "set",
+            "trace_id": request.trace_id,
+            "span_id": request.span_id,
+            "values": {k: list(v) if isinstance(v, tuple) else v for k, v in request.items},
+            "metadata": dict(request.metadata),
+            "provenance": provenance.to_json(),
+        }
+    if request.kind == REMOVE:
+        return {
+            "op": "remove",
+            "trace_id": request.trace_id,
+            "span_id": request.span_id,
+            "keys": list(request.keys),
+        }
+    body = {k: list(v) if isinstance(v, tuple) else v for k, v in request.feedback}
+    if request.kind == FEEDBACK_PUT:
+        return {"op": "feedback_put", "body": body, "provenance": provenance.to_json()}
+    assert request.kind == FEEDBACK_REMOVE
+    return {"op": "feedback_remove", "id": body["id"]}
+
+
+def chains(requests: tuple[Request, ...]) -> list[list[Request]]:
+    """Requests grouped by chain, each chain in plan order, chains in order of first request."""
+    grouped: dict[tuple[str, str], list[Request]] = {}
+    for request in requests:
+        grouped.setdefault(request.chain, []).append(request)
+    return list(grouped.values())
+
+
+@dataclass
+class _Run:
+    """The shared, lock-guarded progress of one apply."""
+
+    plan: Plan
+    journal: Journal
+    state: State
+    provenance: Provenance
+    reporter: Reporter
+    max_requests: int | None
+    deadline: float | None
+    clock: Callable[[], float]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: int = 0
+    started: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    stopped: str = ""
+    errors: list[BaseException] = field(default_factory=list)
+
+    def may_start(self) -> bool:
+        with self.lock:
+            if self.stopped:
+                return False
+            if self.max_requests is not None and self.started >= self.max_requests:
+                self.stopped = "max requests"
+                return False
+            if self.deadline is not None and self.clock() >= self.deadline:
+                self.stopped = "max duration"
+                return False
+            self.started += 1
+            return True
+
+    def succeeded(self, request: Request) -> None:
+        entry = journal_entry(request, self.provenance)
+        with self.lock:
+            self.journal.record(entry)
+            self.state.fold(entry)
+            self.done += 1
+            done = self.done
+        self.reporter.finished_request(request, done, len(self.plan.requests))
+
+    def failed(self, request: Request, error: ApiError) -> None:
+        path, line = _origin(self.plan, request)
+        failure = Failure(request, error.message, error.status, path, line)
+        with self.lock:
+            self.failures.append(failure)
+        self.reporter.failed_request(failure)
+
+
+def _origin(plan: Plan, request: Request) -> tuple[str, int]:
+    """The file and line that asked for a request's first value."""
+    keys = {key for key, _ in request.items} or set(request.keys)
+    for change in plan.changes:
+        if (
+            change.trace_id == request.trace_id
+            and change.path
+            and (change.span_id == request.span_id and change.key in keys)
+        ):
+            return change.path, change.line
+    return "", 0
+
+
+def _worker(
+    run: _Run, api: Api, queue: Iterator[list[Request]], queue_lock: threading.Lock
+) -> None:
+    try:
+        while True:
+            with queue_lock:
+                chain = next(queue, None)
+            if chain is None:
+                return
+            for request in chain:
+                if not run.may_start():
+                    return
+                try:
+                    api.send(request)
+                except ApiError as error:
+                    run.failed(request, error)
+                    break
+                run.succeeded(request)
+    except BaseException as exc:  # a bug: stop everyone, surface it from the main thread
+        with run.lock:
+            run.errors.append(exc)
+            run.stopped = "error"
+
+
+def apply_plan(
+    plan: Plan,
+    api: Api,
+    state_file: StateFile,
+    state: State,
+    provenance: Provenance,
+    *,
+    parallelism: int = 8,
+    reporter: Reporter | None = None,
+    max_requests: int | None = None,
+    max_duration: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Report:
+    """Send `plan` against `state` (mutated as requests succeed) and write the state file."""
+    reporter = reporter or QuietReporter()
+    total = len(plan.requests)
+    reporter.started(total)
+    journal = state_file.open_journal(state)
+    run = _Run(
+        plan,
+        journal,
+        state,
+        provenance,
+        reporter,
+        max_requests,
+        clock() + max_duration if max_duration is not None else None,
+        clock,
+    )
+    queue = iter(chains(plan.requests))
+    queue_lock = threading.Lock()
+    workers = [
+        threading.Thread(target=_worker, args=(run, api, queue, queue_lock), daemon=True)
+        for _ in range(max(1, min(parallelism, total)))
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.2)
+    except KeyboardInterrupt:
+        with run.lock:
+            run.stopped = "interrupted"
+        for worker in workers:
+            worker.join()
+    finally:
+        journal.close()
+        # Fold what finished into the state file even when stopped early: nothing is lost.
+        if run.done or journal.continued:
+            state_file.write(state)
+        else:
+            state_file.discard_journal()
+    if run.errors:
+        raise run.errors[0]
+    return Report(
+        total=total,
+        done=run.done,
+        failures=tuple(run.failures),
+        left=total - run.done - len(run.failures),
+        stopped=run.stopped if run.stopped != "error" else "",
+    )

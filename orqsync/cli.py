@@ -1,0 +1,448 @@
+"""The command line: parse flags, call one work function, render the result.
+
+This is the one module that talks to the terminal and the one error boundary: an OrqsyncError
+becomes its message and exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+
+from orqsync import __version__, commands, render
+from orqsync.apply import Failure, Report
+from orqsync.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    OrqsyncError,
+    ProblemsError,
+)
+from orqsync.plan import Request
+from orqsync.planfile import load_plan
+from orqsync.project import Settings, load_project
+from orqsync.scaffold import write_scaffold
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_project(ctx.obj["directory"])
+
+
+def _out(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+class ProgressReporter:
+    """A live line with an ETA on a terminal; a line every 10% (or 30 s) in CI logs."""
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self.start = time.monotonic()
+        self.last_print = 0.0
+        self.last_decile = -1
+
+    def started(self, total: int) -> None:
+        self.start = time.monotonic()
+        _err(f"Applying {total} request{'s' if total != 1 else ''}...")
+
+    def finished_request(self, request: Request, done: int, total: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self.start
+        eta = elapsed / done * (total - done) if done else 0.0
+        line = f"{done}/{total} requests ({done * 100 // max(total, 1)}%), " + (
+            f"about {render.duration_text(eta)} left" if done < total else "done"
+        )
+        if self.interactive:
+            if now - self.last_print >= 0.1 or done == total:
+                self.last_print = now
+                click.echo("\r" + line.ljust(60), err=True, nl=done == total)
+            return
+        decile = done * 10 // max(total, 1)
+        if decile != self.last_decile or now - self.last_print >= 30:
+            self.last_decile = decile
+            self.last_print = now
+            _err(line)
+
+    def failed_request(self, failure: Failure) -> None:
+        where = f"{failure.path}:{failure.line}: " if failure.path else ""
+        if self.interactive:
+            click.echo("", err=True)
+        _err(f"{where}refused: {failure.message}")
+
+
+class OrqsyncGroup(click.Group):
+    """Keeps usage errors (exit 1) apart from `--detailed-exitcode`'s 2."""
+
+    def main(self, args: Sequence[str] | None = None, **extra: object) -> None:  # type: ignore[override]
+        try:
+            code = super().main(args=args, standalone_mode=False, **extra)  # type: ignore[arg-type]
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.exceptions.Abort:
+            _err("Aborted.")
+            sys.exit(EXIT_ERROR)
+        except OrqsyncError as exc:
+            _err(("" if isinstance(exc, ProblemsError) else "error: ") + exc.render())
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=OrqsyncGroup)
+@click.version_option(__version__, prog_name="orqsync")
+@click.option(
+    "-C",
+    "directory",
+    default=".",
+    type=click.Path(file_okay=False),
+    help="Run as if started in DIR (where orqsync.yaml is).",
+)
+@click.pass_context
+def cli(ctx: click.Context, directory: str) -> None:
+    """GitOps for human annotations on orq.ai traces."""
+    ctx.obj = {"directory": directory}
+
+
+@cli.command()
+@click.option("--embedded", is_flag=True, help="Use the built-in emulator instead of orq.ai.")
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.pass_context
+def init(ctx: click.Context, embedded: bool, force: bool) -> int:
+    """Create orqsync.yaml, definitions.yaml and an example annotation file."""
+    written = write_scaffold(ctx.obj["directory"], embedded=embedded, force=force)
+    for path in written:
+        _err(f"wrote {path}")
+    _err("Next: edit annotations/example.yaml, then run `orqsync plan`.")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def validate(ctx: click.Context, fmt: str) -> int:
+    """Check every file against the schemas and definitions, offline."""
+    settings = _settings(ctx)
+    try:
+        desired = commands.validate(settings)
+    except ProblemsError as exc:
+        if fmt == "json":
+            _out(render.problems_json(exc.problems))
+            return EXIT_ERROR
+        raise
+    if fmt == "json":
+        _out(render.problems_json([]))
+    else:
+        _out(
+            f"Valid: {len(desired.files)} file{'s' if len(desired.files) != 1 else ''}, "
+            f"{desired.annotation_count} annotations on {len(desired.spans)} spans, "
+            f"{len(desired.feedback)} feedback records.\n"
+        )
+    return EXIT_OK
+
+
+def _plan_options(command: click.Command) -> click.Command:
+    command = click.option(
+        "--target", multiple=True, help="Only TRACE/SPAN, TRACE or feedback/ID (wildcards ok)."
+    )(command)
+    return click.option(
+        "--exclude", multiple=True, help="Leave out TRACE/SPAN, TRACE or feedback/ID."
+    )(command)
+
+
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the plan here.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
+)
+@_plan_options
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    out_path: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    target: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> int:
+    """Show the changes and the exact requests apply would send. Sends nothing."""
+    settings = _settings(ctx)
+    planned = commands.plan(settings, target, exclude)
+    document = planned.document(settings.metadata_style)
+    if out_path:
+        with open(out_path, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+    if fmt == "json":
+        _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    else:
+        _out(
+            render.render_plan_text(
+                planned.plan,
+                metadata_style=settings.metadata_style,
+                requests_per_minute=settings.requests_per_minute,
+                max_removals=settings.max_removals,
+            )
+        )
+        if out_path:
+            _out(f"Saved the plan to {out_path}; run `orqsync apply {out_path}` to apply it.\n")
+    if detailed_exitcode and not planned.plan.empty:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise OrqsyncError(
+            "refusing to apply without confirmation: standard input is not a terminal",
+            "pass --auto-approve (as in CI), or review a saved plan and apply that file",
+        )
+    answer = click.prompt(
+        "Do you want to apply these changes? Only 'yes' will be accepted",
+        default="",
+        show_default=False,
+    )
+    if answer != "yes":
+        raise OrqsyncError("apply cancelled")
+
+
+def _finish(report: Report, settings: Settings) -> int:
+    _out(render.render_report(report))
+    if settings.embedded:
+        _err("(api.base_url is embedded: the requests went to the built-in emulator, not orq.ai)")
+    return EXIT_OK if report.complete else EXIT_PARTIAL
+
+
+@cli.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@click.option("--allow-removals", is_flag=True, help="Allow more removals than the budget.")
+@click.option("--max-requests", type=click.IntRange(min=1), help="Stop after N requests.")
+@click.option("--max-duration", type=click.FloatRange(min=0), help="Stop after SECONDS.")
+@click.option("--commit", default="", help="Commit to record as provenance (default: git HEAD).")
+@click.option("--author", default="", help="Author to record (default: git or CI).")
+@_plan_options
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    plan_file: str | None,
+    auto_approve: bool,
+    allow_removals: bool,
+    max_requests: int | None,
+    max_duration: float | None,
+    commit: str,
+    author: str,
+    target: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> int:
+    """Apply a saved plan, or plan now and apply after confirmation."""
+    from orqsync.client import make_client
+
+    settings = _settings(ctx)
+    if plan_file:
+        if target or exclude:
+            raise click.UsageError("--target/--exclude go with plan, not with a saved plan")
+        saved = load_plan(plan_file)
+        commands.check_saved(settings, saved, plan_file)
+        the_plan, the_id = saved.plan, saved.plan_id
+        if saved.metadata_style != settings.metadata_style:
+            raise OrqsyncError(
+                f"{plan_file}: made with metadata_style {saved.metadata_style}, "
+                f"the project now says {settings.metadata_style}",
+                "make the plan again",
+            )
+    else:
+        planned = commands.plan(settings, target, exclude)
+        the_plan = planned.plan
+        document = planned.document(settings.metadata_style)
+        the_id = str(document["plan_id"])
+        _out(
+            render.render_plan_text(
+                the_plan,
+                metadata_style=settings.metadata_style,
+                requests_per_minute=settings.requests_per_minute,
+                max_removals=settings.max_removals,
+            )
+        )
+        if the_plan.empty:
+            return EXIT_OK
+        commands.check_budget(the_plan, settings, allow_removals)
+        _confirm(auto_approve)
+    if the_plan.empty:
+        _out("No changes in the saved plan.\n")
+        return EXIT_OK
+    reporter = ProgressReporter(interactive=sys.stderr.isatty())
+    with make_client(settings) as client:
+        report = commands.apply(
+            settings,
+            the_plan,
+            the_id,
+            client,
+            reporter=reporter,
+            allow_removals=allow_removals,
+            max_requests=max_requests,
+            max_duration=max_duration,
+            commit=commit,
+            author=author,
+        )
+    return _finish(report, settings)
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def show(ctx: click.Context, plan_file: str, fmt: str) -> int:
+    """Render a saved plan."""
+    saved = load_plan(plan_file)
+    if fmt == "json":
+        with open(plan_file, encoding="utf-8") as handle:
+            _out(handle.read())
+        return EXIT_OK
+    _out(f"Plan {saved.plan_id} (state serial {saved.base.serial}):\n")
+    _out(render.render_plan_text(saved.plan, metadata_style=saved.metadata_style))
+    return EXIT_OK
+
+
+@cli.group()
+def state() -> None:
+    """Inspect and edit the state file."""
+
+
+def _span_arg(text: str) -> tuple[str, str]:
+    trace_id, sep, span_id = text.partition("/")
+    if not sep or not trace_id or not span_id:
+        raise click.BadParameter(f"{text!r} is not TRACE_ID/SPAN_ID")
+    return trace_id, span_id
+
+
+@state.command("list")
+@click.pass_context
+def state_list(ctx: click.Context) -> int:
+    """One line per span: TRACE/SPAN and its keys."""
+    current = commands.state_file(_settings(ctx)).load()
+    for (trace_id, span_id), keys in sorted(current.spans.items()):
+        _out(f"{trace_id}/{span_id}  {', '.join(sorted(keys))}\n")
+    for record_id, record in sorted(current.feedback.items()):
+        _out(f"feedback/{record_id}  {record.get('property')}\n")
+    return EXIT_OK
+
+
+@state.command("show")
+@click.argument("span")
+@click.pass_context
+def state_show(ctx: click.Context, span: str) -> int:
+    """Values, metadata and provenance of one TRACE/SPAN."""
+    current = commands.state_file(_settings(ctx)).load()
+    keys = current.spans.get(_span_arg(span))
+    if keys is None:
+        raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
+    for key in sorted(keys):
+        applied = keys[key]
+        _out(f"{key} = {render.value_text(applied.value, limit=10_000)}\n")
+        if applied.metadata:
+            _out(f"    metadata: {dict(applied.metadata)}\n")
+        for name, value in applied.provenance.to_json().items():
+            _out(f"    {name}: {value}\n")
+    return EXIT_OK
+
+
+@state.command("rm")
+@click.argument("span")
+@click.argument("keys", nargs=-1)
+@click.pass_context
+def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
+    """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
+    files = commands.state_file(_settings(ctx))
+    current = files.load()
+    span_id = _span_arg(span)
+    held = current.spans.get(span_id)
+    if held is None:
+        raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
+    missing = [key for key in keys if key not in held]
+    if missing:
+        raise OrqsyncError(f"{span} has no key {', '.join(missing)} in the state")
+    for key in keys or list(held):
+        held.pop(key)
+    if not held:
+        current.spans.pop(span_id)
+    files.write(current)
+    _err(f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state (nothing sent).")
+    return EXIT_OK
+
+
+@cli.group()
+def emulator() -> None:
+    """The built-in orq.ai emulator."""
+
+
+@emulator.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--definitions", type=click.Path(dir_okay=False, exists=True))
+@click.option("--db", default=":memory:", show_default=True, help="SQLite file, or :memory:.")
+@click.option("--api-key", "api_keys", multiple=True, default=("emulator-key",), show_default=True)
+@click.option("--string-limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--seed", default=0, show_default=True, help="Seed of the fault injection.")
+@click.option("--rate-limit", type=float, help="Requests per minute before 429s.")
+@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1))
+@click.option("--burst-429-rate", default=0.0, type=click.FloatRange(0, 1))
+@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1))
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0))
+def emulator_serve(
+    host: str,
+    port: int,
+    definitions: str | None,
+    db: str,
+    api_keys: tuple[str, ...],
+    string_limit: int,
+    seed: int,
+    rate_limit: float | None,
+    error_rate: float,
+    burst_429_rate: float,
+    drop_rate: float,
+    latency_ms: float,
+) -> int:
+    """Serve the emulator on loopback until interrupted."""
+    from orqsync.emulator import EmulatorConfig, FaultConfig, serve
+
+    config = EmulatorConfig(
+        api_keys=api_keys,
+        definitions_path=definitions,
+        string_limit=string_limit,
+        db_path=db,
+        faults=FaultConfig(
+            seed=seed,
+            rate_limit_per_minute=rate_limit,
+            burst_429_rate=burst_429_rate,
+            error_rate=error_rate,
+            latency_ms=latency_ms,
+            drop_rate=drop_rate,
+        ),
+    )
+    serve(config, host, port)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="orqsync")

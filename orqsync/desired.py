@@ -1,0 +1,294 @@
+"""Annotation files + definitions -> DesiredState, strictly, with every problem located."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from orqsync.definitions import Definitions, load_definitions
+from orqsync.errors import Problem, ProblemsError
+from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
+from orqsync.schema import check
+from orqsync.validate import Invalid, Value, canonical_number, check_value
+from orqsync.yamlfile import (
+    Document,
+    mapping_items,
+    parse,
+    position,
+    read_text,
+    resolve_scalar,
+    scalar_text,
+    to_python,
+)
+
+SpanId = tuple[str, str]
+Metadata = tuple[tuple[str, str], ...]  # sorted (name, value) pairs; hashable and comparable
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """One desired (trace, span, key) value, the metadata to send with it, and where it is."""
+
+    value: Value
+    metadata: Metadata
+    path: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One legacy Feedback API record, identified by `id`."""
+
+    id: str
+    trace_id: str
+    product: str
+    property: str
+    value: str | int | float | tuple[str, ...]
+    path: str
+    line: int
+
+    def body(self) -> dict[str, object]:
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {
+            "property": self.property,
+            "value": value,
+            "trace_id": self.trace_id,
+            "id": self.id,
+            "product": self.product,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """What the repository declares; `files` maps each file read to its content hash."""
+
+    spans: dict[SpanId, dict[str, Annotation]]
+    feedback: dict[str, Feedback]
+    files: dict[str, str] = field(default_factory=dict)
+    definitions_hash: str = ""
+
+    @property
+    def annotation_count(self) -> int:
+        return sum(len(keys) for keys in self.spans.values())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def find_sources(settings: Settings) -> list[str]:
+    """Absolute paths of the annotation files, sorted, the project's own files left out."""
+    skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
+    found: set[str] = set()
+    for pattern in settings.sources:
+        for match in glob.glob(pattern, root_dir=settings.root, recursive=True):
+            full = settings.path(match)
+            if os.path.isfile(full) and full not in skip:
+                found.add(full)
+    return sorted(found)
+
+
+def owned(key: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+
+def load_desired(settings: Settings) -> DesiredState:
+    """Read definitions and every annotation file; raise ProblemsError listing all problems."""
+    definitions, problems = load_definitions(
+        settings.definitions_path, settings.display(settings.definitions_path)
+    )
+    if problems:
+        raise ProblemsError(problems)
+    with open(settings.definitions_path, "rb") as handle:
+        definitions_hash = sha256(handle.read())
+    builder = _Builder(settings, definitions)
+    paths = find_sources(settings)
+    if not paths:
+        patterns = ", ".join(settings.sources)
+        raise ProblemsError(
+            [
+                Problem(
+                    PROJECT_FILE,
+                    None,
+                    None,
+                    f"sources ({patterns}) match no annotation files",
+                    "check `sources` in orqsync.yaml; to remove every label keep one file "
+                    "with `spans: []`",
+                )
+            ]
+        )
+    for path in paths:
+        builder.add_file(path)
+    if builder.problems:
+        raise ProblemsError(builder.problems)
+    return DesiredState(builder.spans, builder.feedback, builder.files, definitions_hash)
+
+
+class _Builder:
+    """Accumulates spans and feedback across files, remembering where each was declared."""
+
+    def __init__(self, settings: Settings, definitions: Definitions) -> None:
+        self.settings = settings
+        self.definitions = definitions
+        self.defaults = tuple(sorted(settings.metadata.items()))
+        self.spans: dict[SpanId, dict[str, Annotation]] = {}
+        self.feedback: dict[str, Feedback] = {}
+        self.files: dict[str, str] = {}
+        self.problems: list[Problem] = []
+        self._metadata: dict[Metadata, Metadata] = {}
+
+    def add_file(self, path: str) -> None:
+        display = self.settings.display(path)
+        text, problems = read_text(path, display)
+        if text is None:
+            self.problems.extend(problems)
+            return
+        self.files[display] = sha256(text.encode("utf-8"))
+        doc = parse(text, display)
+        if doc.root is None:
+            if not doc.problems:
+                doc.problem(None, "the file is empty", "start with `version: 1`")
+            self.problems.extend(doc.problems)
+            return
+        data = to_python(doc, doc.root)
+        if not doc.problems:
+            if isinstance(data, dict):
+                doc.problems.extend(check(doc, data, "annotations"))
+            else:
+                doc.problem(
+                    doc.root,
+                    "an annotation file must be a mapping",
+                    "start with `version: 1` and a `spans:` list",
+                )
+        if not doc.problems:
+            self._walk(doc)
+        self.problems.extend(doc.problems)
+
+    def _walk(self, doc: Document) -> None:
+        """The file passed its schema: read ids, metadata and values in detail."""
+        fields = {name: value for name, _, value in mapping_items(doc, doc.root)}
+        file_meta = self._read_metadata(doc, fields.get("metadata"), self.defaults)
+        spans = fields.get("spans")
+        for span_node in spans.value if spans is not None else ():
+            self._span(doc, span_node, file_meta)
+        records = fields.get("feedback")
+        for record_node in records.value if records is not None else ():
+            self._feedback(doc, record_node)
+
+    def _read_metadata(self, doc: Document, node: Node | None, base: Metadata) -> Metadata:
+        if node is None:
+            return base
+        raw = {name: scalar_text(value) or "" for name, _, value in mapping_items(doc, node)}
+        merged = dict(base)
+        merged.update(normalize_metadata(raw))
+        key = tuple(sorted(merged.items()))
+        return self._metadata.setdefault(key, key)
+
+    def _id(self, doc: Document, node: Node, what: str) -> str | None:
+        text = scalar_text(node)
+        if not text or not text.strip():
+            doc.problem(node, f"{what} is empty", f"write the {what}")
+            return None
+        if text != text.strip():
+            doc.problem(node, f"{what} has leading or trailing spaces", "remove the spaces")
+            return None
+        return text
+
+    def _span(self, doc: Document, node: Node, file_meta: Metadata) -> None:
+        fields = {name: value for name, _, value in mapping_items(doc, node)}
+        trace_id = self._id(doc, fields["trace_id"], "trace_id")
+        span_id = self._id(doc, fields["span_id"], "span_id")
+        metadata = self._read_metadata(doc, fields.get("metadata"), file_meta)
+        if trace_id is None or span_id is None:
+            return
+        keys = self.spans.setdefault((trace_id, span_id), {})
+        for key, key_node, value_node in mapping_items(doc, fields["annotations"]):
+            line, _ = position(key_node)
+            assert line is not None
+            definition = self.definitions.get(key)
+            if definition is None:
+                known = ", ".join(sorted(self.definitions)) or "none"
+                doc.problem(
+                    key_node,
+                    f'unknown annotation key "{key}": no such definition in '
+                    f"{self.settings.definitions}",
+                    f"known keys: {known}; add it to orq.ai and to "
+                    f"{self.settings.definitions} first",
+                )
+                continue
+            if not owned(key, self.settings.owned_keys):
+                doc.problem(
+                    key_node,
+                    f'key "{key}" is not in policy.owned_keys',
+                    "add it to policy.owned_keys in orqsync.yaml, or remove it here",
+                )
+                continue
+            value = check_value(definition, value_node, self.settings.string_limit)
+            if isinstance(value, Invalid):
+                doc.problem(value_node, value.message, value.hint)
+                continue
+            previous = keys.get(key)
+            if previous is not None:
+                doc.problem(
+                    key_node,
+                    f'"{key}" of span {trace_id}/{span_id} is declared twice '
+                    f"(also at {previous.path}:{previous.line})",
+                    "keep one of the two declarations",
+                )
+                continue
+            keys[key] = Annotation(value, metadata, doc.path, line)
+
+    def _feedback(self, doc: Document, node: Node) -> None:
+        fields = {name: value for name, _, value in mapping_items(doc, node)}
+        record_id = self._id(doc, fields["id"], "id")
+        trace_id = self._id(doc, fields["trace_id"], "trace_id")
+        prop = scalar_text(fields["property"]) or ""
+        product_node = fields.get("product")
+        product = scalar_text(product_node) if product_node is not None else "deployments"
+        value = _feedback_value(doc, fields["value"], self.settings.string_limit)
+        if record_id is None or trace_id is None or value is None:
+            return
+        line, _ = position(node)
+        assert line is not None
+        previous = self.feedback.get(record_id)
+        if previous is not None:
+            doc.problem(
+                fields["id"],
+                f'feedback id "{record_id}" is declared twice '
+                f"(also at {previous.path}:{previous.line})",
+                "feedback ids must be unique; keep one of the two records",
+            )
+            return
+        self.feedback[record_id] = Feedback(
+            record_id, trace_id, product or "deployments", prop, value, doc.path, line
+        )
+
+
+def _feedback_value(
+    doc: Document, node: Node, limit: int
+) -> str | int | float | tuple[str, ...] | None:
+    """Feedback values: text, a number, or a list of text (kept in order, as the API takes)."""
+    if isinstance(node, SequenceNode):
+        items = tuple(scalar_text(item) or "" for item in node.value)
+        too_long = [item for item in items if len(item) > limit]
+        if too_long:
+            doc.problem(node, f"feedback value exceeds maximum length of {limit} characters")
+            return None
+        return items
+    assert isinstance(node, ScalarNode)
+    resolved = resolve_scalar(node)
+    if isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
+        return canonical_number(resolved)
+    text = scalar_text(node)
+    if text is None:
+        doc.problem(node, "feedback value is empty", "write a value or delete the record")
+        return None
+    if len(text) > limit:
+        doc.problem(node, f"feedback value exceeds maximum length of {limit} characters")
+        return None
+    return text

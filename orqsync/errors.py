@@ -1,0 +1,109 @@
+"""The one family of errors a user can see.
+
+    OrqsyncError               exit 1 unless a subclass says otherwise
+    ├── ProblemsError          one or more located problems in the user's files (exit 1)
+    ├── ApiError               a request orq.ai refused or that never got an answer (exit 1)
+    ├── StalePlanError         a saved plan no longer matches the state (exit 4)
+    ├── RemovalBudgetError     the plan removes more than policy.max_removals (exit 5)
+    └── StateError             a missing, corrupt, locked or newer-format state file (exit 1)
+
+Everything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_PARTIAL = 3
+EXIT_STALE = 4
+EXIT_BUDGET = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a user's file, with where it is and what to do."""
+
+    path: str
+    line: int | None  # 1-based
+    column: int | None  # 1-based
+    message: str
+    hint: str = ""
+
+    def render(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line or 0, self.column or 0, self.message)
+
+
+class OrqsyncError(Exception):
+    """An error the user can act on; `hint` says what to do next."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ProblemsError(OrqsyncError):
+    """Problems found in the user's files; all of them, not the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=Problem.sort_key)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent")
+
+    def render(self) -> str:
+        lines = [p.render() for p in self.problems]
+        lines.append(f"error: {self.message}")
+        return "\n".join(lines)
+
+
+class ApiError(OrqsyncError):
+    """orq.ai refused a request, or it never got an answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint)
+        self.method = method
+        self.path = path
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class StalePlanError(OrqsyncError):
+    exit_code = EXIT_STALE
+
+
+class RemovalBudgetError(OrqsyncError):
+    exit_code = EXIT_BUDGET
+
+
+class StateError(OrqsyncError):
+    """The state file cannot be used as it is."""

@@ -1,0 +1,225 @@
+"""make_plan(desired, state) -> Plan: the pure diff and the requests that carry it out.
+
+Per span: removes first, then sets; at most ten items a request; the fewest requests possible.
+Sets that share metadata share requests (metadata is per request). A changed value or changed
+metadata is a set, because the API replaces a key's value. Only keys orqsync owns are removed.
+No I/O, no clock, no randomness: the same inputs give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from orqsync.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.state import Applied, Metadata, State
+from orqsync.validate import Value
+
+BATCH_LIMIT = 10
+
+ANNOTATE = "annotate"
+REMOVE = "remove"
+FEEDBACK_PUT = "feedback_put"
+FEEDBACK_REMOVE = "feedback_remove"
+
+CREATE = "create"
+UPDATE = "update"
+DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One API request. `items` are (key, value) to set; `keys` are keys to remove."""
+
+    kind: str
+    trace_id: str
+    span_id: str = ""
+    items: tuple[tuple[str, Value], ...] = ()
+    keys: tuple[str, ...] = ()
+    metadata: Metadata = ()
+    feedback: tuple[tuple[str, object], ...] = ()  # the Feedback body, sorted pairs
+
+    @property
+    def chain(self) -> tuple[str, str]:
+        """Requests of one chain run in order: one span, or one feedback record."""
+        if self.kind in (FEEDBACK_PUT, FEEDBACK_REMOVE):
+            return ("feedback", str(dict(self.feedback)["id"]))
+        return (self.trace_id, self.span_id)
+
+    @property
+    def size(self) -> int:
+        return len(self.items) or len(self.keys) or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One (trace, span, key) or feedback record that differs, for people to read."""
+
+    action: str  # create | update | delete
+    trace_id: str
+    span_id: str
+    key: str
+    old: Value | None = None
+    new: Value | None = None
+    old_metadata: Metadata = ()
+    new_metadata: Metadata = ()
+    path: str = ""  # where the desired value is declared (empty for deletes)
+    line: int = 0
+    feedback: bool = False
+
+    @property
+    def metadata_only(self) -> bool:
+        return self.action == UPDATE and same_value(self.old, self.new)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The changes, and the requests in the order they must be sent."""
+
+    changes: tuple[Change, ...]
+    requests: tuple[Request, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.requests
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+    @property
+    def removals(self) -> int:
+        return self.count(DELETE)
+
+
+def same_value(a: object, b: object) -> bool:
+    """Canonical equality that never confuses True with 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def _chunks(keys: list, size: int = BATCH_LIMIT) -> Iterator[list]:
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
+
+
+def plan_span(
+    trace_id: str,
+    span_id: str,
+    desired: dict[str, Annotation],
+    applied: dict[str, Applied],
+    owned_keys: tuple[str, ...],
+) -> tuple[list[Change], list[Request]]:
+    """The changes and requests of one span."""
+    changes: list[Change] = []
+    requests: list[Request] = []
+    removes = sorted(key for key in applied if key not in desired and owned(key, owned_keys))
+    for key in removes:
+        old = applied[key]
+        changes.append(
+            Change(DELETE, trace_id, span_id, key, old=old.value, old_metadata=old.metadata)
+        )
+    for batch in _chunks(removes):
+        requests.append(Request(REMOVE, trace_id, span_id, keys=tuple(batch)))
+    groups: dict[Metadata, list[str]] = {}
+    for key in sorted(desired):
+        want = desired[key]
+        have = applied.get(key)
+        if (
+            have is not None
+            and same_value(have.value, want.value)
+            and (have.metadata == want.metadata)
+        ):
+            continue
+        groups.setdefault(want.metadata, []).append(key)
+        changes.append(
+            Change(
+                CREATE if have is None else UPDATE,
+                trace_id,
+                span_id,
+                key,
+                old=None if have is None else have.value,
+                new=want.value,
+                old_metadata=() if have is None else have.metadata,
+                new_metadata=want.metadata,
+                path=want.path,
+                line=want.line,
+            )
+        )
+    for metadata in sorted(groups):
+        for batch in _chunks(groups[metadata]):
+            items = tuple((key, desired[key].value) for key in batch)
+            requests.append(Request(ANNOTATE, trace_id, span_id, items=items, metadata=metadata))
+    return changes, requests
+
+
+def _feedback_changes(
+    desired: dict[str, Feedback], state: State
+) -> Iterable[tuple[Change, Request]]:
+    for record_id in sorted(set(desired) | set(state.feedback)):
+        want = desired.get(record_id)
+        have = state.feedback.get(record_id)
+        if want is None:
+            assert have is not None
+            body = dict(have.body)
+            remove = tuple(
+                sorted(
+                    {
+                        "id": record_id,
+                        "trace_id": body["trace_id"],
+                        "product": body["product"],
+                    }.items()
+                )
+            )
+            yield (
+                Change(
+                    DELETE,
+                    str(body["trace_id"]),
+                    "",
+                    str(body["property"]),
+                    old=body["value"],
+                    feedback=True,
+                ),  # type: ignore[arg-type]
+                Request(FEEDBACK_REMOVE, str(body["trace_id"]), feedback=remove),
+            )
+            continue
+        body_pairs = tuple(sorted(want.body().items()))
+        body_pairs = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in body_pairs)
+        if have is not None and have.body == body_pairs:
+            continue
+        old_value = None if have is None else have.get("value")
+        yield (
+            Change(
+                CREATE if have is None else UPDATE,
+                want.trace_id,
+                "",
+                want.property,
+                old=old_value,  # type: ignore[arg-type]
+                new=want.value,
+                path=want.path,
+                line=want.line,
+                feedback=True,
+            ),
+            Request(FEEDBACK_PUT, want.trace_id, feedback=body_pairs),
+        )
+
+
+def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] = ("*",)) -> Plan:
+    """The diff of `desired` against `state`, with the fewest requests that carry it out."""
+    changes: list[Change] = []
+    requests: list[Request] = []
+    empty: dict = {}
+    for trace_id, span_id in sorted(set(desired.spans) | set(state.spans)):
+        span_changes, span_requests = plan_span(
+            trace_id,
+            span_id,
+            desired.spans.get((trace_id, span_id), empty),
+            state.spans.get((trace_id, span_id), empty),
+            owned_keys,
+        )
+        changes.extend(span_changes)
+        requests.extend(span_requests)
+    for change, request in _feedback_changes(desired.feedback, state):
+        changes.append(change)
+        requests.append(request)
+    return Plan(tuple(changes), tuple(requests))

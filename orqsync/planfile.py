@@ -1,0 +1,245 @@
+"""Saved plans: versioned JSON that pins the state it was made against.
+
+A saved plan holds the base state's lineage, serial and hash, the hashes of the desired files
+and the definitions, the summary, the changes and every request in order. No secrets: the API
+key is never part of a request object. `apply FILE` runs exactly those requests, or refuses the
+plan as stale when the state or the definitions moved on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from orqsync import __version__
+from orqsync.desired import DesiredState
+from orqsync.errors import OrqsyncError, StalePlanError
+from orqsync.plan import Change, Plan, Request
+from orqsync.state import State, state_hash
+from orqsync.wire import method_and_path, request_body
+
+FORMAT = "orqsync-plan"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """What a plan was made against."""
+
+    lineage: str
+    serial: int
+    state_hash: str
+    definitions_hash: str
+    files: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPlan:
+    plan: Plan
+    base: Base
+    plan_id: str
+    metadata_style: str
+
+
+def make_base(state: State, desired: DesiredState) -> Base:
+    return Base(
+        state.lineage,
+        state.serial,
+        state_hash(state),
+        desired.definitions_hash,
+        dict(desired.files),
+    )
+
+
+def _json(value: object) -> object:
+    if isinstance(value, tuple):
+        return [_json(item) for item in value]
+    return value
+
+
+def request_json(request: Request, metadata_style: str) -> dict[str, object]:
+    method, path = method_and_path(request)
+    data: dict[str, object] = {
+        "kind": request.kind,
+        "method": method,
+        "path": path,
+        "body": request_body(request, metadata_style),
+        "trace_id": request.trace_id,
+    }
+    if request.span_id:
+        data["span_id"] = request.span_id
+    if request.metadata:
+        data["metadata"] = dict(request.metadata)
+    return data
+
+
+def change_json(change: Change) -> dict[str, object]:
+    data: dict[str, object] = {
+        "action": change.action,
+        "trace_id": change.trace_id,
+        "key": change.key,
+    }
+    if change.feedback:
+        data["feedback"] = True
+    else:
+        data["span_id"] = change.span_id
+    if change.old is not None:
+        data["old"] = _json(change.old)
+    if change.new is not None:
+        data["new"] = _json(change.new)
+    if change.old_metadata != change.new_metadata and change.action != "delete":
+        data["old_metadata"] = dict(change.old_metadata)
+        data["new_metadata"] = dict(change.new_metadata)
+    if change.path:
+        data["source"] = f"{change.path}:{change.line}"
+    return data
+
+
+def summary(plan: Plan) -> dict[str, int]:
+    return {
+        "create": plan.count("create"),
+        "update": plan.count("update"),
+        "delete": plan.count("delete"),
+        "requests": len(plan.requests),
+    }
+
+
+def plan_id(base: Base, requests: list[dict[str, object]]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([base.lineage, base.serial, base.state_hash]).encode())
+    digest.update(json.dumps(requests, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def plan_document(plan: Plan, base: Base, metadata_style: str) -> dict[str, object]:
+    """The JSON form of a plan (`plan --format json` and `plan --out`)."""
+    requests = [request_json(request, metadata_style) for request in plan.requests]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "orqsync_version": __version__,
+        "plan_id": plan_id(base, requests),
+        "metadata_style": metadata_style,
+        "base": {
+            "lineage": base.lineage,
+            "serial": base.serial,
+            "state_hash": base.state_hash,
+            "definitions_hash": base.definitions_hash,
+            "files": base.files,
+        },
+        "summary": summary(plan),
+        "changes": [change_json(change) for change in plan.changes],
+        "requests": requests,
+    }
+
+
+def _request_from_json(data: dict) -> Request:
+    from orqsync.plan import ANNOTATE, REMOVE
+
+    kind = data["kind"]
+    body = data["body"]
+    if kind == ANNOTATE:
+        items = tuple(
+            (
+                item["key"],
+                tuple(item["value"]) if isinstance(item["value"], list) else item["value"],
+            )
+            for item in body["annotations"]
+        )
+        metadata = tuple(sorted(data.get("metadata", {}).items()))
+        return Request(kind, data["trace_id"], data["span_id"], items=items, metadata=metadata)
+    if kind == REMOVE:
+        return Request(kind, data["trace_id"], data["span_id"], keys=tuple(body["keys"]))
+    feedback = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
+    return Request(kind, data["trace_id"], feedback=feedback)
+
+
+def _change_from_json(data: dict) -> Change:
+    source = data.get("source", "")
+    path, _, line = source.rpartition(":")
+
+    def value(name: str) -> object:
+        raw = data.get(name)
+        return tuple(raw) if isinstance(raw, list) else raw
+
+    return Change(
+        data["action"],
+        data["trace_id"],
+        data.get("span_id", ""),
+        data["key"],
+        old=value("old"),  # type: ignore[arg-type]
+        new=value("new"),  # type: ignore[arg-type]
+        old_metadata=tuple(sorted(data.get("old_metadata", {}).items())),
+        new_metadata=tuple(sorted(data.get("new_metadata", {}).items())),
+        path=path,
+        line=int(line) if line.isdigit() else 0,
+        feedback=bool(data.get("feedback")),
+    )
+
+
+def load_plan(path: str) -> SavedPlan:
+    """Read a saved plan; a file that is not one is an error naming what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise OrqsyncError(
+            f"{path}: plan file not found", "save one with `orqsync plan --out FILE`"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OrqsyncError(
+            f"{path}: not a saved plan ({exc})", "save one with `orqsync plan --out FILE`"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise OrqsyncError(
+            f"{path}: not an orqsync plan", "save one with `orqsync plan --out FILE`"
+        )
+    if data.get("format_version") != FORMAT_VERSION:
+        raise OrqsyncError(
+            f"{path}: plan format version {data.get('format_version')} is not supported",
+            "make the plan again with this orqsync",
+        )
+    try:
+        base = data["base"]
+        plan = Plan(
+            tuple(_change_from_json(item) for item in data["changes"]),
+            tuple(_request_from_json(item) for item in data["requests"]),
+        )
+        return SavedPlan(
+            plan,
+            Base(
+                base["lineage"],
+                int(base["serial"]),
+                base["state_hash"],
+                base["definitions_hash"],
+                dict(base["files"]),
+            ),
+            str(data["plan_id"]),
+            str(data["metadata_style"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OrqsyncError(
+            f"{path}: the plan file is damaged (field {exc})", "make the plan again"
+        ) from None
+
+
+def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str) -> None:
+    """Refuse a plan made against another state or other definitions (exit 4)."""
+    base = saved.base
+    reasons = []
+    if base.lineage != state.lineage:
+        reasons.append(
+            f"the state is another one (lineage {state.lineage}, plan has {base.lineage})"
+        )
+    elif base.serial != state.serial:
+        reasons.append(f"the state was written since (serial {base.serial} -> {state.serial})")
+    elif base.state_hash != state_hash(state):
+        reasons.append("the state changed since (an interrupted apply, or an edit)")
+    if base.definitions_hash != definitions_hash:
+        reasons.append("definitions.yaml changed since")
+    if reasons:
+        raise StalePlanError(
+            f"{path}: saved plan is stale: " + "; ".join(reasons),
+            "run `orqsync plan --out FILE` again and apply the new plan",
+        )

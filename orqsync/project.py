@@ -1,0 +1,112 @@
+"""orqsync.yaml -> frozen Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from orqsync.errors import OrqsyncError, Problem, ProblemsError
+from orqsync.schema import check
+from orqsync.yamlfile import load, to_python
+
+PROJECT_FILE = "orqsync.yaml"
+EMBEDDED = "embedded"
+METADATA_FIELDS = ("identityId", "source", "reviewerId")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything orqsync.yaml says, with defaults filled and paths made absolute."""
+
+    root: str
+    workspace: str = ""
+    base_url: str = "https://api.orq.ai"
+    api_key_env: str = "ORQ_API_KEY"
+    string_limit: int = 200
+    metadata_style: str = "documented"
+    parallelism: int = 8
+    requests_per_minute: float | None = None
+    timeout_seconds: float = 30.0
+    max_attempts: int = 6
+    definitions: str = "definitions.yaml"
+    sources: tuple[str, ...] = ("annotations/**/*.yaml",)
+    state: str = ".orqsync/state.json"
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    max_removals: int = 100
+    owned_keys: tuple[str, ...] = ("*",)
+
+    def path(self, relative: str) -> str:
+        """A project-relative path made absolute."""
+        return os.path.normpath(os.path.join(self.root, relative))
+
+    def display(self, absolute: str) -> str:
+        """A path as the user should read it: relative to the project when inside it."""
+        relative = os.path.relpath(absolute, self.root)
+        return absolute if relative.startswith("..") else relative
+
+    @property
+    def embedded(self) -> bool:
+        return self.base_url == EMBEDDED
+
+    @property
+    def state_path(self) -> str:
+        return self.path(self.state)
+
+    @property
+    def definitions_path(self) -> str:
+        return self.path(self.definitions)
+
+
+def normalize_metadata(raw: Mapping[str, object]) -> dict[str, str]:
+    """Metadata in its documented names; `identity_id` is accepted as `identityId`."""
+    result = {}
+    for name, value in raw.items():
+        result["identityId" if name == "identity_id" else name] = str(value)
+    return result
+
+
+def load_project(directory: str) -> Settings:
+    """Read `orqsync.yaml` in `directory`; every problem is reported at once."""
+    root = os.path.abspath(directory)
+    path = os.path.join(root, PROJECT_FILE)
+    if not os.path.isfile(path):
+        raise OrqsyncError(
+            f"no {PROJECT_FILE} in {root}",
+            "run `orqsync init` to create a project, or pass -C DIR to point at one",
+        )
+    doc = load(path, PROJECT_FILE)
+    data = to_python(doc, doc.root)
+    problems: list[Problem] = list(doc.problems)
+    if doc.root is not None and not problems:
+        if not isinstance(data, dict):
+            problems.append(Problem(PROJECT_FILE, 1, 1, "the project file must be a mapping"))
+        else:
+            problems.extend(check(doc, data, "orqsync"))
+    elif doc.root is None and not problems:
+        problems.append(Problem(PROJECT_FILE, 1, 1, "the file is empty", "start with `version: 1`"))
+    if problems:
+        raise ProblemsError(problems)
+    assert isinstance(data, dict)
+    api = data.get("api", {})
+    policy = data.get("policy", {})
+    defaults = Settings(root=root)
+    return Settings(
+        root=root,
+        workspace=data.get("workspace", ""),
+        base_url=str(api.get("base_url", defaults.base_url)).rstrip("/"),
+        api_key_env=api.get("api_key_env", defaults.api_key_env),
+        string_limit=api.get("string_limit", defaults.string_limit),
+        metadata_style=api.get("metadata_style", defaults.metadata_style),
+        parallelism=api.get("parallelism", defaults.parallelism),
+        requests_per_minute=api.get("requests_per_minute", defaults.requests_per_minute),
+        timeout_seconds=float(api.get("timeout_seconds", defaults.timeout_seconds)),
+        max_attempts=api.get("max_attempts", defaults.max_attempts),
+        definitions=data.get("definitions", defaults.definitions),
+        sources=tuple(data.get("sources", defaults.sources)),
+        state=data.get("state", defaults.state),
+        metadata=MappingProxyType(normalize_metadata(data.get("metadata", {}))),
+        max_removals=policy.get("max_removals", defaults.max_removals),
+        owned_keys=tuple(policy.get("owned_keys", defaults.owned_keys)),
+    )

@@ -1,0 +1,137 @@
+"""Plans, reports and problems as text and JSON. Pure: strings in, strings out."""
+
+from __future__ import annotations
+
+import json
+from itertools import groupby
+
+from orqsync.apply import Report
+from orqsync.errors import Problem
+from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.planfile import summary
+from orqsync.wire import method_and_path, request_body
+
+MAX_REQUEST_LINES = 100
+TEXT_PREVIEW = 80
+
+_SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
+
+
+def value_text(value: object, limit: int = TEXT_PREVIEW) -> str:
+    text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + '…"'
+
+
+def _metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in metadata) + "}"
+
+
+def change_line(change: Change) -> str:
+    sign = _SIGN[change.action]
+    if change.action == CREATE:
+        return f"{sign} {change.key} = {value_text(change.new)}"
+    if change.action == DELETE:
+        return f"{sign} {change.key} = {value_text(change.old)}"
+    if change.metadata_only:
+        return (
+            f"{sign} {change.key}: metadata {_metadata_text(change.old_metadata)} -> "
+            f"{_metadata_text(change.new_metadata)}"
+        )
+    return f"{sign} {change.key}: {value_text(change.old)} -> {value_text(change.new)}"
+
+
+def summary_line(plan: Plan) -> str:
+    counts = summary(plan)
+    requests = counts["requests"]
+    return (
+        f"Plan: {counts['create']} to add, {counts['update']} to change, "
+        f"{counts['delete']} to remove; {requests} request{'s' if requests != 1 else ''}."
+    )
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def render_plan_text(
+    plan: Plan,
+    *,
+    metadata_style: str,
+    requests_per_minute: float | None = None,
+    max_removals: int | None = None,
+) -> str:
+    """A Terraform-like diff grouped by span, the requests, and a summary line."""
+    if plan.empty:
+        return "No changes. The labels in orq.ai match the repository.\n"
+    out: list[str] = ["orqsync will make these changes:", ""]
+    for (feedback, trace_id, span_id), group in groupby(
+        plan.changes, key=lambda c: (c.feedback, c.trace_id, c.span_id)
+    ):
+        items = list(group)
+        source = next((c.path for c in items if c.path), "")
+        title = f"  feedback on trace {trace_id}" if feedback else f"  span {trace_id}/{span_id}"
+        out.append(title + (f"  ({source})" if source else ""))
+        out.extend(f"      {change_line(change)}" for change in items)
+        out.append("")
+    out.append("Requests, in order:")
+    for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
+        method, path = method_and_path(request)
+        body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
+        out.append(f"  {number:>4}. {method} {path} {body}")
+    hidden = len(plan.requests) - MAX_REQUEST_LINES
+    if hidden > 0:
+        out.append(f"  ... and {hidden} more (every request is in `plan --format json`)")
+    out.append("")
+    out.append(summary_line(plan))
+    if requests_per_minute:
+        eta = len(plan.requests) / requests_per_minute * 60
+        out.append(
+            f"At {requests_per_minute:g} requests a minute, apply will take about "
+            f"{duration_text(eta)}."
+        )
+    if max_removals is not None and plan.removals > max_removals:
+        out.append(
+            f"Removal budget exceeded: {plan.removals} removals, policy.max_removals is "
+            f"{max_removals}; apply needs --allow-removals."
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_report(report: Report) -> str:
+    lines = []
+    for failure in report.failures:
+        where = f"{failure.path}:{failure.line}: " if failure.path else ""
+        lines.append(f"{where}refused: {failure.message}")
+    if report.complete:
+        lines.append(
+            f"Apply complete: {report.done} request{'s' if report.done != 1 else ''} sent."
+        )
+    else:
+        why = f" ({report.stopped})" if report.stopped else ""
+        lines.append(
+            f"Apply partial{why}: {report.done} of {report.total} requests done, "
+            f"{len(report.failures)} refused, {report.left} left. The state is saved; "
+            "fix what was refused and run apply again to finish."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def problems_json(problems: list[Problem]) -> str:
+    data = {
+        "valid": not problems,
+        "problems": [
+            {
+                "path": p.path,
+                "line": p.line,
+                "column": p.column,
+                "message": p.message,
+                "hint": p.hint,
+            }
+            for p in problems
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

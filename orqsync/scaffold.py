@@ -1,0 +1,89 @@
+"""`orqsync init`: the files of a new project."""
+
+from __future__ import annotations
+
+import os
+
+from orqsync.errors import OrqsyncError
+
+PROJECT = """\
+# yaml-language-server: $schema=https://orqsync.dev/schemas/orqsync.schema.json
+version: 1
+workspace: my-workspace
+api:
+  base_url: {base_url}  # "embedded" runs the built-in emulator (no key, nothing sent to orq.ai)
+  api_key_env: ORQ_API_KEY         # the key comes only from the environment
+  string_limit: 200
+  metadata_style: documented       # documented: identityId/source/reviewerId; current: identity_id
+  parallelism: 8
+  requests_per_minute: null        # null: adapt to 429s; a number: never exceed it
+definitions: definitions.yaml
+sources: ["annotations/**/*.yaml"]
+state: .orqsync/state.json
+metadata: {{source: orqsync}}
+policy:
+  max_removals: 100                # apply refuses more unless --allow-removals
+  owned_keys: ["*"]                # keys this repository manages; others are never touched
+"""
+
+DEFINITIONS = """\
+# yaml-language-server: $schema=https://orqsync.dev/schemas/definitions.schema.json
+# The Human Review definitions of your orq.ai workspace, pinned here (there is no API to read
+# them). Keep them in step with orq.ai: a key orq.ai does not know is refused with a 404.
+version: 1
+definitions:
+  rating:           {type: single_select, options: [good, bad]}
+  defects:          {type: multi_select, options: [grammatical, spelling, hallucination, ambiguity]}
+  confidence_score: {type: range, min: 0, max: 1}
+  correction:       {type: text}
+  approved:         {type: boolean}
+"""
+
+EXAMPLE = """\
+# yaml-language-server: $schema=https://orqsync.dev/schemas/annotations.schema.json
+version: 1
+metadata: {reviewerId: alice}
+spans:
+  - trace_id: cb2289e8eae4e587f8bba591734cc831
+    span_id: 274c568b4fffdfc5
+    annotations:
+      rating: good
+      defects: [grammatical, spelling]
+      confidence_score: 0.95
+      correction: The answer should emphasize scalability and fault tolerance.
+      approved: true
+"""
+
+GITIGNORE = """\
+# orqsync: the state file is committed; these are not
+.orqsync/*.journal
+.orqsync/*.lock
+.orqsync/*.backup
+.orqsync/emulator.db*
+"""
+
+
+def write_scaffold(directory: str, *, embedded: bool = False, force: bool = False) -> list[str]:
+    """Write the starter files; refuse to overwrite unless `force`."""
+    base_url = "embedded" if embedded else "https://api.orq.ai"
+    files = {
+        "orqsync.yaml": PROJECT.format(base_url=base_url),
+        "definitions.yaml": DEFINITIONS,
+        os.path.join("annotations", "example.yaml"): EXAMPLE,
+        ".gitignore": GITIGNORE,
+    }
+    existing = [name for name in files if os.path.exists(os.path.join(directory, name))]
+    if existing and not force:
+        raise OrqsyncError(
+            f"{', '.join(existing)} already exist in {directory}",
+            "pass --force to overwrite them",
+        )
+    written = []
+    for name, text in files.items():
+        path = os.path.join(directory, name)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        mode = "a" if name == ".gitignore" and os.path.exists(path) else "w"
+        with open(path, mode, encoding="utf-8") as handle:
+            handle.write(text)
+        written.append(path)
+    return written

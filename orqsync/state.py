@@ -1,0 +1,389 @@
+"""The state file: the record of what orqsync wrote, and the journal that keeps it honest.
+
+There is no API that reads annotations back, so the state is the only memory of what was
+written. It is JSON with one span per line (sorted), so that git diffs and merges stay readable.
+
+Progress during an apply goes to a journal beside the state (`state.json.journal`): one JSON line
+per request that succeeded, appended and flushed before the request counts as done, so the
+cost per request does not grow with the state. At the end of a run the journal is folded into
+the state, which is written atomically (temp file, fsync, rename), and the journal is removed.
+After a crash, the next command folds the journal it finds. A journal names the lineage and
+serial of the state it extends; one that does not match (already folded) is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import IO
+
+from orqsync.errors import StateError
+from orqsync.validate import Value
+
+FORMAT_VERSION = 1
+
+SpanId = tuple[str, str]
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who decided a label and how it got applied."""
+
+    commit: str = ""
+    author: str = ""
+    applied_at: str = ""
+    plan_id: str = ""
+    run_url: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
+
+    @property
+    def id(self) -> str:
+        """Content id: annotations of one apply share one provenance record in the file."""
+        return hashlib.sha256(_dumps(self.to_json()).encode("utf-8")).hexdigest()[:12]
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Provenance:
+        return cls(**{name: str(data.get(name, "")) for name in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An annotation as orqsync last wrote it."""
+
+    value: Value
+    metadata: Metadata
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFeedback:
+    """A Feedback API record as orqsync last wrote it (`body` is what was sent)."""
+
+    body: tuple[tuple[str, object], ...]
+    provenance: Provenance
+
+    def get(self, name: str) -> object:
+        return dict(self.body).get(name)
+
+
+@dataclass(slots=True)
+class State:
+    """The last-applied state. Mutated only by `fold`, which the applier drives."""
+
+    lineage: str
+    serial: int = 0
+    spans: dict[SpanId, dict[str, Applied]] = field(default_factory=dict)
+    feedback: dict[str, AppliedFeedback] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls) -> State:
+        return cls(lineage=str(uuid.uuid4()))
+
+    @property
+    def annotation_count(self) -> int:
+        return sum(len(keys) for keys in self.spans.values())
+
+    def fold(self, entry: dict) -> None:
+        """Apply one journal entry (the effect of one successful request)."""
+        op = entry["op"]
+        provenance = Provenance.from_json(entry.get("provenance", {}))
+        if op == "set":
+            span = self.spans.setdefault((entry["trace_id"], entry["span_id"]), {})
+            metadata = _metadata(entry.get("metadata", {}))
+            for key, value in entry["values"].items():
+                span[key] = Applied(_value(value), metadata, provenance)
+        elif op == "remove":
+            span_id = (entry["trace_id"], entry["span_id"])
+            span = self.spans.get(span_id, {})
+            for key in entry["keys"]:
+                span.pop(key, None)
+            if not span:
+                self.spans.pop(span_id, None)
+        elif op == "feedback_put":
+            body = entry["body"]
+            self.feedback[body["id"]] = AppliedFeedback(_body(body), provenance)
+        elif op == "feedback_remove":
+            self.feedback.pop(entry["id"], None)
+        else:
+            raise StateError(f"unknown journal entry {op!r}")
+
+
+def _metadata(data: dict[str, str]) -> Metadata:
+    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+
+
+def _value(value: object) -> Value:
+    if isinstance(value, list):
+        return tuple(value)
+    return value  # type: ignore[return-value]
+
+
+def _body(body: dict) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
+
+
+def _jsonable(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _array(name: str, lines: list[str], last: bool = False) -> str:
+    inner = "\n" + ",\n".join(lines) + "\n" if lines else ""
+    return f'"{name}": [{inner}]' + ("" if last else ",")
+
+
+def render_state(state: State) -> str:
+    """The state file's text: deterministic, sorted, one span or record per line.
+
+    Each annotation names its provenance by id; the records sit once each in `provenance`.
+    """
+    provenance: dict[str, Provenance] = {}
+    span_lines = []
+    for (trace_id, span_id), keys in sorted(state.spans.items()):
+        annotations = {}
+        for key, applied in keys.items():
+            record_id = applied.provenance.id
+            provenance.setdefault(record_id, applied.provenance)
+            item: dict[str, object] = {"value": _jsonable(applied.value), "by": record_id}
+            if applied.metadata:
+                item["metadata"] = dict(applied.metadata)
+            annotations[key] = item
+        span_lines.append(
+            _dumps({"trace_id": trace_id, "span_id": span_id, "annotations": annotations})
+        )
+    feedback_lines = []
+    for _, record in sorted(state.feedback.items()):
+        provenance.setdefault(record.provenance.id, record.provenance)
+        body = {k: _jsonable(v) for k, v in record.body}
+        feedback_lines.append(_dumps({"body": body, "by": record.provenance.id}))
+    provenance_lines = [
+        _dumps({"id": record_id, **record.to_json()})
+        for record_id, record in sorted(provenance.items())
+    ]
+    return (
+        "\n".join(
+            [
+                "{",
+                f'"format_version": {FORMAT_VERSION},',
+                f'"lineage": {_dumps(state.lineage)},',
+                f'"serial": {state.serial},',
+                _array("provenance", provenance_lines),
+                _array("spans", span_lines),
+                _array("feedback", feedback_lines, last=True),
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def state_hash(state: State) -> str:
+    """Content hash of a state as it would be written."""
+    return hashlib.sha256(render_state(state).encode("utf-8")).hexdigest()
+
+
+def parse_state(text: str, path: str) -> State:
+    """A state from its file text; anything unexpected is a StateError, never a guess."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"{path}:{exc.lineno}:{exc.colno}: the state file is corrupt ({exc.msg})",
+            f"restore it from git or from {os.path.basename(path)}.backup; "
+            "orqsync will not overwrite it",
+        ) from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise StateError(
+            f"{path}: not an orqsync state file",
+            f"restore it from git or from {os.path.basename(path)}.backup",
+        )
+    version = data["format_version"]
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise StateError(
+            f"{path}: state format version {version} is not supported "
+            f"(this orqsync reads version {FORMAT_VERSION})",
+            "upgrade orqsync" if newer else "restore the state file from git",
+        )
+    try:
+        state = State(lineage=str(data["lineage"]), serial=int(data["serial"]))
+        provenance = {record["id"]: Provenance.from_json(record) for record in data["provenance"]}
+        for record in data["spans"]:
+            span = {
+                key: Applied(
+                    _value(item["value"]),
+                    _metadata(item.get("metadata", {})),
+                    provenance[item["by"]],
+                )
+                for key, item in record["annotations"].items()
+            }
+            state.spans[(record["trace_id"], record["span_id"])] = span
+        for record in data["feedback"]:
+            body = record["body"]
+            state.feedback[body["id"]] = AppliedFeedback(_body(body), provenance[record["by"]])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateError(
+            f"{path}: the state file is damaged (bad or missing field {exc})",
+            f"restore it from git or from {os.path.basename(path)}.backup",
+        ) from None
+    return state
+
+
+class StateFile:
+    """The state file on disk with its journal and backup."""
+
+    def __init__(self, path: str, display: str | None = None) -> None:
+        self.path = path
+        self.display = display or path
+        self.journal_path = path + ".journal"
+        self.backup_path = path + ".backup"
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def load(self) -> State:
+        """The state with any journal left by an interrupted apply folded in (in memory)."""
+        if os.path.exists(self.path):
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except UnicodeDecodeError:
+                raise StateError(
+                    f"{self.display}: the state file is not UTF-8 text",
+                    f"restore it from git or from {os.path.basename(self.backup_path)}",
+                ) from None
+            state = parse_state(text, self.display)
+        else:
+            state = State.new()
+        for entry in self.pending(state):
+            state.fold(entry)
+        return state
+
+    def pending(self, state: State) -> list[dict]:
+        """Journal entries that extend `state` (an interrupted apply's finished requests)."""
+        entries = self._journal_entries()
+        if not entries or not _extends(entries[0], state):
+            return []  # none, or written against another state (already folded)
+        return entries[1:]
+
+    def _journal_entries(self) -> list[dict]:
+        """Every whole line of the journal; a torn last line never counted as done."""
+        if not os.path.exists(self.journal_path):
+            return []
+        entries: list[dict] = []
+        with open(self.journal_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    entries.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+        return entries
+
+    def has_journal(self) -> bool:
+        return os.path.exists(self.journal_path)
+
+    def write(self, state: State) -> None:
+        """Bump the serial and write atomically; keep the previous file as a backup."""
+        state.serial += 1
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, exist_ok=True)
+        text = render_state(state)
+        if os.path.exists(self.path):
+            _atomic_write(self.backup_path, _read_bytes(self.path))
+        _atomic_write(self.path, text.encode("utf-8"))
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+        _fsync_dir(directory)
+
+    def open_journal(self, state: State) -> Journal:
+        """Start the journal of an apply against `state`, or continue the one that extends it."""
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        entries = self._journal_entries()
+        if entries and _extends(entries[0], state):
+            keep = "".join(_dumps(entry) + "\n" for entry in entries)
+            _atomic_write(self.journal_path, keep.encode("utf-8"))  # drops a torn tail
+            return Journal(self.journal_path, header=None, continued=len(entries) > 1)
+        return Journal(self.journal_path, header=_begin(state), continued=False)
+
+    def discard_journal(self) -> None:
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+
+
+def _begin(state: State) -> dict:
+    return {"op": "begin", "lineage": state.lineage, "serial": state.serial}
+
+
+def _extends(header: dict, state: State) -> bool:
+    return (
+        header.get("op") == "begin"
+        and header.get("lineage") == state.lineage
+        and header.get("serial") == state.serial
+    )
+
+
+class Journal:
+    """Append-only record of finished requests; each line is durable before `record` returns."""
+
+    def __init__(self, path: str, header: dict | None, continued: bool) -> None:
+        self.continued = continued  # it holds work of an earlier, interrupted apply
+        self._lock = threading.Lock()
+        self._handle: IO[str] = open(path, "a" if header is None else "w", encoding="utf-8")  # noqa: SIM115
+        if header is not None:
+            self._append(header)
+
+    def _append(self, entry: dict) -> None:
+        self._handle.write(_dumps(entry) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def record(self, entry: dict) -> None:
+        with self._lock:
+            self._append(entry)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path) or "."
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,150 @@
+"""Values against their definitions and limits, offline.
+
+Every check here mirrors a 400 or 404 the API would answer, so that nothing it would refuse is
+ever sent. The result of a good value is its canonical form (DESIGN.md section 3):
+single select -> str; multi select -> sorted tuple of distinct str; range -> int when whole,
+else float; boolean -> bool; text -> str.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orqsync.definitions import Definition
+from orqsync.yamlfile import resolve_scalar, scalar_text
+
+Value = str | int | float | bool | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why a value was refused, and what to do."""
+
+    message: str
+    hint: str = ""
+
+
+def canonical_number(number: float | int) -> int | float:
+    """`1` and `1.0` are one value: whole numbers become int."""
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number
+
+
+def check_value(definition: Definition, node: Node, string_limit: int) -> Value | Invalid:
+    """The canonical value of `node` under `definition`, or why the API would refuse it."""
+    key = definition.key
+    kind = definition.type
+    if kind == "single_select":
+        if isinstance(node, SequenceNode):
+            if len(node.value) != 1:
+                return Invalid(
+                    f'"{key}" is a single select and takes one option, got {len(node.value)}',
+                    "keep one option, or make the definition multi_select",
+                )
+            node = node.value[0]
+        text = _text(node)
+        if isinstance(text, Invalid):
+            return text
+        return _option(definition, text)
+    if kind == "multi_select":
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        if not items:
+            return Invalid(
+                f'"{key}" needs at least one option',
+                "to remove the label, delete the key instead",
+            )
+        chosen = set()
+        for item in items:
+            text = _text(item)
+            if isinstance(text, Invalid):
+                return text
+            option = _option(definition, text)
+            if isinstance(option, Invalid):
+                return option
+            chosen.add(option)
+        return tuple(sorted(chosen))
+    if kind == "range":
+        number = resolve_scalar(node) if isinstance(node, ScalarNode) else None
+        if isinstance(node, ScalarNode) and bool(node.style):
+            number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            return Invalid(
+                f'"{key}" is a range and takes a number, got {_describe(node)}',
+                f"write a number from {_num(definition.min)} to {_num(definition.max)}",
+            )
+        if math.isnan(number) or math.isinf(number):
+            return Invalid(f'"{key}" takes a finite number, got {node.value}')
+        assert definition.min is not None and definition.max is not None
+        if not definition.min <= number <= definition.max:
+            return Invalid(
+                f"Value {_num(number)} is out of range [{_num(definition.min)}, "
+                f'{_num(definition.max)}] for "{key}"',
+                "use a value inside the range, or change the definition",
+            )
+        return canonical_number(number)
+    if kind == "boolean":
+        value = resolve_scalar(node) if isinstance(node, ScalarNode) else None
+        if isinstance(node, ScalarNode) and bool(node.style):
+            value = None
+        if not isinstance(value, bool):
+            return Invalid(
+                f'"{key}" is a boolean and takes true or false, got {_describe(node)}',
+                "write true or false (yes/no/on/off are not booleans here)",
+            )
+        return value
+    # text
+    text = _text(node)
+    if isinstance(text, Invalid):
+        return text
+    if len(text) > string_limit:
+        return Invalid(
+            f'"{key}": string value exceeds maximum length of {string_limit} characters '
+            f"({len(text)})",
+            "shorten the text, or raise api.string_limit if your orq.ai accepts more (max 3000)",
+        )
+    return text
+
+
+def _text(node: Node) -> str | Invalid:
+    if not isinstance(node, ScalarNode):
+        kind = "a list" if isinstance(node, SequenceNode) else "a mapping"
+        return Invalid(f"expected text, got {kind}")
+    text = scalar_text(node)
+    if text is None:
+        return Invalid(
+            "empty value",
+            "write a value, quote it ('' for empty text), or delete the key to remove the label",
+        )
+    return text
+
+
+def _option(definition: Definition, text: str) -> str | Invalid:
+    if text in definition.options:
+        return text
+    return Invalid(
+        f'Invalid value "{text}" for "{definition.key}". '
+        f"Valid options are: {', '.join(definition.options)}",
+        "use one of the options, or add it to definitions.yaml after adding it in orq.ai",
+    )
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    text = scalar_text(node)
+    if text is None:
+        return "an empty value"
+    return f'"{text}"' if bool(node.style) else text
+
+
+def _num(number: float | int | None) -> str:
+    if number is None:
+        return "?"
+    value = canonical_number(number)
+    return str(value)

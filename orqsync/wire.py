@@ -1,0 +1,59 @@
+"""Requests as they go on the wire: method, path and JSON body (pure; shared by client and
+renderers so that a plan shows exactly what apply sends)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
+from orqsync.state import Metadata
+
+DOCUMENTED = "documented"
+CURRENT = "current"
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def wire_metadata(metadata: Metadata, style: str) -> dict[str, str]:
+    """Metadata in the wire form the server expects.
+
+    `documented` sends identityId/source/reviewerId as the docs show; `current` sends only
+    `identity_id`, the one field the current OpenAPI spec has (orq-api-contract.md 3.4).
+    """
+    fields = dict(metadata)
+    if style == CURRENT:
+        return {"identity_id": fields["identityId"]} if "identityId" in fields else {}
+    return fields
+
+
+def method_and_path(request: Request) -> tuple[str, str]:
+    if request.kind in (ANNOTATE, REMOVE):
+        path = (
+            f"/v2/traces/{_segment(request.trace_id)}/spans/{_segment(request.span_id)}/annotation"
+        )
+        return ("POST" if request.kind == ANNOTATE else "DELETE"), path
+    if request.kind == FEEDBACK_PUT:
+        return "POST", "/v2/feedback"
+    if request.kind == FEEDBACK_REMOVE:
+        return "POST", "/v2/feedback/remove"
+    raise ValueError(f"unknown request kind {request.kind!r}")
+
+
+def _json(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def request_body(request: Request, metadata_style: str) -> dict[str, object]:
+    if request.kind == ANNOTATE:
+        body: dict[str, object] = {
+            "annotations": [{"key": key, "value": _json(value)} for key, value in request.items]
+        }
+        metadata = wire_metadata(request.metadata, metadata_style)
+        if metadata:
+            body["metadata"] = metadata
+        return body
+    if request.kind == REMOVE:
+        return {"keys": list(request.keys)}
+    return {key: _json(value) for key, value in request.feedback}

@@ -1,0 +1,248 @@
+"""Strict YAML reading: nodes with line and column, no surprises.
+
+PyYAML composes the node graph (in C when libyaml is there); the conversion to Python values is
+ours, so that the rules of DESIGN.md section 3 hold everywhere:
+
+- duplicate mapping keys are problems, not a silent last-one-wins;
+- only ``true``/``false`` are booleans (YAML 1.2), ``yes``/``no``/``on``/``off`` stay text;
+- dates are never resolved: they stay text;
+- aliases may not expand past a bound (no billion laughs);
+- files must be UTF-8.
+
+Where a caller wants a string (ids, options, text values) it reads the scalar's own text with
+``scalar_text`` instead of the resolved value, so ``no`` or ``0123`` arrive exactly as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orqsync.errors import Problem
+
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# The most nodes that aliases may add to a document beyond those written out.
+ALIAS_EXPANSION_LIMIT = 10_000
+
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULL = {"", "~", "null", "Null", "NULL"}
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_SPECIAL_FLOAT = {
+    ".inf": float("inf"),
+    "+.inf": float("inf"),
+    "-.inf": float("-inf"),
+    ".Inf": float("inf"),
+    "-.Inf": float("-inf"),
+    ".nan": float("nan"),
+    ".NaN": float("nan"),
+}
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+@dataclass(slots=True)
+class Document:
+    """A parsed file: its path, its root node (None when empty) and what was wrong in it."""
+
+    path: str
+    root: Node | None
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, node: Node | None, message: str, hint: str = "") -> Problem:
+        line, column = position(node)
+        found = Problem(self.path, line, column, message, hint)
+        self.problems.append(found)
+        return found
+
+
+def position(node: Node | None) -> tuple[int | None, int | None]:
+    """1-based line and column of a node."""
+    if node is None:
+        return None, None
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def read_text(path: str, display: str | None = None) -> tuple[str | None, list[Problem]]:
+    """The file's text, or the problem that stops it being read."""
+    shown = display or path
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return None, [Problem(shown, None, None, "file not found", "check the path")]
+    except OSError as exc:
+        return None, [Problem(shown, None, None, f"cannot read the file: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Problem(
+                shown,
+                line,
+                column,
+                f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                "save the file as UTF-8",
+            )
+        ]
+    return text.removeprefix("\ufeff"), []
+
+
+def parse(text: str, path: str) -> Document:
+    """Compose one YAML document; a syntax error becomes a located problem."""
+    try:
+        root = yaml.compose(text, Loader=Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        what = exc.problem or exc.context or "invalid YAML"
+        doc = Document(path, None)
+        doc.problems.append(
+            Problem(path, line, column, f"invalid YAML: {what}", "fix the YAML syntax here")
+        )
+        return doc
+    except yaml.YAMLError as exc:  # e.g. more than one document
+        doc = Document(path, None)
+        doc.problems.append(Problem(path, None, None, f"invalid YAML: {exc}"))
+        return doc
+    return Document(path, root)
+
+
+def load(path: str, display: str | None = None) -> Document:
+    """Read and compose a file; problems are collected on the document."""
+    shown = display or path
+    text, problems = read_text(path, shown)
+    if text is None:
+        doc = Document(shown, None)
+        doc.problems.extend(problems)
+        return doc
+    return parse(text, shown)
+
+
+def scalar_text(node: Node) -> str | None:
+    """The text of a scalar exactly as written; None for a plain null (``~``, empty)."""
+    if not isinstance(node, ScalarNode):
+        return None
+    if not node.style and node.value in _NULL:
+        return None
+    return node.value
+
+
+def resolve_scalar(node: ScalarNode) -> object:
+    """A scalar's value under YAML 1.2 core rules (quoted scalars are always strings)."""
+    text = node.value
+    if bool(node.style):
+        return text
+    if text in _NULL:
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.fullmatch(text):
+        return int(text, 0) if text[:2] in ("0o", "0x") else int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if text in _SPECIAL_FLOAT:
+        return _SPECIAL_FLOAT[text]
+    return text
+
+
+def mapping_items(doc: Document, node: Node) -> Iterator[tuple[str, Node, Node]]:
+    """(key text, key node, value node) of a mapping, reporting duplicate and non-text keys."""
+    if not isinstance(node, MappingNode):
+        return
+    seen: dict[str, Node] = {}
+    for key_node, value_node in node.value:
+        key = scalar_text(key_node) if isinstance(key_node, ScalarNode) else None
+        if key is None:
+            doc.problem(key_node, "a mapping key must be text", "write the key as plain text")
+            continue
+        if key in seen:
+            first_line, _ = position(seen[key])
+            doc.problem(
+                key_node,
+                f'duplicate key "{key}" (first defined on line {first_line})',
+                "remove one of the two",
+            )
+            continue
+        seen[key] = key_node
+        yield key, key_node, value_node
+
+
+class _Converter:
+    """Node graph to plain Python values, under the rules at the top of this module."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.seen: set[int] = set()
+        self.extra = 0
+        self.exhausted = False
+
+    def convert(self, node: Node) -> object:
+        if id(node) in self.seen:
+            self.extra += 1
+            if self.extra > ALIAS_EXPANSION_LIMIT:
+                if not self.exhausted:
+                    self.exhausted = True
+                    self.doc.problem(
+                        node,
+                        f"aliases expand to more than {ALIAS_EXPANSION_LIMIT} extra nodes",
+                        "write the values out instead of nesting anchors",
+                    )
+                return None
+        else:
+            self.seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if not node.tag.startswith(_STANDARD_TAG) and node.tag != "!":
+                self.doc.problem(node, f"unsupported YAML tag {node.tag}", "remove the tag")
+                return None
+            return resolve_scalar(node)
+        if isinstance(node, SequenceNode):
+            return [self.convert(item) for item in node.value]
+        if isinstance(node, MappingNode):
+            if node.tag == _STANDARD_TAG + "set":
+                self.doc.problem(node, "YAML sets are not supported", "use a list")
+            return {key: self.convert(value) for key, _, value in mapping_items(self.doc, node)}
+        self.doc.problem(node, "unsupported YAML node")  # pragma: no cover - PyYAML has 3 kinds
+        return None
+
+
+def to_python(doc: Document, node: Node | None) -> object:
+    """Convert a node (and everything under it) to plain values; problems go to the document."""
+    if node is None:
+        return None
+    return _Converter(doc).convert(node)
+
+
+def node_at(root: Node | None, path: tuple[object, ...] | list[object]) -> Node | None:
+    """The deepest node along a JSON-style path (keys and indexes), for locating errors."""
+    node = root
+    for step in path:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == step:
+                    node = value_node
+                    break
+            else:
+                return node
+        elif isinstance(node, SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            return node
+    return node
+
+
+def key_node_at(root: Node | None, path: tuple[object, ...], key: str) -> Node | None:
+    """The key node named `key` in the mapping at `path` (for "unknown field" errors)."""
+    node = node_at(root, path)
+    if isinstance(node, MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value == key:
+                return key_node
+    return node
