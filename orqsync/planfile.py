@@ -228,7 +228,10 @@ def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str
     """Refuse a plan made against another state or other definitions (exit 4)."""
     base = saved.base
     reasons = []
-    if base.lineage != state.lineage:
+    if not base.lineage and state.lineage:
+        reasons.append(f"the plan was made with no state; the state was written since "
+                       f"(serial {state.serial})")
+    elif base.lineage != state.lineage:
         reasons.append(
             f"the state is another one (lineage {state.lineage}, plan has {base.lineage})"
         )

@@ -85,7 +85,8 @@ class State:
 
     @classmethod
     def new(cls) -> State:
-        return cls(lineage=str(uuid.uuid4()))
+        """No state yet: the lineage is fixed when the state is first written."""
+        return cls(lineage="")
 
     @property
     def annotation_count(self) -> int:
@@ -298,6 +299,8 @@ class StateFile:
     def write(self, state: State) -> None:
         """Bump the serial and write atomically; keep the previous file as a backup."""
         state.serial += 1
+        if not state.lineage:
+            state.lineage = str(uuid.uuid4())
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, exist_ok=True)
         text = render_state(state)

@@ -1,0 +1,138 @@
+"""The state file and its journal: atomic, deterministic, honest after a crash."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orqsync.errors import StateError
+from orqsync.state import Applied, Provenance, State, StateFile, parse_state, render_state
+
+PROV = Provenance(commit="abc", author="alice", applied_at="2026-11-23T00:00:00Z", plan_id="p1")
+
+
+def sample() -> State:
+    state = State(lineage="L", serial=3)
+    state.spans[("t2", "s1")] = {"rating": Applied("bad", (), PROV)}
+    state.spans[("t1", "s1")] = {
+        "defects": Applied(("a", "b"), (("reviewerId", "alice"),), PROV),
+        "score": Applied(0.5, (), PROV),
+    }
+    return state
+
+
+def test_state_text_is_sorted_with_one_span_per_line_and_round_trips():
+    text = render_state(sample())
+    lines = text.splitlines()
+    assert lines[:4] == ["{", '"format_version": 1,', '"lineage": "L",', '"serial": 3,']
+    span_lines = [line for line in lines if line.startswith('{"annotations"')]
+    assert [json.loads(line.rstrip(","))["trace_id"] for line in span_lines] == ["t1", "t2"]
+    again = parse_state(text, "state.json")
+    assert render_state(again) == text
+    assert again.spans[("t1", "s1")]["defects"].value == ("a", "b")
+    assert again.spans[("t1", "s1")]["defects"].provenance == PROV
+
+
+def test_write_is_atomic_bumps_the_serial_and_keeps_a_backup(tmp_path):
+    files = StateFile(str(tmp_path / "state.json"))
+    state = sample()
+    files.write(state)
+    assert state.serial == 4
+    first = (tmp_path / "state.json").read_text()
+    state.spans.pop(("t2", "s1"))
+    files.write(state)
+    assert (tmp_path / "state.json.backup").read_text() == first
+    assert json.loads((tmp_path / "state.json").read_text())["serial"] == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_a_crashed_apply_is_folded_in_by_the_next_load(tmp_path):
+    files = StateFile(str(tmp_path / "state.json"))
+    state = sample()
+    files.write(state)  # serial 4
+    journal = files.open_journal(files.load())
+    journal.record(
+        {
+            "op": "set",
+            "trace_id": "t9",
+            "span_id": "s9",
+            "values": {"rating": "good"},
+            "metadata": {},
+            "provenance": PROV.to_json(),
+        }
+    )
+    journal.record({"op": "remove", "trace_id": "t2", "span_id": "s1", "keys": ["rating"]})
+    journal.close()
+    # a torn line, as left by a kill in the middle of a write
+    with open(files.journal_path, "a", encoding="utf-8") as handle:
+        handle.write('{"op": "set", "trace_id": "t8"')
+    loaded = files.load()
+    assert loaded.spans[("t9", "s9")]["rating"].value == "good"
+    assert ("t2", "s1") not in loaded.spans
+    assert ("t8", "s1") not in loaded.spans  # the torn request never counted as done
+    assert loaded.serial == 4  # folded in memory; the file is written by the next apply
+
+
+def test_a_journal_of_an_older_state_is_ignored(tmp_path):
+    files = StateFile(str(tmp_path / "state.json"))
+    state = sample()
+    files.write(state)
+    journal = files.open_journal(files.load())
+    journal.record({"op": "remove", "trace_id": "t1", "span_id": "s1", "keys": ["score"]})
+    journal.close()
+    loaded = files.load()
+    files.write(loaded)  # folds and removes the journal
+    with open(files.journal_path, "w", encoding="utf-8") as handle:  # a stale leftover
+        handle.write(json.dumps({"op": "begin", "lineage": "L", "serial": 4}) + "\n")
+        handle.write(
+            json.dumps({"op": "remove", "trace_id": "t2", "span_id": "s1", "keys": ["rating"]})
+            + "\n"
+        )
+    assert ("t2", "s1") in files.load().spans
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format_version": 1, "lineage": "L"', "state.json:1:"),
+        ("[]", "state.json: not an orqsync state file"),
+        (
+            '{"format_version": 9, "lineage": "L", "serial": 1, "spans": [], "feedback": []}',
+            "state.json: state format version 9 is not supported (this orqsync reads version 1)",
+        ),
+        (
+            '{"format_version": 1, "lineage": "L", "serial": 1, "provenance": [], "spans": [{}],'
+            ' "feedback": []}',
+            "state.json: the state file is damaged",
+        ),
+    ],
+)
+def test_a_corrupt_or_newer_state_stops_with_a_clear_message(tmp_path, text, message):
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    with pytest.raises(StateError) as caught:
+        StateFile(str(path), "state.json").load()
+    assert caught.value.message.startswith(message)
+    assert caught.value.hint
+    assert path.read_text() == text
+
+
+def test_a_corrupt_state_stops_plan_and_apply_and_is_never_overwritten(make_project):
+    project = make_project(
+        **{
+            "annotations/a.yaml": """\
+        version: 1
+        spans:
+          - {trace_id: t, span_id: s, annotations: {rating: good}}
+        """
+        }
+    )
+    state = project.write(".orqsync/state.json", '{"format_version": 1, "lin')
+    for command in (["plan"], ["apply", "--auto-approve"], ["state", "list"]):
+        result = project.run(*command)
+        assert result.exit_code == 1
+        assert "error: .orqsync/state.json:1:" in result.stderr
+        assert "the state file is corrupt" in result.stderr
+        assert "Traceback" not in result.output
+    assert state.read_text() == '{"format_version": 1, "lin'
