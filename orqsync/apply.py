@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +35,8 @@ class Reporter(Protocol):
 
     def failed_request(self, failure: Failure) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
 
 class QuietReporter:
     def started(self, total: int) -> None:
@@ -43,6 +46,9 @@ class QuietReporter:
         pass
 
     def failed_request(self, failure: Failure) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -72,8 +78,15 @@ class Report:
         return self.done == self.total
 
 
-def journal_entry(request: Request, provenance: Provenance) -> dict:
+def journal_entry(request: Request, provenance: Provenance, request_id: str = "") -> dict:
     """The effect of a successful request, as a journal line."""
+    entry = _effect(request, provenance)
+    if request_id:
+        entry["req"] = request_id
+    return entry
+
+
+def _effect(request: Request, provenance: Provenance) -> dict:
     if request.kind == ANNOTATE:
         return {
             "op": "set",
@@ -117,6 +130,7 @@ class _Run:
     max_requests: int | None
     deadline: float | None
     clock: Callable[[], float]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: int = 0
     started: int = 0
@@ -137,8 +151,11 @@ class _Run:
             self.started += 1
             return True
 
-    def succeeded(self, request: Request) -> None:
-        entry = journal_entry(request, self.provenance)
+    def sending(self, request_id: str) -> None:
+        self.journal.intend(request_id)
+
+    def succeeded(self, request: Request, request_id: str) -> None:
+        entry = journal_entry(request, self.provenance, request_id)
         with self.lock:
             self.journal.record(entry)
             self.state.fold(entry)
@@ -168,23 +185,26 @@ def _origin(plan: Plan, request: Request) -> tuple[str, int]:
 
 
 def _worker(
-    run: _Run, api: Api, queue: Iterator[list[Request]], queue_lock: threading.Lock
+    run: _Run, api: Api, queue: Iterator[tuple[int, list[Request]]], queue_lock: threading.Lock
 ) -> None:
     try:
         while True:
             with queue_lock:
-                chain = next(queue, None)
-            if chain is None:
+                item = next(queue, None)
+            if item is None:
                 return
-            for request in chain:
+            number, chain = item
+            for step, request in enumerate(chain):
                 if not run.may_start():
                     return
+                request_id = f"{run.run_id}.{number}.{step}"
+                run.sending(request_id)
                 try:
                     api.send(request)
                 except ApiError as error:
                     run.failed(request, error)
                     break
-                run.succeeded(request)
+                run.succeeded(request, request_id)
     except BaseException as exc:  # a bug: stop everyone, surface it from the main thread
         with run.lock:
             run.errors.append(exc)
@@ -219,7 +239,7 @@ def apply_plan(
         clock() + max_duration if max_duration is not None else None,
         clock,
     )
-    queue = iter(chains(plan.requests))
+    queue = enumerate(chains(plan.requests))
     queue_lock = threading.Lock()
     workers = [
         threading.Thread(target=_worker, args=(run, api, queue, queue_lock), daemon=True)

@@ -23,10 +23,12 @@ from orqsync.errors import (
     OrqsyncError,
     ProblemsError,
 )
+from orqsync.lock import state_lock, unlock
 from orqsync.plan import Request
 from orqsync.planfile import load_plan
 from orqsync.project import Settings, load_project
 from orqsync.scaffold import write_scaffold
+from orqsync.state import StateFile
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -71,6 +73,9 @@ class ProgressReporter:
             self.last_decile = decile
             self.last_print = now
             _err(line)
+
+    def note(self, text: str) -> None:
+        _err(text)
 
     def failed_request(self, failure: Failure) -> None:
         where = f"{failure.path}:{failure.line}: " if failure.path else ""
@@ -260,42 +265,40 @@ def apply(
     if plan_file:
         if target or exclude:
             raise click.UsageError("--target/--exclude go with plan, not with a saved plan")
-        saved = load_plan(plan_file)
-        commands.check_saved(settings, saved, plan_file)
-        the_plan, the_id = saved.plan, saved.plan_id
-        if saved.metadata_style != settings.metadata_style:
+        planned = load_plan(plan_file)
+        label = plan_file
+        if planned.metadata_style != settings.metadata_style:
             raise OrqsyncError(
-                f"{plan_file}: made with metadata_style {saved.metadata_style}, "
+                f"{plan_file}: made with metadata_style {planned.metadata_style}, "
                 f"the project now says {settings.metadata_style}",
                 "make the plan again",
             )
     else:
-        planned = commands.plan(settings, target, exclude)
-        the_plan = planned.plan
-        document = planned.document(settings.metadata_style)
-        the_id = str(document["plan_id"])
+        fresh = commands.plan(settings, target, exclude)
+        planned = commands.as_saved(fresh, settings.metadata_style)
+        label = "the plan"
         _out(
             render.render_plan_text(
-                the_plan,
+                planned.plan,
                 metadata_style=settings.metadata_style,
                 requests_per_minute=settings.requests_per_minute,
                 max_removals=settings.max_removals,
             )
         )
-        if the_plan.empty:
+        if planned.plan.empty:
             return EXIT_OK
-        commands.check_budget(the_plan, settings, allow_removals)
+        commands.check_budget(planned.plan, settings, allow_removals)
         _confirm(auto_approve)
-    if the_plan.empty:
+    if planned.plan.empty:
         _out("No changes in the saved plan.\n")
         return EXIT_OK
     reporter = ProgressReporter(interactive=sys.stderr.isatty())
     with make_client(settings) as client:
         report = commands.apply(
             settings,
-            the_plan,
-            the_id,
+            planned,
             client,
+            plan_label=label,
             reporter=reporter,
             allow_removals=allow_removals,
             max_requests=max_requests,
@@ -373,9 +376,15 @@ def state_show(ctx: click.Context, span: str) -> int:
 @click.pass_context
 def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
-    files = commands.state_file(_settings(ctx))
+    settings = _settings(ctx)
+    with state_lock(settings.state_path, "state rm"):
+        _forget(commands.state_file(settings), _span_arg(span), span, keys)
+    _err(f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state (nothing sent).")
+    return EXIT_OK
+
+
+def _forget(files: StateFile, span_id: tuple[str, str], span: str, keys: tuple[str, ...]) -> None:
     current = files.load()
-    span_id = _span_arg(span)
     held = current.spans.get(span_id)
     if held is None:
         raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
@@ -387,7 +396,15 @@ def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     if not held:
         current.spans.pop(span_id)
     files.write(current)
-    _err(f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state (nothing sent).")
+
+
+@cli.command("unlock")
+@click.argument("lock_id")
+@click.pass_context
+def unlock_command(ctx: click.Context, lock_id: str) -> int:
+    """Release a stuck state lock (the id is in the error of the blocked command)."""
+    holder = unlock(_settings(ctx).state_path, lock_id)
+    _err(f"Released the lock {holder.id} ({holder.who} on {holder.host}, {holder.operation}).")
     return EXIT_OK
 
 

@@ -32,7 +32,13 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class Pacer:
-    """Spaces requests: never above a fixed rate, and everyone waits out a 429's Retry-After."""
+    """Spaces requests: never above a fixed rate, slower after each 429, and everyone waits
+    out a 429's Retry-After (a rate limit names the whole client, not one request).
+
+    With no fixed rate the spacing adapts: a 429 doubles it, each success shrinks it by 2%.
+    """
+
+    MAX_INTERVAL = 60.0
 
     def __init__(
         self,
@@ -40,7 +46,8 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self.floor = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self.interval = self.floor
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -55,10 +62,17 @@ class Pacer:
         if start > now:
             self._sleep(start - now)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds` (a 429 names the whole client, not one request)."""
+    def throttled(self, seconds: float) -> None:
+        """A 429: hold every request for `seconds` and lower the rate."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+            self.interval = min(max(self.interval * 2, self.floor, 0.05), self.MAX_INTERVAL)
+
+    def succeeded(self) -> None:
+        if self.interval > self.floor:
+            with self._lock:
+                shrunk = self.interval * 0.98
+                self.interval = self.floor if shrunk < max(self.floor, 0.001) else shrunk
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -185,6 +199,7 @@ class OrqClient:
             self.pacer.wait()
             try:
                 self._once(method, path, content)
+                self.pacer.succeeded()
                 return
             except ApiError as error:
                 if not error.retryable or attempt >= self.max_attempts:
@@ -194,7 +209,7 @@ class OrqClient:
                     raise
                 delay = self._backoff(attempt, error.retry_after)
                 if error.status == 429:
-                    self.pacer.pause(delay)
+                    self.pacer.throttled(delay)
                 if self._on_retry is not None:
                     self._on_retry(error, delay)
                 if error.status != 429:

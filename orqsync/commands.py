@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from orqsync.apply import Api, Report, Reporter, apply_plan
 from orqsync.desired import DesiredState, load_desired, sha256
 from orqsync.errors import RemovalBudgetError
+from orqsync.lock import state_lock
 from orqsync.plan import Plan, make_plan
 from orqsync.planfile import Base, SavedPlan, check_fresh, make_base, plan_document
 from orqsync.project import Settings
@@ -80,6 +81,12 @@ def plan(
     return Planned(result, base, desired, state)
 
 
+def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
+    """A plan made just now, in the form apply takes (so it is checked the same way)."""
+    document = planned.document(metadata_style)
+    return SavedPlan(planned.plan, planned.base, str(document["plan_id"]), metadata_style)
+
+
 def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:
     if plan.removals > settings.max_removals and not allow_removals:
         raise RemovalBudgetError(
@@ -90,12 +97,20 @@ def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:
         )
 
 
+def definitions_hash(settings: Settings) -> str:
+    try:
+        with open(settings.definitions_path, "rb") as handle:
+            return sha256(handle.read())
+    except OSError:
+        return ""  # gone: certainly not what a plan saw
+
+
 def apply(
     settings: Settings,
-    plan: Plan,
-    plan_id: str,
+    planned: SavedPlan,
     api: Api,
     *,
+    plan_label: str = "the plan",
     reporter: Reporter | None = None,
     allow_removals: bool = False,
     max_requests: int | None = None,
@@ -104,30 +119,27 @@ def apply(
     author: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> Report:
-    """Send a plan made against the current state and record what succeeded."""
-    check_budget(plan, settings, allow_removals)
+    """Under the state lock: refuse a stale plan, send it, record what succeeded."""
+    check_budget(planned.plan, settings, allow_removals)
     files = state_file(settings)
-    state = files.load()
-    provenance = capture(settings.root, plan_id, environ, commit=commit, author=author)
-    return apply_plan(
-        plan,
-        api,
-        files,
-        state,
-        provenance,
-        parallelism=settings.parallelism,
-        reporter=reporter,
-        max_requests=max_requests,
-        max_duration=max_duration,
-    )
-
-
-def check_saved(settings: Settings, saved: SavedPlan, path: str) -> None:
-    """Refuse a stale saved plan before anything is sent."""
-    state = state_file(settings).load()
-    try:
-        with open(settings.definitions_path, "rb") as handle:
-            definitions_hash = sha256(handle.read())
-    except OSError:
-        definitions_hash = ""  # gone now: certainly not what the plan saw
-    check_fresh(saved, state, definitions_hash, path)
+    with state_lock(settings.state_path, "apply", environ):
+        state = files.load()
+        check_fresh(planned, state, definitions_hash(settings), plan_label)
+        finished, in_flight = files.recovery(state)
+        if (finished or in_flight) and reporter is not None:
+            reporter.note(
+                f"Finishing an interrupted apply: {finished} of its requests had succeeded "
+                f"and are kept; {in_flight} were in flight and are sent again if still needed."
+            )
+        provenance = capture(settings.root, planned.plan_id, environ, commit=commit, author=author)
+        return apply_plan(
+            planned.plan,
+            api,
+            files,
+            state,
+            provenance,
+            parallelism=settings.parallelism,
+            reporter=reporter,
+            max_requests=max_requests,
+            max_duration=max_duration,
+        )

@@ -229,8 +229,9 @@ def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str
     base = saved.base
     reasons = []
     if not base.lineage and state.lineage:
-        reasons.append(f"the plan was made with no state; the state was written since "
-                       f"(serial {state.serial})")
+        reasons.append(
+            f"the plan was made with no state; the state was written since (serial {state.serial})"
+        )
     elif base.lineage != state.lineage:
         reasons.append(
             f"the state is another one (lineage {state.lineage}, plan has {base.lineage})"
@@ -243,6 +244,6 @@ def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str
         reasons.append("definitions.yaml changed since")
     if reasons:
         raise StalePlanError(
-            f"{path}: saved plan is stale: " + "; ".join(reasons),
+            f"{path} is stale: " + "; ".join(reasons),
             "run `orqsync plan --out FILE` again and apply the new plan",
         )

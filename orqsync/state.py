@@ -95,6 +95,8 @@ class State:
     def fold(self, entry: dict) -> None:
         """Apply one journal entry (the effect of one successful request)."""
         op = entry["op"]
+        if op == "intent":
+            return  # a request about to be sent: says nothing about what was written
         provenance = Provenance.from_json(entry.get("provenance", {}))
         if op == "set":
             span = self.spans.setdefault((entry["trace_id"], entry["span_id"]), {})
@@ -278,6 +280,13 @@ class StateFile:
             return []  # none, or written against another state (already folded)
         return entries[1:]
 
+    def recovery(self, state: State) -> tuple[int, int]:
+        """(finished, in flight) requests of an interrupted apply that extends `state`."""
+        entries = self.pending(state)
+        started = {e["req"] for e in entries if e["op"] == "intent"}
+        finished = {e.get("req") for e in entries if e["op"] != "intent"}
+        return len(finished), len(started - finished)
+
     def _journal_entries(self) -> list[dict]:
         """Every whole line of the journal; a torn last line never counted as done."""
         if not os.path.exists(self.journal_path):
@@ -348,12 +357,19 @@ class Journal:
         if header is not None:
             self._append(header)
 
-    def _append(self, entry: dict) -> None:
+    def _append(self, entry: dict, durable: bool = True) -> None:
         self._handle.write(_dumps(entry) + "\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
+        if durable:
+            os.fsync(self._handle.fileno())
+
+    def intend(self, request_id: str) -> None:
+        """A request is about to be sent. Not fsynced: losing it loses only a statistic."""
+        with self._lock:
+            self._append({"op": "intent", "req": request_id}, durable=False)
 
     def record(self, entry: dict) -> None:
+        """A request succeeded: durable before it counts as done."""
         with self._lock:
             self._append(entry)
 

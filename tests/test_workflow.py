@@ -153,7 +153,7 @@ def test_saved_plan_applies_exactly_and_then_is_stale(make_project, tmp_path):
     again = project.run("apply", plan_file)
     assert again.exit_code == 4
     assert (
-        "saved plan is stale: the plan was made with no state; the state was written since "
+        "plan.json is stale: the plan was made with no state; the state was written since "
         "(serial 1)"
     ) in again.stderr
 
