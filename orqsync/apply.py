@@ -112,7 +112,7 @@ def _effect(request: Request, provenance: Provenance) -> dict:
 
 def chains(requests: tuple[Request, ...]) -> list[list[Request]]:
     """Requests grouped by chain, each chain in plan order, chains in order of first request."""
-    grouped: dict[tuple[str, str], list[Request]] = {}
+    grouped: dict[tuple[str, ...], list[Request]] = {}
     for request in requests:
         grouped.setdefault(request.chain, []).append(request)
     return list(grouped.values())

@@ -140,9 +140,8 @@ def init(ctx: click.Context, embedded: bool, force: bool) -> int:
 @click.pass_context
 def validate(ctx: click.Context, fmt: str) -> int:
     """Check every file against the schemas and definitions, offline."""
-    settings = _settings(ctx)
     try:
-        desired = commands.validate(settings)
+        desired = commands.validate(_settings(ctx))
     except ProblemsError as exc:
         if fmt == "json":
             _out(render.problems_json(exc.problems))

@@ -42,7 +42,11 @@ def load_definitions(path: str, display: str) -> tuple[Definitions, list[Problem
     if doc.problems:
         return {}, doc.problems
     if not isinstance(data, dict):
-        doc.problem(doc.root, "the definitions file must be a mapping")
+        doc.problem(
+            doc.root,
+            "the definitions file must be a mapping",
+            "start with `version: 1` and a `definitions:` mapping",
+        )
         return {}, doc.problems
     problems = check(doc, data, "definitions")
     if problems:

@@ -114,8 +114,7 @@ def load_desired(settings: Settings) -> DesiredState:
             [
                 Problem(
                     PROJECT_FILE,
-                    None,
-                    None,
+                    *settings.where("sources"),
                     f"sources ({patterns}) match no annotation files",
                     "check `sources` in orqsync.yaml; to remove every label keep one file "
                     "with `spans: []`",
@@ -230,7 +229,7 @@ class _Builder:
                 continue
             value = check_value(definition, value_node, self.settings.string_limit)
             if isinstance(value, Invalid):
-                doc.problem(value_node, value.message, value.hint)
+                doc.problem(value.node or value_node, value.message, value.hint)
                 continue
             previous = keys.get(key)
             if previous is not None:
@@ -274,13 +273,26 @@ def _feedback_value(
 ) -> str | int | float | tuple[str, ...] | None:
     """Feedback values: text, a number, or a list of text (kept in order, as the API takes)."""
     if isinstance(node, SequenceNode):
+        if not node.value or not all(isinstance(item, ScalarNode) for item in node.value):
+            doc.problem(
+                node,
+                "feedback value: a list must hold one or more texts",
+                "write a list like [good]",
+            )
+            return None
         items = tuple(scalar_text(item) or "" for item in node.value)
         too_long = [item for item in items if len(item) > limit]
         if too_long:
             doc.problem(node, f"feedback value exceeds maximum length of {limit} characters")
             return None
         return items
-    assert isinstance(node, ScalarNode)
+    if not isinstance(node, ScalarNode):
+        doc.problem(
+            node,
+            "feedback value: expected text, a number or a list of text, got a mapping",
+            "write a single value or a list",
+        )
+        return None
     resolved = resolve_scalar(node)
     if isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
         return canonical_number(resolved)

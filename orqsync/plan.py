@@ -40,11 +40,11 @@ class Request:
     feedback: tuple[tuple[str, object], ...] = ()  # the Feedback body, sorted pairs
 
     @property
-    def chain(self) -> tuple[str, str]:
+    def chain(self) -> tuple[str, ...]:
         """Requests of one chain run in order: one span, or one feedback record."""
         if self.kind in (FEEDBACK_PUT, FEEDBACK_REMOVE):
             return ("feedback", str(dict(self.feedback)["id"]))
-        return (self.trace_id, self.span_id)
+        return ("span", self.trace_id, self.span_id)
 
     @property
     def size(self) -> int:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.schema import check
-from orqsync.yamlfile import load, to_python
+from orqsync.yamlfile import load, mapping_items, position, to_python
 
 PROJECT_FILE = "orqsync.yaml"
 EMBEDDED = "embedded"
@@ -36,6 +36,13 @@ class Settings:
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_removals: int = 100
     owned_keys: tuple[str, ...] = ("*",)
+    # where each top-level field of orqsync.yaml is (line, column), for messages about it
+    locations: Mapping[str, tuple[int | None, int | None]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def where(self, name: str) -> tuple[int | None, int | None]:
+        return self.locations.get(name, (None, None))
 
     def path(self, relative: str) -> str:
         """A project-relative path made absolute."""
@@ -81,7 +88,15 @@ def load_project(directory: str) -> Settings:
     problems: list[Problem] = list(doc.problems)
     if doc.root is not None and not problems:
         if not isinstance(data, dict):
-            problems.append(Problem(PROJECT_FILE, 1, 1, "the project file must be a mapping"))
+            problems.append(
+                Problem(
+                    PROJECT_FILE,
+                    1,
+                    1,
+                    "the project file must be a mapping",
+                    "start with `version: 1`",
+                )
+            )
         else:
             problems.extend(check(doc, data, "orqsync"))
     elif doc.root is None and not problems:
@@ -109,4 +124,7 @@ def load_project(directory: str) -> Settings:
         metadata=MappingProxyType(normalize_metadata(data.get("metadata", {}))),
         max_removals=policy.get("max_removals", defaults.max_removals),
         owned_keys=tuple(policy.get("owned_keys", defaults.owned_keys)),
+        locations=MappingProxyType(
+            {name: position(value) for name, _, value in mapping_items(doc, doc.root)}
+        ),
     )

@@ -43,6 +43,67 @@ def _leaves(errors: object) -> list[ValidationError]:
     return found
 
 
+_HINTS = {
+    "annotations": 'write each annotation as key: value, without "- "',
+    "spans": 'start each span with "- "',
+    "feedback": 'start each record with "- "',
+    "trace_id": "write a single id",
+    "span_id": "write a single id",
+    "id": "write a single id",
+    "sources": 'write a list of patterns, e.g. ["annotations/**/*.yaml"]',
+    "options": "list the options the definition has in orq.ai",
+    "identityId": "write a single value",
+    "identity_id": "write a single value",
+    "reviewerId": "write a single value",
+    "source": "write a single value",
+}
+
+
+def _expected(types: object) -> str:
+    kinds = set(types) if isinstance(types, list) else {types}
+    if "string" in kinds:
+        return "text or a number" if "number" in kinds else "text"
+    for kind, words in (
+        ("array", "a list"),
+        ("object", "a mapping"),
+        ("integer", "an integer"),
+        ("number", "a number"),
+        ("boolean", "true or false"),
+    ):
+        if kind in kinds:
+            return words
+    return " or ".join(sorted(str(k) for k in kinds))
+
+
+def _got(instance: object, container_expected: bool) -> str:
+    if isinstance(instance, list):
+        return "a list"
+    if isinstance(instance, dict):
+        return "a mapping"
+    if instance is None:
+        return "an empty value"
+    if isinstance(instance, str):
+        return "text" if container_expected else f'"{instance}"'
+    return json.dumps(instance)
+
+
+def _type_message(where: str, path: tuple[object, ...], error: ValidationError) -> tuple[str, str]:
+    expected = _expected(error.validator_value)
+    got = _got(error.instance, expected in ("a list", "a mapping"))
+    field = str(path[-1]) if path else ""
+    hint = _HINTS.get(field, "")
+    if not hint and expected == "an integer":
+        low, high = error.schema.get("minimum"), error.schema.get("maximum")
+        hint = (
+            f"write a whole number from {low} to {high}"
+            if low is not None and high is not None
+            else "write a whole number"
+        )
+    elif not hint and isinstance(error.instance, int) and expected == "text":
+        hint = "quote the value to keep it as text"
+    return f"{where}: expected {expected}, got {got}", hint
+
+
 def _problem(doc: Document, error: ValidationError) -> Problem:
     path = tuple(error.absolute_path)
     where = ".".join(str(step) for step in path) or "the file"
@@ -61,13 +122,11 @@ def _problem(doc: Document, error: ValidationError) -> Problem:
     elif error.validator == "const" and path and path[-1] == "version":
         message = f"unsupported version {error.instance!r}"
         hint = "this orqsync reads version: 1"
-    elif (
-        error.validator == "type"
-        and isinstance(error.instance, int)
-        and "string" in str(error.validator_value)
-    ):
-        message = f"{where}: {error.message}"
-        hint = "quote the value to keep it as text"
+    elif error.validator == "type":
+        message, hint = _type_message(where, path, error)
+    elif error.validator == "minItems" and error.instance == []:
+        message = f"{where}: must not be empty"
+        hint = _HINTS.get(str(path[-1]) if path else "", "add at least one item")
     elif error.validator == "enum":
         choices = ", ".join(str(v) for v in error.validator_value)
         message = f"{where}: {error.instance!r} is not one of the allowed values"

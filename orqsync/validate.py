@@ -25,6 +25,7 @@ class Invalid:
 
     message: str
     hint: str = ""
+    node: Node | None = None  # the part of the value at fault, when not the whole value
 
 
 def canonical_number(number: float | int) -> int | float:
@@ -46,10 +47,10 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
                     "keep one option, or make the definition multi_select",
                 )
             node = node.value[0]
-        text = _text(node)
+        text = _text(key, node)
         if isinstance(text, Invalid):
             return text
-        return _option(definition, text)
+        return _option(definition, text, node)
     if kind == "multi_select":
         items = node.value if isinstance(node, SequenceNode) else [node]
         if not items:
@@ -59,10 +60,10 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
             )
         chosen = set()
         for item in items:
-            text = _text(item)
+            text = _text(key, item)
             if isinstance(text, Invalid):
-                return text
-            option = _option(definition, text)
+                return Invalid(text.message, text.hint, item)
+            option = _option(definition, text, item)
             if isinstance(option, Invalid):
                 return option
             chosen.add(option)
@@ -77,7 +78,10 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
                 f"write a number from {_num(definition.min)} to {_num(definition.max)}",
             )
         if math.isnan(number) or math.isinf(number):
-            return Invalid(f'"{key}" takes a finite number, got {node.value}')
+            return Invalid(
+                f'"{key}" takes a finite number, got {node.value}',
+                f"write a number from {_num(definition.min)} to {_num(definition.max)}",
+            )
         assert definition.min is not None and definition.max is not None
         if not definition.min <= number <= definition.max:
             return Invalid(
@@ -97,7 +101,7 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
             )
         return value
     # text
-    text = _text(node)
+    text = _text(key, node)
     if isinstance(text, Invalid):
         return text
     if len(text) > string_limit:
@@ -109,26 +113,30 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
     return text
 
 
-def _text(node: Node) -> str | Invalid:
+def _text(key: str, node: Node) -> str | Invalid:
     if not isinstance(node, ScalarNode):
         kind = "a list" if isinstance(node, SequenceNode) else "a mapping"
-        return Invalid(f"expected text, got {kind}")
+        return Invalid(
+            f'"{key}": expected text, got {kind}',
+            'write the text as a single value, in quotes if it contains ": " or starts with [ or {',
+        )
     text = scalar_text(node)
     if text is None:
         return Invalid(
-            "empty value",
+            f'"{key}": empty value',
             "write a value, quote it ('' for empty text), or delete the key to remove the label",
         )
     return text
 
 
-def _option(definition: Definition, text: str) -> str | Invalid:
+def _option(definition: Definition, text: str, node: Node) -> str | Invalid:
     if text in definition.options:
         return text
     return Invalid(
         f'Invalid value "{text}" for "{definition.key}". '
         f"Valid options are: {', '.join(definition.options)}",
         "use one of the options, or add it to definitions.yaml after adding it in orq.ai",
+        node,
     )
 
 

@@ -28,6 +28,8 @@ Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # The most nodes that aliases may add to a document beyond those written out.
 ALIAS_EXPANSION_LIMIT = 10_000
+# The deepest nesting of lists and mappings (orqsync's files need fewer than ten levels).
+MAX_DEPTH = 64
 
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _NULL = {"", "~", "null", "Null", "NULL"}
@@ -43,6 +45,13 @@ _SPECIAL_FLOAT = {
     ".NaN": float("nan"),
 }
 _STANDARD_TAG = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = frozenset(
+    ["!"]
+    + [
+        _STANDARD_TAG + name
+        for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "value")
+    ]
+)
 
 
 @dataclass(slots=True)
@@ -77,6 +86,10 @@ def read_text(path: str, display: str | None = None) -> tuple[str | None, list[P
         return None, [Problem(shown, None, None, "file not found", "check the path")]
     except OSError as exc:
         return None, [Problem(shown, None, None, f"cannot read the file: {exc.strerror}")]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, [
+            Problem(shown, 1, 1, "the file is UTF-16, not UTF-8", "save the file as UTF-8")
+        ]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,25 +107,57 @@ def read_text(path: str, display: str | None = None) -> tuple[str | None, list[P
     return text.removeprefix("\ufeff"), []
 
 
+def _syntax_problem(text: str, path: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """libyaml's words, with where the broken construct started and a hint that fits."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    what = exc.problem or exc.context or "invalid YAML"
+    hint = "fix the YAML syntax here"
+    if what == "but found another document":
+        what = "the file holds more than one YAML document"
+        hint = 'remove the "---" line, or move the second document to a file of its own'
+    elif "cannot start any token" in what and mark and _char_at(text, mark) == "\t":
+        what = "a tab character is not allowed here"
+        hint = "indent with spaces, not tabs"
+    elif what.startswith("mapping values are not allowed"):
+        hint = 'put the value in quotes if it contains ": "'
+    elif exc.context and exc.context_mark and exc.problem:
+        start = exc.context_mark
+        what += f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return Problem(path, line, column, f"invalid YAML: {what}", hint)
+
+
+def _char_at(text: str, mark: yaml.Mark) -> str:
+    lines = text.split("\n")
+    if mark.line < len(lines) and mark.column < len(lines[mark.line]):
+        return lines[mark.line][mark.column]
+    return ""
+
+
 def parse(text: str, path: str) -> Document:
     """Compose one YAML document; a syntax error becomes a located problem."""
+    doc = Document(path, None)
     try:
-        root = yaml.compose(text, Loader=Loader)
+        doc.root = yaml.compose(text, Loader=Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        what = exc.problem or exc.context or "invalid YAML"
-        doc = Document(path, None)
+        doc.problems.append(_syntax_problem(text, path, exc))
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - (before.rfind("\n") + 1) + 1
         doc.problems.append(
-            Problem(path, line, column, f"invalid YAML: {what}", "fix the YAML syntax here")
+            Problem(
+                path,
+                line,
+                column,
+                f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}",
+                "remove the character",
+            )
         )
-        return doc
-    except yaml.YAMLError as exc:  # e.g. more than one document
-        doc = Document(path, None)
+    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error above is marked
         doc.problems.append(Problem(path, None, None, f"invalid YAML: {exc}"))
-        return doc
-    return Document(path, root)
+    return doc
 
 
 def load(path: str, display: str | None = None) -> Document:
@@ -159,6 +204,13 @@ def mapping_items(doc: Document, node: Node) -> Iterator[tuple[str, Node, Node]]
         return
     seen: dict[str, Node] = {}
     for key_node, value_node in node.value:
+        if key_node.tag == _STANDARD_TAG + "merge":
+            doc.problem(
+                key_node,
+                "YAML merge keys (<<) are not supported",
+                "write the fields out in full",
+            )
+            continue
         key = scalar_text(key_node) if isinstance(key_node, ScalarNode) else None
         if key is None:
             doc.problem(key_node, "a mapping key must be text", "write the key as plain text")
@@ -175,6 +227,17 @@ def mapping_items(doc: Document, node: Node) -> Iterator[tuple[str, Node, Node]]
         yield key, key_node, value_node
 
 
+def tag_problem(doc: Document, node: Node) -> bool:
+    """Report a tag orqsync does not read (anything but the plain YAML types); True if so."""
+    if node.tag in _ALLOWED_TAGS:
+        return False
+    shown = (
+        "!!" + node.tag[len(_STANDARD_TAG) :] if node.tag.startswith(_STANDARD_TAG) else node.tag
+    )
+    doc.problem(node, f"unsupported YAML tag {shown}", "remove the tag")
+    return True
+
+
 class _Converter:
     """Node graph to plain Python values, under the rules at the top of this module."""
 
@@ -183,6 +246,7 @@ class _Converter:
         self.seen: set[int] = set()
         self.extra = 0
         self.exhausted = False
+        self.stack: list[Node] = []
 
     def convert(self, node: Node) -> object:
         if id(node) in self.seen:
@@ -198,19 +262,27 @@ class _Converter:
                 return None
         else:
             self.seen.add(id(node))
+        if tag_problem(self.doc, node):
+            return None
         if isinstance(node, ScalarNode):
-            if not node.tag.startswith(_STANDARD_TAG) and node.tag != "!":
-                self.doc.problem(node, f"unsupported YAML tag {node.tag}", "remove the tag")
-                return None
             return resolve_scalar(node)
-        if isinstance(node, SequenceNode):
-            return [self.convert(item) for item in node.value]
-        if isinstance(node, MappingNode):
-            if node.tag == _STANDARD_TAG + "set":
-                self.doc.problem(node, "YAML sets are not supported", "use a list")
+        if len(self.stack) >= MAX_DEPTH:
+            if not self.exhausted:
+                self.exhausted = True
+                outer = next((n for n in self.stack if getattr(n, "flow_style", False)), node)
+                self.doc.problem(
+                    outer,
+                    "lists and mappings are nested too deeply",
+                    "write the value with fewer levels of nesting",
+                )
+            return None
+        self.stack.append(node)
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.convert(item) for item in node.value]
             return {key: self.convert(value) for key, _, value in mapping_items(self.doc, node)}
-        self.doc.problem(node, "unsupported YAML node")  # pragma: no cover - PyYAML has 3 kinds
-        return None
+        finally:
+            self.stack.pop()
 
 
 def to_python(doc: Document, node: Node | None) -> object:
