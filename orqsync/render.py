@@ -12,6 +12,7 @@ from orqsync.planfile import summary
 from orqsync.wire import method_and_path, request_body
 
 MAX_REQUEST_LINES = 100
+SLOWEST_DOCUMENTED_RATE = 20  # requests a minute, orq.ai's Sandbox tier (orq-api-contract 2.5)
 TEXT_PREVIEW = 80
 
 _SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
@@ -91,6 +92,13 @@ def render_plan_text(
         eta = len(plan.requests) / requests_per_minute * 60
         out.append(
             f"At {requests_per_minute:g} requests a minute, apply will take about "
+            f"{duration_text(eta)}."
+        )
+    elif len(plan.requests) > SLOWEST_DOCUMENTED_RATE:
+        eta = len(plan.requests) / SLOWEST_DOCUMENTED_RATE * 60
+        out.append(
+            f"The rate adapts to orq.ai's limits; at the lowest documented one "
+            f"({SLOWEST_DOCUMENTED_RATE} requests a minute) apply would take about "
             f"{duration_text(eta)}."
         )
     if max_removals is not None and plan.removals > max_removals:

@@ -7,7 +7,6 @@ import os
 from orqsync.errors import OrqsyncError
 
 PROJECT = """\
-# yaml-language-server: $schema=https://orqsync.dev/schemas/orqsync.schema.json
 version: 1
 workspace: my-workspace
 api:
@@ -27,7 +26,6 @@ policy:
 """
 
 DEFINITIONS = """\
-# yaml-language-server: $schema=https://orqsync.dev/schemas/definitions.schema.json
 # The Human Review definitions of your orq.ai workspace, pinned here (there is no API to read
 # them). Keep them in step with orq.ai: a key orq.ai does not know is refused with a 404.
 version: 1
@@ -40,7 +38,6 @@ definitions:
 """
 
 EXAMPLE = """\
-# yaml-language-server: $schema=https://orqsync.dev/schemas/annotations.schema.json
 version: 1
 metadata: {reviewerId: alice}
 spans:

@@ -241,3 +241,15 @@ def test_feedback_records_are_put_and_removed(make_project):
     )
     assert emulator.feedback() == []
     emulator.close()
+
+
+def test_plan_tells_how_long_a_big_apply_takes_at_the_slowest_documented_rate(make_project):
+    spans = "\n".join(
+        f"  - {{trace_id: t, span_id: s{n}, annotations: {{rating: good}}}}" for n in range(1000)
+    )
+    project = make_project(**{"annotations/a.yaml": "version: 1\nspans:\n" + spans + "\n"})
+    result = project.run("plan")
+    assert "Plan: 1000 to add, 0 to change, 0 to remove; 1000 requests." in result.stdout
+    assert (
+        "at the lowest documented one (20 requests a minute) apply would take about 50 minutes."
+    ) in result.stdout
