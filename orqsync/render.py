@@ -38,7 +38,18 @@ def change_line(change: Change) -> str:
             f"{sign} {change.key}: metadata {_metadata_text(change.old_metadata)} -> "
             f"{_metadata_text(change.new_metadata)}"
         )
-    return f"{sign} {change.key}: {value_text(change.old)} -> {value_text(change.new)}"
+    line = f"{sign} {change.key}: {value_text(change.old)} -> {value_text(change.new)}"
+    return line + list_delta(change.old, change.new)
+
+
+def list_delta(old: object, new: object) -> str:
+    """For a multi-select change, which options came and went: ' (+spelling, -grammatical)'."""
+    if not isinstance(old, tuple) or not isinstance(new, tuple):
+        return ""
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    parts = [f"+{item}" for item in added] + [f"-{item}" for item in removed]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def summary_line(plan: Plan) -> str:

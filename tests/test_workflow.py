@@ -253,3 +253,14 @@ def test_plan_tells_how_long_a_big_apply_takes_at_the_slowest_documented_rate(ma
     assert (
         "at the lowest documented one (20 requests a minute) apply would take about 50 minutes."
     ) in result.stdout
+
+
+def test_a_multi_select_change_names_the_options_that_came_and_went(applied):
+    applied.write(
+        "annotations/a.yaml", A.replace("[spelling, grammatical]", "[spelling, ambiguity]")
+    )
+    result = applied.run("plan")
+    assert (
+        '      ~ defects: ["grammatical", "spelling"] -> ["ambiguity", "spelling"] '
+        "(+ambiguity, -grammatical)"
+    ) in result.stdout
