@@ -24,7 +24,7 @@ from orqsync.errors import (
     ProblemsError,
 )
 from orqsync.lock import state_lock, unlock
-from orqsync.plan import Request
+from orqsync.plan import Plan, Request
 from orqsync.planfile import load_plan
 from orqsync.project import Settings, load_project
 from orqsync.scaffold import write_scaffold
@@ -196,19 +196,21 @@ def plan(
     if fmt == "json":
         _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     else:
-        _out(
-            render.render_plan_text(
-                planned.plan,
-                metadata_style=settings.metadata_style,
-                requests_per_minute=settings.requests_per_minute,
-                max_removals=settings.max_removals,
-            )
-        )
+        _out(_plan_text(planned.plan, settings))
         if out_path:
             _out(f"Saved the plan to {out_path}; run `orqsync apply {out_path}` to apply it.\n")
     if detailed_exitcode and not planned.plan.empty:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _plan_text(the_plan: Plan, settings: Settings) -> str:
+    return render.render_plan_text(
+        the_plan,
+        metadata_style=settings.metadata_style,
+        requests_per_minute=settings.requests_per_minute,
+        max_removals=settings.max_removals,
+    )
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -276,14 +278,7 @@ def apply(
         fresh = commands.plan(settings, target, exclude)
         planned = commands.as_saved(fresh, settings.metadata_style)
         label = "the plan"
-        _out(
-            render.render_plan_text(
-                planned.plan,
-                metadata_style=settings.metadata_style,
-                requests_per_minute=settings.requests_per_minute,
-                max_removals=settings.max_removals,
-            )
-        )
+        _out(_plan_text(planned.plan, settings))
         if planned.plan.empty:
             return EXIT_OK
         commands.check_budget(planned.plan, settings, allow_removals)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from orqsync.errors import OrqsyncError, StateError
+from orqsync.provenance import ci_run_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +50,6 @@ def _who() -> str:
         return "unknown"
 
 
-def _ci_run(environ: Mapping[str, str]) -> str:
-    if environ.get("GITHUB_RUN_ID") and environ.get("GITHUB_REPOSITORY"):
-        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
-    return environ.get("CI_JOB_URL", "")
-
-
 def read_lock(state_path: str) -> LockInfo | None:
     """Who holds the lock, or None when nobody does."""
     try:
@@ -81,7 +75,7 @@ def state_lock(
         host=socket.gethostname(),
         pid=os.getpid(),
         created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-        ci_run=_ci_run(env),
+        ci_run=ci_run_url(env),
     )
     path = lock_path(state_path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

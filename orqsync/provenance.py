@@ -21,6 +21,14 @@ def _git(root: str, *args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def ci_run_url(environ: Mapping[str, str]) -> str:
+    """The URL of the CI run this process belongs to, when the CI says."""
+    if environ.get("GITHUB_RUN_ID") and environ.get("GITHUB_REPOSITORY"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    return environ.get("CI_JOB_URL", "")
+
+
 def capture(
     root: str,
     plan_id: str,
@@ -39,10 +47,7 @@ def capture(
             author = getpass.getuser()
         except (OSError, KeyError):
             author = ""
-    run_url = ""
-    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    run_url = ci_run_url(env)
     moment = now or datetime.datetime.now(datetime.timezone.utc)
     return Provenance(
         commit=commit,
