@@ -264,3 +264,25 @@ def test_a_multi_select_change_names_the_options_that_came_and_went(applied):
         '      ~ defects: ["grammatical", "spelling"] -> ["ambiguity", "spelling"] '
         "(+ambiguity, -grammatical)"
     ) in result.stdout
+
+
+def test_max_duration_zero_stops_before_the_first_request_and_leaves_the_state_alone(make_project):
+    project = make_project(**{"annotations/a.yaml": A})
+    result = project.run("apply", "--auto-approve", "--max-duration", "0")
+    assert result.exit_code == 3
+    assert "Apply partial (max duration): 0 of 2 requests done, 0 refused, 2 left." in result.stdout
+    assert not (project.root / ".orqsync" / "state.json").exists()
+    assert not (project.root / ".orqsync" / "state.json.journal").exists()
+
+
+def test_plan_shows_the_removal_budget_when_exceeded(applied):
+    applied.write(
+        "orqsync.yaml",
+        (applied.root / "orqsync.yaml").read_text() + "policy: {max_removals: 2}\n",
+    )
+    applied.write("annotations/a.yaml", "version: 1\nspans: []\n")
+    result = applied.run("plan")
+    assert (
+        "Removal budget exceeded: 5 removals, policy.max_removals is 2; apply needs "
+        "--allow-removals."
+    ) in result.stdout
