@@ -23,7 +23,7 @@ from orqsync import __version__
 from orqsync.errors import ApiError, OrqsyncError
 from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.project import Settings
-from orqsync.state import Metadata
+from orqsync.state import Metadata, feedback_pairs
 from orqsync.validate import Value
 from orqsync.wire import method_and_path, request_body
 
@@ -179,14 +179,11 @@ class OrqClient:
         self.send(Request(REMOVE, trace_id, span_id, keys=tuple(keys)))
 
     def feedback_put(self, record: Mapping[str, object]) -> None:
-        pairs = tuple(
-            sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in record.items())
-        )
-        self.send(Request(FEEDBACK_PUT, str(record["trace_id"]), feedback=pairs))
+        self.send(Request(FEEDBACK_PUT, str(record["trace_id"]), feedback=feedback_pairs(record)))
 
     def feedback_remove(self, record_id: str, trace_id: str, product: str) -> None:
         body = {"id": record_id, "trace_id": trace_id, "product": product}
-        self.send(Request(FEEDBACK_REMOVE, trace_id, feedback=tuple(sorted(body.items()))))
+        self.send(Request(FEEDBACK_REMOVE, trace_id, feedback=feedback_pairs(body)))
 
     # The one way out ---------------------------------------------------------------------
 

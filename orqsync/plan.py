@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.state import Applied, Metadata, State
+from orqsync.state import Applied, Metadata, State, feedback_pairs
 from orqsync.validate import Value
 
 BATCH_LIMIT = 10
@@ -162,14 +162,8 @@ def _feedback_changes(
         if want is None:
             assert have is not None
             body = dict(have.body)
-            remove = tuple(
-                sorted(
-                    {
-                        "id": record_id,
-                        "trace_id": body["trace_id"],
-                        "product": body["product"],
-                    }.items()
-                )
+            remove = feedback_pairs(
+                {"id": record_id, "trace_id": body["trace_id"], "product": body["product"]}
             )
             yield (
                 Change(
@@ -183,8 +177,7 @@ def _feedback_changes(
                 Request(FEEDBACK_REMOVE, str(body["trace_id"]), feedback=remove),
             )
             continue
-        body_pairs = tuple(sorted(want.body().items()))
-        body_pairs = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in body_pairs)
+        body_pairs = feedback_pairs(want.body())
         if have is not None and have.body == body_pairs:
             continue
         old_value = None if have is None else have.get("value")

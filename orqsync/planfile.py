@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from orqsync import __version__
 from orqsync.desired import DesiredState
 from orqsync.errors import OrqsyncError, StalePlanError
-from orqsync.plan import Change, Plan, Request
-from orqsync.state import State, state_hash
+from orqsync.plan import ANNOTATE, REMOVE, Change, Plan, Request
+from orqsync.state import State, feedback_pairs, state_hash
 from orqsync.wire import method_and_path, request_body
 
 FORMAT = "orqsync-plan"
@@ -135,8 +135,6 @@ def plan_document(plan: Plan, base: Base, metadata_style: str) -> dict[str, obje
 
 
 def _request_from_json(data: dict) -> Request:
-    from orqsync.plan import ANNOTATE, REMOVE
-
     kind = data["kind"]
     body = data["body"]
     if kind == ANNOTATE:
@@ -151,8 +149,7 @@ def _request_from_json(data: dict) -> Request:
         return Request(kind, data["trace_id"], data["span_id"], items=items, metadata=metadata)
     if kind == REMOVE:
         return Request(kind, data["trace_id"], data["span_id"], keys=tuple(body["keys"]))
-    feedback = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
-    return Request(kind, data["trace_id"], feedback=feedback)
+    return Request(kind, data["trace_id"], feedback=feedback_pairs(body))
 
 
 def _change_from_json(data: dict) -> Change:

@@ -20,7 +20,9 @@ _SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
 
 def value_text(value: object, limit: int = TEXT_PREVIEW) -> str:
     text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + '…"'
+    if len(text) <= limit:
+        return text
+    return text[: limit - 2] + ('…"' if text.startswith('"') else "…")
 
 
 def _metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:

@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -112,7 +113,7 @@ class State:
                 self.spans.pop(span_id, None)
         elif op == "feedback_put":
             body = entry["body"]
-            self.feedback[body["id"]] = AppliedFeedback(_body(body), provenance)
+            self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
         elif op == "feedback_remove":
             self.feedback.pop(entry["id"], None)
         else:
@@ -129,7 +130,8 @@ def _value(value: object) -> Value:
     return value  # type: ignore[return-value]
 
 
-def _body(body: dict) -> tuple[tuple[str, object], ...]:
+def feedback_pairs(body: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
+    """A Feedback body as sorted, hashable pairs (lists become tuples)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
 
 
@@ -152,13 +154,22 @@ def render_state(state: State) -> str:
     Each annotation names its provenance by id; the records sit once each in `provenance`.
     """
     provenance: dict[str, Provenance] = {}
+    ids: dict[Provenance, str] = {}  # one hash per apply, not one per annotation
+
+    def by(record: Provenance) -> str:
+        if record not in ids:
+            ids[record] = record.id
+            provenance[ids[record]] = record
+        return ids[record]
+
     span_lines = []
     for (trace_id, span_id), keys in sorted(state.spans.items()):
         annotations = {}
         for key, applied in keys.items():
-            record_id = applied.provenance.id
-            provenance.setdefault(record_id, applied.provenance)
-            item: dict[str, object] = {"value": _jsonable(applied.value), "by": record_id}
+            item: dict[str, object] = {
+                "value": _jsonable(applied.value),
+                "by": by(applied.provenance),
+            }
             if applied.metadata:
                 item["metadata"] = dict(applied.metadata)
             annotations[key] = item
@@ -167,9 +178,8 @@ def render_state(state: State) -> str:
         )
     feedback_lines = []
     for _, record in sorted(state.feedback.items()):
-        provenance.setdefault(record.provenance.id, record.provenance)
         body = {k: _jsonable(v) for k, v in record.body}
-        feedback_lines.append(_dumps({"body": body, "by": record.provenance.id}))
+        feedback_lines.append(_dumps({"body": body, "by": by(record.provenance)}))
     provenance_lines = [
         _dumps({"id": record_id, **record.to_json()})
         for record_id, record in sorted(provenance.items())
@@ -234,7 +244,9 @@ def parse_state(text: str, path: str) -> State:
             state.spans[(record["trace_id"], record["span_id"])] = span
         for record in data["feedback"]:
             body = record["body"]
-            state.feedback[body["id"]] = AppliedFeedback(_body(body), provenance[record["by"]])
+            state.feedback[body["id"]] = AppliedFeedback(
+                feedback_pairs(body), provenance[record["by"]]
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"{path}: the state file is damaged (bad or missing field {exc})",

@@ -12,16 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from orqsync.cli import cli
-
-DEFINITIONS = """\
-version: 1
-definitions:
-  rating:           {type: single_select, options: [good, bad]}
-  defects:          {type: multi_select, options: [grammatical, spelling, hallucination, ambiguity]}
-  confidence_score: {type: range, min: 0, max: 1}
-  correction:       {type: text}
-  approved:         {type: boolean}
-"""
+from orqsync.scaffold import DEFINITIONS
 
 PROJECT = """\
 version: 1
