@@ -1,0 +1,497 @@
+"""Plans as a pull-request comment (`plan --format markdown`). Pure: strings in, strings out.
+
+The comment opens with a hidden marker so that CI can update one sticky comment. Summary first
+(counts, removal budget, how each key's labels move), then removals and value flips, then
+additions, grouped per file and span in `diff` blocks. It is never longer than `limit`: when the
+changes do not fit, they are cut at whole entries with every block closed, and a footer says how
+many are not shown and where the full plan is.
+
+User content (keys, values, paths, ids, metadata) goes only into code spans and code blocks, made
+one line, so that it cannot break a table or inject markup.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import groupby
+
+from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.state import Metadata, State
+
+__all__ = ["MARKER", "Distribution", "label_distribution", "render_plan_markdown"]
+
+MARKER = "<!-- orqsync-plan -->"
+LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+FULL_PLAN_HINT = "Run `orqsync plan --format json` for the full plan."
+VALUE_PREVIEW = 80
+NAME_PREVIEW = 60
+SUMMARY_KEYS = 40
+LABELS_PER_KEY = 8
+DISTRIBUTION_ROWS = 150
+OPEN_SECTION = 50  # a section with more changes starts collapsed
+
+FLIPS = "Removals and value flips"
+ADDITIONS = "Additions"
+_NO_FILE = {0: "Removed from the repository", 2: "Source not recorded"}
+
+_CONTROL = re.compile(r"\r\n|[\x00-\x1f\x7f]")
+_SHOWN = {"\r\n": "⏎", "\r": "⏎", "\n": "⏎", "\t": " "}
+_CLOSE = "```\n\n</details>\n\n"  # after any entry, a diff block and a section are open
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """How one key's labels move over all spans of the state: (before, after) counts.
+
+    `labels` are options, `true`/`false`, or text values, each with its counts, sorted by label;
+    each option of a multi-select value counts. Numbers and text keys have no labels; numbers
+    have a mean. `spans` counts the spans that carry the key at all.
+    """
+
+    key: str
+    spans: tuple[int, int]
+    labels: tuple[tuple[str, int, int], ...]
+    mean: tuple[float | None, float | None] = (None, None)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.spans = 0
+        self.labels: Counter[str] = Counter()
+        self.total = Fraction(0)
+        self.numbers = 0
+
+    def add(self, value: object, sign: int, text: bool) -> None:
+        self.spans += sign
+        if isinstance(value, bool):
+            self.labels["true" if value else "false"] += sign
+        elif isinstance(value, tuple):
+            for item in value:
+                self.labels[str(item)] += sign
+        elif isinstance(value, (int, float)):
+            self.total += sign * Fraction(value)
+            self.numbers += sign
+        elif not text:
+            self.labels[str(value)] += sign
+
+    def copy(self) -> _Tally:
+        other = _Tally()
+        other.spans, other.total, other.numbers = self.spans, self.total, self.numbers
+        other.labels = self.labels.copy()
+        return other
+
+    @property
+    def mean(self) -> float | None:
+        return float(self.total / self.numbers) if self.numbers else None
+
+
+def label_distribution(
+    state: State, plan: Plan, *, text_keys: frozenset[str] = frozenset()
+) -> dict[str, Distribution]:
+    """Per key whose values the plan changes (sorted), its labels before and after the plan.
+
+    Feedback records are not annotations and are left out.
+    """
+    keys = {c.key for c in plan.changes if not c.feedback and not c.metadata_only}
+    before = {key: _Tally() for key in keys}
+    for span in state.spans.values():
+        for key, applied in span.items():
+            if key in before:
+                before[key].add(applied.value, 1, key in text_keys)
+    after = {key: tally.copy() for key, tally in before.items()}
+    for change in plan.changes:
+        if change.key not in after or change.feedback:
+            continue
+        text = change.key in text_keys
+        if change.old is not None:
+            after[change.key].add(change.old, -1, text)
+        if change.new is not None:
+            after[change.key].add(change.new, 1, text)
+    found: dict[str, Distribution] = {}
+    for key in sorted(keys):
+        old, new = before[key], after[key]
+        labels = sorted(set(old.labels) | set(new.labels))
+        found[key] = Distribution(
+            key,
+            (old.spans, new.spans),
+            tuple((label, old.labels[label], new.labels[label]) for label in labels),
+            (old.mean, new.mean),
+        )
+    return found
+
+
+def render_plan_markdown(
+    plan: Plan,
+    state: State,
+    *,
+    text_keys: frozenset[str] = frozenset(),
+    redact: bool = False,
+    max_removals: int | None = None,
+    limit: int = LIMIT,
+    full_plan_hint: str = FULL_PLAN_HINT,
+) -> str:
+    """The plan as a review comment of at most `limit` characters.
+
+    `text_keys` are the keys of text definitions: with `redact`, their values are never shown.
+    Raises ValueError when `limit` cannot hold even the summary line.
+    """
+    if plan.empty:
+        text = (
+            f"{MARKER}\n## orqsync plan\n\nNo changes. The labels in orq.ai match the repository.\n"
+        )
+        return _checked(text, limit)
+    head = _head(plan, max_removals)
+    tables = [
+        _summary_table(plan),
+        _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
+    ]
+    entries, openers = _entries(plan, text_keys if redact else frozenset())
+    full = head + "".join(tables) + _body(entries, openers)
+    if len(full.rstrip("\n")) + 1 <= limit:
+        return full.rstrip("\n") + "\n"
+    total = len(plan.changes)
+    reserve = len(_footer(total, total, limit, full_plan_hint))
+    if len(head) + reserve > limit:
+        raise ValueError(f"a limit of {limit} characters cannot hold the plan's summary")
+    text = head
+    for table in tables:
+        if len(text) + len(table) + reserve <= limit:
+            text += table
+    shown = _fit(entries, openers, limit - len(text) - reserve)
+    text += _body(shown, openers) + _footer(total - len(shown), total, limit, full_plan_hint)
+    return _checked(text, limit)
+
+
+def _checked(text: str, limit: int) -> str:
+    if len(text) > limit:
+        raise ValueError(f"a limit of {limit} characters cannot hold the plan's summary")
+    return text
+
+
+def _footer(hidden: int, total: int, limit: int, hint: str) -> str:
+    return (
+        f"**{hidden:,} of {total:,} changes are not shown here** (a comment holds at most "
+        f"{limit:,} characters). {hint}\n"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _where(changes: Iterable[Change]) -> str:
+    spans: set[tuple[str, str]] = set()
+    records = 0
+    for change in changes:
+        if change.feedback:
+            records += 1
+        else:
+            spans.add((change.trace_id, change.span_id))
+    parts = [_count(len(spans), "span")] if spans else []
+    if records:
+        parts.append(_count(records, "feedback record"))
+    return " and ".join(parts)
+
+
+def _head(plan: Plan, max_removals: int | None) -> str:
+    updates = plan.count(UPDATE)
+    metadata_only = sum(1 for c in plan.changes if c.action == UPDATE and c.metadata_only)
+    only = f" ({metadata_only:,} metadata only)" if metadata_only else ""
+    lines = [
+        MARKER,
+        "## orqsync plan",
+        "",
+        f"**{plan.count(CREATE):,} to add, {updates:,} to change{only}, "
+        f"{plan.removals:,} to remove** on {_where(plan.changes)}. "
+        f"`apply` will send {_count(len(plan.requests), 'request')}.",
+        "",
+    ]
+    if max_removals is not None and plan.removals > max_removals:
+        lines += [
+            "> [!CAUTION]",
+            f"> **Removal budget exceeded:** {_count(plan.removals, 'removal')}, more than "
+            f"`policy.max_removals` ({max_removals:,}). `apply` refuses this plan unless run "
+            "with `--allow-removals`.",
+            "",
+        ]
+    elif max_removals is not None:
+        lines += [
+            f"Removal budget: {plan.removals:,} of {max_removals:,} (`policy.max_removals`).",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(plan: Plan) -> str:
+    counts: dict[tuple[bool, str], Counter[str]] = {}
+    for change in plan.changes:
+        counts.setdefault((change.feedback, change.key), Counter())[change.action] += 1
+    lines = ["| key | add | change | remove |", "|---|--:|--:|--:|"]
+    rows = sorted(counts.items())
+    for (feedback, key), row in rows[:SUMMARY_KEYS]:
+        name = _code(key, table=True) + (" (feedback)" if feedback else "")
+        lines.append(_counts_row(name, row))
+    rest: Counter[str] = Counter()
+    for _, row in rows[SUMMARY_KEYS:]:
+        rest.update(row)
+    if rest:
+        lines.append(_counts_row(f"*{_count(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
+    total = Counter(c.action for c in plan.changes)
+    lines.append(_counts_row("**total**", total))
+    return "\n".join(lines) + "\n\n"
+
+
+def _counts_row(name: str, row: Counter[str]) -> str:
+    return f"| {name} | {row[CREATE]:,} | {row[UPDATE]:,} | {row[DELETE]:,} |"
+
+
+def _distribution_table(distributions: dict[str, Distribution]) -> str:
+    if not distributions:
+        return ""
+    rows: list[str] = []
+    left = 0
+    for index, distribution in enumerate(distributions.values()):
+        key_rows = _key_rows(distribution)
+        if len(rows) + len(key_rows) > DISTRIBUTION_ROWS:
+            left = len(distributions) - index
+            break
+        rows += key_rows
+    lines = [
+        "### Label distribution",
+        "",
+        "Labels on all spans in the state, before and after this plan.",
+        "",
+        "| key | value | before | after | change |",
+        "|---|---|--:|--:|--:|",
+        *rows,
+    ]
+    if left:
+        lines += ["", f"{_count(left, 'more key')} not shown."]
+    return "\n".join(lines) + "\n\n"
+
+
+def _key_rows(distribution: Distribution) -> list[str]:
+    before, after = distribution.spans
+    rows = [_row(_code(distribution.key, table=True), "*labelled spans*", before, after)]
+    labels = sorted(distribution.labels, key=lambda item: (-abs(item[2] - item[1]), item[0]))
+    for label, old, new in labels[:LABELS_PER_KEY]:
+        rows.append(_row("", _code(label, table=True), old, new))
+    rest = labels[LABELS_PER_KEY:]
+    if rest:
+        old = sum(item[1] for item in rest)
+        new = sum(item[2] for item in rest)
+        rows.append(_row("", f"*{_count(len(rest), 'more value')}*", old, new))
+    old_mean, new_mean = distribution.mean
+    if old_mean is not None or new_mean is not None:
+        change = (
+            _signed_number(new_mean - old_mean)
+            if old_mean is not None and new_mean is not None
+            else ""
+        )
+        rows.append(_cells("", "*mean*", _number(old_mean), _number(new_mean), change))
+    return rows
+
+
+def _row(key: str, label: str, before: int, after: int) -> str:
+    change = after - before
+    delta = f"{change:+,}" if change else "0"
+    return _cells(key, label, f"{before:,}", f"{after:,}", delta)
+
+
+def _cells(*cells: str) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"
+
+
+def _number(number: float | None) -> str:
+    if number is None:
+        return "–"
+    text = f"{number:,.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _signed_number(number: float) -> str:
+    text = _number(number)
+    return text if text == "0" or text.startswith("-") else "+" + text
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One change as lines of a diff block, and where it sits: section, file, span."""
+
+    section: str
+    group: str
+    hunk: str
+    text: str
+
+
+def _entries(plan: Plan, redacted: frozenset[str]) -> tuple[list[_Entry], dict[str, str]]:
+    entries: list[_Entry] = []
+    openers: dict[str, str] = {}
+    flips = [c for c in plan.changes if c.action != CREATE]
+    additions = [c for c in plan.changes if c.action == CREATE]
+    for section, changes in ((FLIPS, flips), (ADDITIONS, additions)):
+        if not changes:
+            continue
+        shown = " open" if len(changes) <= OPEN_SECTION else ""
+        openers[section] = (
+            f"### {section}\n\n<details{shown}><summary>{_count(len(changes), 'change')} on "
+            f"{_where(changes)}</summary>\n\n"
+        )
+        # Stable: within a span, the planner's order (removes first, then keys sorted).
+        ordered = sorted(changes, key=lambda c: (_group(c), c.feedback, c.trace_id, c.span_id))
+        for group, in_group in groupby(ordered, key=_group):
+            heading = "#### " + (_code(_path(group[1])) if group[1] else _NO_FILE[group[0]])
+            for _, in_span in groupby(in_group, key=lambda c: (c.feedback, c.trace_id, c.span_id)):
+                items = list(in_span)
+                hunk = _hunk(items)
+                for change in items:
+                    entries.append(_Entry(section, heading, hunk, _diff(change, redacted)))
+    return entries, openers
+
+
+def _group(change: Change) -> tuple[int, str]:
+    """Removals first (they have no file), then each file; a rank, so no path can collide."""
+    if change.path:
+        return (1, change.path)
+    return (0, "") if change.action == DELETE else (2, "")
+
+
+def _hunk(changes: list[Change]) -> str:
+    first = changes[0]
+    if first.feedback:
+        where = f"feedback on trace {_plain(first.trace_id)}"
+    else:
+        where = f"span {_plain(first.trace_id)}/{_plain(first.span_id)}"
+    lines = [c.line for c in changes if c.line]
+    return f"@@ {where}{f', line {min(lines)}' if lines else ''} @@"
+
+
+def _body(entries: list[_Entry], openers: dict[str, str]) -> str:
+    """The detail sections: a <details> block per section, a diff block per file."""
+    out: list[str] = []
+    section = group = hunk = ""
+    for entry in entries:
+        if entry.section != section:
+            out.append((_CLOSE if section else "") + openers[entry.section])
+            section, group, hunk = entry.section, "", ""
+        if entry.group != group:
+            out.append(("```\n\n" if group else "") + f"{entry.group}\n\n```diff\n")
+            group, hunk = entry.group, ""
+        if entry.hunk != hunk:
+            out.append(entry.hunk + "\n")
+            hunk = entry.hunk
+        out.append(entry.text)
+    if entries:
+        out.append(_CLOSE)
+    return "".join(out)
+
+
+def _fit(entries: list[_Entry], openers: dict[str, str], room: int) -> list[_Entry]:
+    """The entries whose `_body` fits in `room`, each file's cut at a whole entry.
+
+    Sections in order; within a section the files take turns, one entry each, so that a large
+    removal cannot hide every value flip.
+    """
+    files: dict[tuple[str, str], list[int]] = {}
+    for index, entry in enumerate(entries):
+        files.setdefault((entry.section, entry.group), []).append(index)
+    chosen: set[int] = set()
+    size = 0
+    for section, opener in openers.items():
+        queues = [queue for (name, _), queue in files.items() if name == section]
+        taken = [0] * len(queues)
+        opened = False
+        turn = list(range(len(queues)))
+        while turn:
+            still = []
+            for number in turn:
+                queue, done = queues[number], taken[number]
+                entry = entries[queue[done]]
+                cost = len(entry.text)
+                if not done or entries[queue[done - 1]].hunk != entry.hunk:
+                    cost += len(entry.hunk) + 1
+                if not done:
+                    cost += len(f"{entry.group}\n\n```diff\n```\n\n")
+                if not opened:
+                    cost += len(opener) + len("</details>\n\n")
+                if size + cost > room:
+                    continue  # this file is cut here
+                size += cost
+                opened = True
+                chosen.add(queue[done])
+                taken[number] += 1
+                if taken[number] < len(queue):
+                    still.append(number)
+            turn = still
+    return [entry for index, entry in enumerate(entries) if index in chosen]
+
+
+def _diff(change: Change, redacted: frozenset[str]) -> str:
+    key = _plain(change.key)
+    hide = not change.feedback and change.key in redacted
+    if change.action == CREATE:
+        return f"+ {key} = {_value(change.new, hide)}\n"
+    if change.action == DELETE:
+        return f"- {key} = {_value(change.old, hide)}\n"
+    if change.metadata_only:
+        return (
+            f"~ {key}: metadata only, {_metadata(change.old_metadata)} -> "
+            f"{_metadata(change.new_metadata)}\n"
+        )
+    return (
+        f"- {key} = {_value(change.old, hide)}\n"
+        f"+ {key} = {_value(change.new, hide)}{_options_delta(change.old, change.new)}\n"
+    )
+
+
+def _value(value: object, hide: bool) -> str:
+    if hide and isinstance(value, str):
+        return f"(redacted, {_count(len(value), 'char')})"
+    text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    if len(text) > VALUE_PREVIEW:
+        text = text[: VALUE_PREVIEW - 2] + ('…"' if text.startswith('"') else "…")
+    return _plain(text, VALUE_PREVIEW)
+
+
+def _options_delta(old: object, new: object) -> str:
+    """For a multi-select change, the options that came and went: ' (+spelling, -grammatical)'."""
+    if not isinstance(old, tuple) or not isinstance(new, tuple):
+        return ""
+    parts = [f"+{_plain(item)}" for item in sorted(set(new) - set(old))]
+    parts += [f"-{_plain(item)}" for item in sorted(set(old) - set(new))]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _metadata(metadata: Metadata) -> str:
+    text = "{" + ", ".join(f"{k}: {v}" for k, v in metadata) + "}"
+    return _plain(text, VALUE_PREVIEW)
+
+
+def _plain(text: str, limit: int = NAME_PREVIEW) -> str:
+    """User text on one line, shortened; line breaks and control characters made visible."""
+    text = _CONTROL.sub(lambda match: _SHOWN.get(match.group(), "�"), text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _path(path: str) -> str:
+    """A long path keeps its end: the file name says more than the folders."""
+    return path if len(path) <= NAME_PREVIEW else "…" + path[-(NAME_PREVIEW - 1) :]
+
+
+def _code(text: str, *, table: bool = False) -> str:
+    """User text as an inline code span, which no markup inside it can escape."""
+    text = _plain(text)
+    if not text:
+        return "*(empty)*"
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    # A code span drops one space at each end, and cannot start or end with its fence.
+    if text[0] == "`" or text[-1] == "`" or (text[0] == text[-1] == " " and text.strip()):
+        text = f" {text} "
+    if table:
+        text = text.replace("|", "\\|")  # GFM splits cells before it reads code spans
+    return f"{fence}{text}{fence}"

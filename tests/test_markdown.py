@@ -1,0 +1,478 @@
+"""The pull-request comment: golden files for small plans, the size budget, distribution math,
+redaction and escaping. Regenerate the goldens with ORQSYNC_UPDATE_GOLDEN=1, then read them."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from orqsync.desired import Annotation, DesiredState, Feedback
+from orqsync.markdown import MARKER, Distribution, label_distribution, render_plan_markdown
+from orqsync.plan import Plan, make_plan
+from orqsync.state import Applied, AppliedFeedback, Provenance, State, feedback_pairs
+from orqsync.validate import Value
+
+GOLDEN = Path(__file__).parent / "golden" / "markdown"
+PROVENANCE = Provenance(commit="c0ffee", author="ann <ann@example.com>")
+FLIPS = "annotations/flips.yaml"
+REVIEW = "annotations/review.yaml"
+BATCH = "annotations/batch-2.yaml"
+TEXT_KEYS = frozenset({"correction"})
+HINT = "The full plan is in the `orqsync-plan` artifact (plan.json)."
+
+
+def applied(value: Value, metadata: tuple[tuple[str, str], ...] = ()) -> Applied:
+    return Applied(value, metadata, PROVENANCE)
+
+
+def declared(
+    value: Value, path: str = REVIEW, line: int = 1, metadata: tuple[tuple[str, str], ...] = ()
+) -> Annotation:
+    return Annotation(value, metadata, path, line)
+
+
+def feedback_state(record_id: str, trace_id: str, value: str) -> AppliedFeedback:
+    body = {
+        "id": record_id,
+        "trace_id": trace_id,
+        "product": "deployments",
+        "property": "rating",
+        "value": value,
+    }
+    return AppliedFeedback(feedback_pairs(body), PROVENANCE)
+
+
+def planned(
+    desired: dict[tuple[str, str], dict[str, Annotation]],
+    spans: dict[tuple[str, str], dict[str, Applied]] | None = None,
+    feedback: dict[str, Feedback] | None = None,
+    applied_feedback: dict[str, AppliedFeedback] | None = None,
+) -> tuple[Plan, State]:
+    state = State("lineage-1", 3, spans=spans or {}, feedback=applied_feedback or {})
+    return make_plan(DesiredState(desired, feedback or {}), state), state
+
+
+# Golden plans -----------------------------------------------------------------------------
+
+
+def additions_plan() -> str:
+    """New labels beside one that stays; a long text value is shortened."""
+    long_text = "The answer should emphasize scalability and fault tolerance, " * 3
+    trace = "cb2289e8eae4e587f8bba591734cc831"
+    plan, state = planned(
+        {
+            (trace, "274c568b4fffdfc5"): {
+                "rating": declared("good", line=6),
+                "defects": declared(("grammatical", "spelling"), line=7),
+                "confidence_score": declared(0.95, line=8),
+                "correction": declared(long_text.strip(), line=9),
+                "approved": declared(True, line=10),
+            },
+            (trace, "9a0d1e2f3a4b5c6d"): {"rating": declared("bad", BATCH, 4)},
+            (trace, "0f0f0f0f0f0f0f0f"): {"rating": declared("good", BATCH, 9)},
+        },
+        spans={(trace, "0f0f0f0f0f0f0f0f"): {"rating": applied("good")}},
+    )
+    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, max_removals=100)
+
+
+def flips_plan() -> str:
+    reviewer = (("reviewerId", "alice"),)
+    plan, state = planned(
+        {
+            ("t-1", "s-1"): {
+                "rating": declared("bad", FLIPS, 6),
+                "defects": declared(("grammatical", "spelling"), FLIPS, 7),
+            },
+            ("t-1", "s-2"): {
+                "rating": declared("bad", FLIPS, 11),
+                "confidence_score": declared(0.75, FLIPS, 12),
+            },
+            ("t-2", "s-1"): {
+                "rating": declared("good", REVIEW, 5, (("reviewerId", "bob"),)),
+                "correction": declared("Say which plan.", REVIEW, 6, reviewer),
+            },
+        },
+        spans={
+            ("t-1", "s-1"): {
+                "rating": applied("good"),
+                "defects": applied(("ambiguity", "grammatical")),
+                "approved": applied(True),
+            },
+            ("t-1", "s-2"): {"rating": applied("good"), "confidence_score": applied(0.5)},
+            ("t-2", "s-1"): {
+                "rating": applied("good", reviewer),
+                "correction": applied("Say which plan.", reviewer),
+            },
+            ("t-3", "s-1"): {"rating": applied("good"), "defects": applied(("spelling",))},
+        },
+        feedback={"fb-1": Feedback("fb-1", "T-9", "deployments", "rating", "bad", REVIEW, 20)},
+        applied_feedback={"fb-1": feedback_state("fb-1", "T-9", "good")},
+    )
+    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, max_removals=100)
+
+
+def redacted_plan() -> str:
+    plan, state = planned(
+        {
+            ("t-1", "s-1"): {
+                "correction": declared("Customer 4411 asked about the refund.", line=3),
+                "rating": declared("good", line=4),
+            },
+            ("t-2", "s-1"): {"correction": declared("Mention the SLA.\nAnd the fee.", line=8)},
+        },
+        spans={
+            ("t-2", "s-1"): {"correction": applied("Mention the SLA.")},
+            ("t-3", "s-1"): {"correction": applied("Private note about Jane Doe")},
+        },
+    )
+    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, redact=True, max_removals=100)
+
+
+def empty_plan() -> str:
+    state = State("lineage-1", 4, spans={("t-1", "s-1"): {"rating": applied("good")}})
+    plan = make_plan(DesiredState({("t-1", "s-1"): {"rating": declared("good")}}, {}), state)
+    return render_plan_markdown(plan, state, max_removals=100)
+
+
+def budget_exceeded_plan() -> str:
+    """Twelve removals over a budget of ten, two flips and an addition, in a small comment."""
+    spans = {(f"trace-{n:02}", "span-1"): {"rating": applied("good")} for n in range(14)}
+    plan, state = planned(
+        {
+            ("trace-12", "span-1"): {"rating": declared("bad", FLIPS, 3)},
+            ("trace-13", "span-1"): {"rating": declared("bad", FLIPS, 7)},
+            ("trace-new", "span-1"): {"rating": declared("bad", REVIEW, 3)},
+        },
+        spans,
+    )
+    return render_plan_markdown(plan, state, max_removals=10, limit=1_500, full_plan_hint=HINT)
+
+
+GOLDENS = {
+    "additions": additions_plan,
+    "flips": flips_plan,
+    "redacted": redacted_plan,
+    "empty": empty_plan,
+    "budget_exceeded": budget_exceeded_plan,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDENS))
+def test_small_plans_render_exactly_as_their_golden_file(name: str) -> None:
+    text = GOLDENS[name]()
+    path = GOLDEN / f"{name}.md"
+    if os.environ.get("ORQSYNC_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+    assert_well_formed(text)
+
+
+# Structure checks -------------------------------------------------------------------------
+
+PIPE = re.compile(r"(?<!\\)\|")
+
+
+def outside_code(text: str) -> str:
+    """The text with fenced blocks and code spans removed, as CommonMark would read them."""
+    text = re.sub(r"^```diff\n.*?^```$", "", text, flags=re.S | re.M)
+    out, at = [], 0
+    for run in re.finditer(r"`+", text):
+        if run.start() < at:
+            continue
+        close = re.compile(rf"(?<!`){run.group()}(?!`)").search(text, run.end())
+        if close is None:
+            continue
+        out.append(text[at : run.start()])
+        at = close.end()
+    out.append(text[at:])
+    return "".join(out)
+
+
+def assert_well_formed(text: str) -> None:
+    lines = text.split("\n")
+    assert lines[0] == MARKER
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    assert text.count("<details") == text.count("</details>")
+    fences = [line for line in lines if line.startswith("```")]
+    assert fences == ["```diff", "```"] * (len(fences) // 2)
+    columns = 0
+    for line in lines:
+        if line.startswith("|"):
+            cells = len(PIPE.findall(line))
+            columns = columns or cells
+            assert cells == columns, line
+        else:
+            columns = 0
+    inside = False
+    for line in lines:
+        if line.startswith("```"):
+            inside = not inside
+        elif inside:
+            assert re.match(r"(@@ .* @@|[-+~] .*)$", line), line
+    tags = re.findall(r"<[^>]*>", outside_code(text))
+    allowed = {MARKER, "<details>", "<details open>", "</details>", "<summary>", "</summary>"}
+    assert set(tags) <= allowed
+
+
+# The size budget --------------------------------------------------------------------------
+
+
+def ten_thousand_changes() -> tuple[Plan, State]:
+    """40 flips good -> bad, 2,000 defects removed, 7,960 spans labelled for the first time."""
+    spans = {}
+    desired = {}
+    for n in range(5_000):
+        span = (f"trace-{n:05}", "span-1")
+        spans[span] = {"rating": applied("good"), "defects": applied(("spelling",))}
+        path = f"annotations/batch-{n // 1000}.yaml"
+        keys = {"rating": declared("bad" if n < 40 else "good", path, 3 * n + 1)}
+        if not 40 <= n < 2_040:
+            keys["defects"] = declared(("spelling",), path, 3 * n + 2)
+        desired[span] = keys
+    for n in range(7_960):
+        desired[(f"new-{n:05}", "span-1")] = {
+            "approved": declared(n % 4 != 0, "annotations/new.yaml", n + 1)
+        }
+    return planned(desired, spans)
+
+
+def test_a_ten_thousand_change_plan_fits_the_comment_budget() -> None:
+    plan, state = ten_thousand_changes()
+    assert len(plan.changes) == 10_000
+    text = render_plan_markdown(plan, state, max_removals=100, full_plan_hint=HINT)
+    assert len(text) <= 60_000
+    assert_well_formed(text)
+    assert (
+        "**7,960 to add, 40 to change, 2,000 to remove** on 10,000 spans. "
+        "`apply` will send 10,000 requests." in text
+    )
+    assert "> **Removal budget exceeded:** 2,000 removals, more than `policy.max_removals`" in text
+    assert "| `rating` | 0 | 40 | 0 |" in text
+    assert "| `defects` | 0 | 0 | 2,000 |" in text
+    assert "| `approved` | 7,960 | 0 | 0 |" in text
+    assert "| **total** | 7,960 | 40 | 2,000 |" in text
+    assert "| `rating` | *labelled spans* | 5,000 | 5,000 | 0 |" in text
+    assert "| | `bad` | 0 | 40 | +40 |" in text
+    assert "| | `good` | 5,000 | 4,960 | -40 |" in text
+    assert "| | `spelling` | 5,000 | 3,000 | -2,000 |" in text
+    assert "| | `true` | 0 | 5,970 | +5,970 |" in text
+    assert "| | `false` | 0 | 1,990 | +1,990 |" in text
+    shown = sum(1 for line in text.split("\n") if re.match(r"[+~] |- defects", line))
+    hidden = 10_000 - shown
+    assert 0 < shown < 10_000
+    assert text.rstrip("\n").endswith(
+        f"**{hidden:,} of 10,000 changes are not shown here** (a comment holds at most "
+        f"60,000 characters). {HINT}"
+    )
+    # Removals and flips come first, so they are the ones shown.
+    assert '- rating = "good"\n+ rating = "bad"' in text
+    assert "+ approved" not in text
+
+
+@pytest.mark.parametrize("limit", [700, 1_000, 2_500, 8_000, 20_000])
+def test_truncation_keeps_whole_entries_and_counts_the_rest(limit: int) -> None:
+    desired = {
+        (f"trace-{n:03}", "span-1"): {"rating": declared("good", line=n + 1)} for n in range(300)
+    }
+    plan, state = planned(desired)
+    text = render_plan_markdown(plan, state, limit=limit)
+    assert len(text) <= limit
+    assert_well_formed(text)
+    shown = text.count('\n+ rating = "good"\n')
+    if shown < 300:
+        assert f"**{300 - shown:,} of 300 changes are not shown here**" in text
+    else:
+        assert "not shown" not in text
+    assert (shown == 300) == (limit == 20_000)
+
+
+def test_every_limit_gives_a_well_formed_comment_that_fits() -> None:
+    spans = {(f"gone-{n:02}", "s"): {"rating": applied("good")} for n in range(30)}
+    spans |= {(f"flip-{n:02}", "s"): {"rating": applied("good")} for n in range(30)}
+    desired = {
+        (f"flip-{n:02}", "s"): {"rating": declared("bad", f"annotations/{n % 3}.yaml", n + 1)}
+        for n in range(30)
+    }
+    desired |= {
+        (f"new-{n:02}", "s"): {"rating": declared("good", f"annotations/{n % 2}.yaml", n + 1)}
+        for n in range(30)
+    }
+    plan, state = planned(desired, spans)
+    full = render_plan_markdown(plan, state)
+    for limit in range(900, len(full) + 200, 97):
+        text = render_plan_markdown(plan, state, limit=limit)
+        assert len(text) <= limit
+        assert_well_formed(text)
+        assert "Removal budget" not in text
+        shown = text.count('\n+ rating = "good"\n') + text.count("\n- rating")
+        if limit >= len(full):
+            assert text == full
+        else:
+            assert f"**{90 - shown:,} of 90 changes are not shown here**" in text
+            assert len(text) > limit - 200  # cut at whole entries, not far below the limit
+
+
+def test_a_limit_too_small_for_the_summary_is_an_error() -> None:
+    plan, state = planned({("t", "s"): {"rating": declared("good")}})
+    with pytest.raises(ValueError, match="cannot hold the plan's summary"):
+        render_plan_markdown(plan, state, limit=100)
+
+
+def test_a_key_with_thousands_of_distinct_values_keeps_the_distribution_small() -> None:
+    desired = {(f"t-{n}", "s"): {"note": declared(f"value {n}")} for n in range(3_000)}
+    plan, state = planned(desired)
+    text = render_plan_markdown(plan, state)
+    assert len(text) <= 60_000
+    assert "| | *2,992 more values* | 0 | 2,992 | +2,992 |" in text
+    assert_well_formed(text)
+
+
+# Distribution math ------------------------------------------------------------------------
+
+
+def test_distribution_counts_each_option_of_a_multi_select() -> None:
+    plan, state = planned(
+        {
+            ("t", "a"): {"defects": declared(("spelling",))},
+            ("t", "b"): {"defects": declared(("ambiguity", "grammatical", "spelling"))},
+        },
+        spans={
+            ("t", "a"): {"defects": applied(("grammatical", "spelling"))},
+            ("t", "c"): {"defects": applied(("grammatical",))},
+        },
+    )
+    assert label_distribution(state, plan) == {
+        "defects": Distribution(
+            "defects",
+            (2, 2),
+            (("ambiguity", 0, 1), ("grammatical", 2, 1), ("spelling", 1, 2)),
+        )
+    }
+
+
+def test_distribution_counts_booleans_as_true_and_false() -> None:
+    plan, state = planned(
+        {("t", "a"): {"approved": declared(False)}, ("t", "b"): {"approved": declared(True)}},
+        spans={("t", "a"): {"approved": applied(True)}, ("t", "c"): {"approved": applied(True)}},
+    )
+    assert label_distribution(state, plan)["approved"] == Distribution(
+        "approved", (2, 2), (("false", 0, 1), ("true", 2, 1))
+    )
+
+
+def test_distribution_counts_the_whole_state_and_removes_deleted_labels() -> None:
+    untouched = {(f"t-{n}", "s"): {"rating": applied("good")} for n in range(5)}
+    gone = {
+        ("t-gone", "s"): {"rating": applied("bad")},
+        ("t-too", "s"): {"rating": applied("good")},
+    }
+    desired = {span: {"rating": declared("good")} for span in untouched}
+    desired[("t-new", "s")] = {"rating": declared("bad")}
+    plan, state = planned(desired, {**untouched, **gone})
+    assert label_distribution(state, plan) == {
+        "rating": Distribution("rating", (7, 6), (("bad", 1, 1), ("good", 6, 5)))
+    }
+
+
+def test_distribution_gives_numbers_a_mean_and_text_only_a_span_count() -> None:
+    plan, state = planned(
+        {
+            ("t", "a"): {"score": declared(0.5), "correction": declared("New words")},
+            ("t", "b"): {"score": declared(1)},
+        },
+        spans={
+            ("t", "a"): {"score": applied(0.25), "correction": applied("Old words")},
+            ("t", "c"): {"score": applied(0.75), "correction": applied("Other words")},
+        },
+    )
+    found = label_distribution(state, plan, text_keys=TEXT_KEYS)
+    assert found["score"] == Distribution("score", (2, 2), (), (0.5, 0.75))
+    assert found["correction"] == Distribution("correction", (2, 1), ())
+
+
+def test_distribution_leaves_out_feedback_and_metadata_only_changes() -> None:
+    plan, state = planned(
+        {("t", "a"): {"rating": declared("good", metadata=(("reviewerId", "bob"),))}},
+        spans={("t", "a"): {"rating": applied("good")}},
+        feedback={"fb": Feedback("fb", "t", "deployments", "score", "bad", REVIEW, 1)},
+    )
+    assert len(plan.changes) == 2
+    assert label_distribution(state, plan) == {}
+
+
+# Redaction and escaping -------------------------------------------------------------------
+
+
+def test_redacted_text_values_never_appear() -> None:
+    secrets = ("Customer 4411 asked about the refund", "Jane Doe", "SLA", "refund")
+    plan, state = planned(
+        {
+            ("t", "a"): {"correction": declared("Customer 4411 asked about the refund")},
+            ("t", "b"): {"correction": declared("x" * 150 + " refund")},
+        },
+        spans={
+            ("t", "b"): {"correction": applied("SLA")},
+            ("t", "c"): {"correction": applied("Jane Doe")},
+        },
+    )
+    text = render_plan_markdown(plan, state, text_keys=TEXT_KEYS, redact=True)
+    for secret in secrets:
+        assert secret not in text
+    assert "+ correction = (redacted, 36 chars)" in text
+    assert "- correction = (redacted, 8 chars)" in text
+    shown = render_plan_markdown(plan, state, text_keys=TEXT_KEYS)
+    assert "Customer 4411 asked about the refund" in shown
+
+
+def test_long_values_are_shortened() -> None:
+    plan, state = planned({("t", "a"): {"note": declared("word " * 100)}})
+    text = render_plan_markdown(plan, state)
+    line = next(line for line in text.split("\n") if line.startswith("+ note"))
+    assert line == '+ note = "' + ("word " * 16)[:77] + '…"'
+
+
+HOSTILE = "a|b `code` ``` <script>alert(1)</script> &amp;\n# heading\n- item | end"
+
+
+def test_hostile_values_keys_and_paths_do_not_break_the_markup() -> None:
+    path = "annotations/we|rd `name` <b>.yaml"
+    plan, state = planned(
+        {
+            ("trace|<i>", "span`1`"): {
+                "rating": declared(HOSTILE, path, 3),
+                "ke|y`<b>": declared(("x|y", "`z`", "<u>"), path, 4),
+            }
+        },
+        spans={("trace|<i>", "span`1`"): {"rating": applied("<img src=x>|")}},
+    )
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)
+    assert "<script>" not in outside_code(text)
+    assert "#### ``annotations/we|rd `name` <b>.yaml``" in text
+    assert "| ``ke\\|y`<b>`` | *labelled spans* | 0 | 1 | +1 |" in text
+    assert "| | `` `z` `` | 0 | 1 | +1 |" in text
+    assert "| | `x\\|y` | 0 | 1 | +1 |" in text
+    assert "| | `<img src=x>\\|` | 1 | 0 | -1 |" in text
+    assert (
+        '+ rating = "a|b `code` ``` <script>alert(1)</script> &amp;\\n# heading\\n- item | end"\n'
+        in text
+    )
+
+
+def test_control_characters_become_visible_and_tabs_spaces() -> None:
+    plan, state = planned({("t\r\n", "s\x00"): {"ra\tting": declared("x")}})
+    text = render_plan_markdown(plan, state)
+    assert "@@ span t⏎/s�, line 1 @@" in text
+    assert "+ ra ting = " in text
+    assert_well_formed(text)
+
+
+def test_rendering_is_deterministic() -> None:
+    assert flips_plan() == flips_plan()
+    plan, state = ten_thousand_changes()
+    assert render_plan_markdown(plan, state) == render_plan_markdown(plan, state)
