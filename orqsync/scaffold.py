@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 
 from orqsync.errors import OrqsyncError
+from orqsync.github import project_prefix
 
 PROJECT = """\
 version: 1
@@ -60,8 +62,37 @@ GITIGNORE = """\
 """
 
 
-def write_scaffold(directory: str, *, embedded: bool = False, force: bool = False) -> list[str]:
-    """Write the starter files; refuse to overwrite unless `force`."""
+WORKFLOWS = ("orqsync-plan.yml", "orqsync-apply.yml")
+PROJECT_DIR_LINE = "  ORQSYNC_DIR: .\n"
+
+
+def read_workflow(name: str) -> str:
+    """A workflow of examples/github, shipped in the package as `orqsync.workflows`."""
+    return resources.files("orqsync.workflows").joinpath(name).read_text("utf-8")
+
+
+def workflow_files(directory: str) -> dict[str, str]:
+    """The GitHub workflows, by path relative to `directory`.
+
+    They go to `.github/workflows/` at the root of the git repository holding `directory`;
+    when the project is in a subfolder of it, their ORQSYNC_DIR names that subfolder.
+    """
+    prefix = project_prefix(directory)
+    up = os.path.join(*[os.pardir] * len(prefix.split("/"))) if prefix else ""
+    files = {}
+    for name in WORKFLOWS:
+        text = read_workflow(name)
+        if prefix:
+            # the examples say `ORQSYNC_DIR: .` exactly once (tests/test_github.py holds that)
+            text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {prefix}\n", 1)
+        files[os.path.join(up, ".github", "workflows", name)] = text
+    return files
+
+
+def write_scaffold(
+    directory: str, *, embedded: bool = False, force: bool = False, github: bool = False
+) -> list[str]:
+    """Write the starter files (with `github`, the CI workflows too); overwrite only if `force`."""
     base_url = "embedded" if embedded else "https://api.orq.ai"
     files = {
         "orqsync.yaml": PROJECT.format(base_url=base_url),
@@ -69,6 +100,9 @@ def write_scaffold(directory: str, *, embedded: bool = False, force: bool = Fals
         os.path.join("annotations", "example.yaml"): EXAMPLE,
         ".gitignore": GITIGNORE,
     }
+    if github:
+        os.makedirs(directory, exist_ok=True)  # so that git can tell which repository holds it
+        files.update(workflow_files(directory))
     existing = [name for name in files if os.path.exists(os.path.join(directory, name))]
     if existing and not force:
         raise OrqsyncError(
@@ -78,6 +112,8 @@ def write_scaffold(directory: str, *, embedded: bool = False, force: bool = Fals
     written = []
     for name, text in files.items():
         path = os.path.join(directory, name)
+        if name.startswith(os.pardir):  # a workflow at the root of the repository
+            path = os.path.normpath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         mode = "a" if name == ".gitignore" and os.path.exists(path) else "w"
         with open(path, mode, encoding="utf-8") as handle:

