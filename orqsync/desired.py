@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from orqsync.definitions import Definitions, load_definitions
 from orqsync.errors import Problem, ProblemsError
+from orqsync.fastpath import FastFile, FastReader
 from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.schema import check
 from orqsync.validate import Invalid, Value, canonical_number, check_value
@@ -30,9 +33,11 @@ SpanId = tuple[str, str]
 Metadata = tuple[tuple[str, str], ...]  # sorted (name, value) pairs; hashable and comparable
 
 
-@dataclass(frozen=True, slots=True)
-class Annotation:
-    """One desired (trace, span, key) value, the metadata to send with it, and where it is."""
+class Annotation(NamedTuple):
+    """One desired (trace, span, key) value, the metadata to send with it, and where it is.
+
+    A named tuple: a big repository holds hundreds of thousands, and tuples build fast.
+    """
 
     value: Value
     metadata: Metadata
@@ -71,6 +76,7 @@ class DesiredState:
     feedback: dict[str, Feedback]
     files: dict[str, str] = field(default_factory=dict)
     definitions_hash: str = ""
+    fast_files: int = 0  # files the fast reader took (the rest went to the strict reader)
 
     @property
     def annotation_count(self) -> int:
@@ -93,12 +99,17 @@ def find_sources(settings: Settings) -> list[str]:
     return sorted(found)
 
 
+@functools.lru_cache(maxsize=4096)
 def owned(key: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `policy.owned_keys` lets orqsync write (and remove) `key`."""
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
-def load_desired(settings: Settings) -> DesiredState:
-    """Read definitions and every annotation file; raise ProblemsError listing all problems."""
+def load_desired(settings: Settings, *, fast: bool = True) -> DesiredState:
+    """Read definitions and every annotation file; raise ProblemsError listing all problems.
+
+    `fast=False` reads every file with the strict reader only (the differential tests).
+    """
     definitions, problems = load_definitions(
         settings.definitions_path, settings.display(settings.definitions_path)
     )
@@ -106,7 +117,7 @@ def load_desired(settings: Settings) -> DesiredState:
         raise ProblemsError(problems)
     with open(settings.definitions_path, "rb") as handle:
         definitions_hash = sha256(handle.read())
-    builder = _Builder(settings, definitions)
+    builder = _Builder(settings, definitions, fast=fast)
     paths = find_sources(settings)
     if not paths:
         patterns = ", ".join(settings.sources)
@@ -125,13 +136,15 @@ def load_desired(settings: Settings) -> DesiredState:
         builder.add_file(path)
     if builder.problems:
         raise ProblemsError(builder.problems)
-    return DesiredState(builder.spans, builder.feedback, builder.files, definitions_hash)
+    return DesiredState(
+        builder.spans, builder.feedback, builder.files, definitions_hash, builder.fast_files
+    )
 
 
 class _Builder:
     """Accumulates spans and feedback across files, remembering where each was declared."""
 
-    def __init__(self, settings: Settings, definitions: Definitions) -> None:
+    def __init__(self, settings: Settings, definitions: Definitions, fast: bool = True) -> None:
         self.settings = settings
         self.definitions = definitions
         self.defaults = tuple(sorted(settings.metadata.items()))
@@ -140,6 +153,12 @@ class _Builder:
         self.files: dict[str, str] = {}
         self.problems: list[Problem] = []
         self._metadata: dict[Metadata, Metadata] = {}
+        self._owned_keys: dict[str, bool] = {}
+        self.fast = FastReader(
+            definitions, settings.string_limit, self._owned, self._merge_metadata, Annotation
+        )
+        self.use_fast = fast
+        self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
 
     def add_file(self, path: str) -> None:
         display = self.settings.display(path)
@@ -148,6 +167,10 @@ class _Builder:
             self.problems.extend(problems)
             return
         self.files[display] = sha256(text.encode("utf-8"))
+        fast = self.fast.read(text, display, self._file_metadata) if self.use_fast else None
+        if fast is not None and self._add_fast(fast):
+            self.fast_files += 1
+            return
         doc = parse(text, display)
         if doc.root is None:
             if not doc.problems:
@@ -179,14 +202,50 @@ class _Builder:
         for record_node in records.value if records is not None else ():
             self._feedback(doc, record_node)
 
+    def _add_fast(self, fast: FastFile) -> bool:
+        """Take a file the fast reader vouched for; False (nothing taken) when one of its
+        annotations is declared twice, so that the strict reader reports where."""
+        spans = self.spans
+        pending: dict[SpanId, dict[str, Annotation]] = {}
+        for span_id, declared in fast.spans:
+            before = pending.get(span_id)
+            taken = spans.get(span_id)
+            if taken is not None and not taken.keys().isdisjoint(declared):
+                return False
+            if before is None:
+                pending[span_id] = declared
+            elif not before.keys().isdisjoint(declared):
+                return False
+            else:
+                pending[span_id] = {**before, **declared}
+        for span_id, declared in pending.items():
+            existing = spans.get(span_id)
+            if existing is None:
+                spans[span_id] = declared
+            else:
+                existing.update(declared)
+        return True
+
+    def _file_metadata(self, doc: Document, node: Node | None) -> Metadata:
+        return self._read_metadata(doc, node, self.defaults)
+
     def _read_metadata(self, doc: Document, node: Node | None, base: Metadata) -> Metadata:
         if node is None:
             return base
         raw = {name: scalar_text(value) or "" for name, _, value in mapping_items(doc, node)}
+        return self._merge_metadata(base, raw)
+
+    def _merge_metadata(self, base: Metadata, raw: dict[str, str]) -> Metadata:
         merged = dict(base)
         merged.update(normalize_metadata(raw))
         key = tuple(sorted(merged.items()))
         return self._metadata.setdefault(key, key)
+
+    def _owned(self, key: str) -> bool:
+        known = self._owned_keys.get(key)
+        if known is None:
+            known = self._owned_keys[key] = owned(key, self.settings.owned_keys)
+        return known
 
     def _id(self, doc: Document, node: Node, what: str) -> str | None:
         text = scalar_text(node)
@@ -220,7 +279,7 @@ class _Builder:
                     f"{self.settings.definitions} first",
                 )
                 continue
-            if not owned(key, self.settings.owned_keys):
+            if not self._owned(key):
                 doc.problem(
                     key_node,
                     f'key "{key}" is not in policy.owned_keys',

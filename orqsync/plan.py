@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
 from orqsync.state import Applied, Metadata, State, feedback_pairs
@@ -27,9 +28,12 @@ UPDATE = "update"
 DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One API request. `items` are (key, value) to set; `keys` are keys to remove."""
+class Request(NamedTuple):
+    """One API request. `items` are (key, value) to set; `keys` are keys to remove.
+
+    Requests and changes are named tuples, not dataclasses: a big plan makes hundreds of
+    thousands, and a tuple is built three times faster. They are just as immutable.
+    """
 
     kind: str
     trace_id: str
@@ -51,8 +55,7 @@ class Request:
         return len(self.items) or len(self.keys) or 1
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One (trace, span, key) or feedback record that differs, for people to read."""
 
     action: str  # create | update | delete
@@ -113,43 +116,56 @@ def plan_span(
     """The changes and requests of one span."""
     changes: list[Change] = []
     requests: list[Request] = []
-    removes = sorted(key for key in applied if key not in desired and owned(key, owned_keys))
-    for key in removes:
-        old = applied[key]
-        changes.append(
-            Change(DELETE, trace_id, span_id, key, old=old.value, old_metadata=old.metadata)
-        )
-    for batch in _chunks(removes):
-        requests.append(Request(REMOVE, trace_id, span_id, keys=tuple(batch)))
-    groups: dict[Metadata, list[str]] = {}
+    if applied:
+        removes = sorted(key for key in applied if key not in desired and owned(key, owned_keys))
+        for key in removes:
+            old = applied[key]
+            changes.append(Change(DELETE, trace_id, span_id, key, old.value, None, old.metadata))
+        for batch in _chunks(removes):
+            requests.append(Request(REMOVE, trace_id, span_id, (), tuple(batch)))
+    groups: dict[Metadata, list[tuple[str, Value]]] = {}
     for key in sorted(desired):
         want = desired[key]
-        have = applied.get(key)
-        if (
-            have is not None
-            and same_value(have.value, want.value)
-            and (have.metadata == want.metadata)
-        ):
-            continue
-        groups.setdefault(want.metadata, []).append(key)
-        changes.append(
-            Change(
-                CREATE if have is None else UPDATE,
-                trace_id,
-                span_id,
-                key,
-                old=None if have is None else have.value,
-                new=want.value,
-                old_metadata=() if have is None else have.metadata,
-                new_metadata=want.metadata,
-                path=want.path,
-                line=want.line,
+        have = applied.get(key) if applied else None
+        if have is None:
+            changes.append(
+                Change(
+                    CREATE,
+                    trace_id,
+                    span_id,
+                    key,
+                    None,
+                    want.value,
+                    (),
+                    want.metadata,
+                    want.path,
+                    want.line,
+                )
             )
-        )
-    for metadata in sorted(groups):
+        elif same_value(have.value, want.value) and have.metadata == want.metadata:
+            continue
+        else:
+            changes.append(
+                Change(
+                    UPDATE,
+                    trace_id,
+                    span_id,
+                    key,
+                    have.value,
+                    want.value,
+                    have.metadata,
+                    want.metadata,
+                    want.path,
+                    want.line,
+                )
+            )
+        group = groups.get(want.metadata)
+        if group is None:
+            group = groups[want.metadata] = []
+        group.append((key, want.value))
+    for metadata in sorted(groups) if len(groups) > 1 else groups:
         for batch in _chunks(groups[metadata]):
-            items = tuple((key, desired[key].value) for key in batch)
-            requests.append(Request(ANNOTATE, trace_id, span_id, items=items, metadata=metadata))
+            requests.append(Request(ANNOTATE, trace_id, span_id, tuple(batch), (), metadata))
     return changes, requests
 
 
@@ -202,7 +218,8 @@ def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] =
     changes: list[Change] = []
     requests: list[Request] = []
     empty: dict = {}
-    for trace_id, span_id in sorted(set(desired.spans) | set(state.spans)):
+    spans = desired.spans.keys() | state.spans.keys() if state.spans else desired.spans
+    for trace_id, span_id in sorted(spans):
         span_changes, span_requests = plan_span(
             trace_id,
             span_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 from orqsync import __version__
@@ -97,10 +98,11 @@ def change_json(change: Change) -> dict[str, object]:
 
 
 def summary(plan: Plan) -> dict[str, int]:
+    counts = Counter(change.action for change in plan.changes)
     return {
-        "create": plan.count("create"),
-        "update": plan.count("update"),
-        "delete": plan.count("delete"),
+        "create": counts["create"],
+        "update": counts["update"],
+        "delete": counts["delete"],
         "requests": len(plan.requests),
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from itertools import groupby
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from orqsync.apply import Report
 from orqsync.errors import Problem
@@ -18,10 +18,29 @@ TEXT_PREVIEW = 80
 _SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
 
 
+_SHOWN: dict[tuple[type, object, int], str] = {}  # labels repeat: render each value once
+
+
 def value_text(value: object, limit: int = TEXT_PREVIEW) -> str:
+    """A value as JSON, shortened to `limit` characters."""
+    if type(value) is str:  # most values, and mostly distinct: straight to the C encoder
+        text = encode_basestring(value)
+        return text if len(text) <= limit else _shorten(text, limit)
+    key = (type(value), value, limit)  # the type keeps True and 1 apart
+    shown = _SHOWN.get(key)
+    if shown is None:
+        if len(_SHOWN) > 100_000:
+            _SHOWN.clear()
+        shown = _SHOWN[key] = _value_text(value, limit)
+    return shown
+
+
+def _value_text(value: object, limit: int) -> str:
     text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-    if len(text) <= limit:
-        return text
+    return text if len(text) <= limit else _shorten(text, limit)
+
+
+def _shorten(text: str, limit: int) -> str:
     return text[: limit - 2] + ('…"' if text.startswith('"') else "…")
 
 
@@ -30,11 +49,12 @@ def _metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:
 
 
 def change_line(change: Change) -> str:
-    sign = _SIGN[change.action]
-    if change.action == CREATE:
-        return f"{sign} {change.key} = {value_text(change.new)}"
-    if change.action == DELETE:
-        return f"{sign} {change.key} = {value_text(change.old)}"
+    action = change.action
+    if action == CREATE:
+        return f"+ {change.key} = {value_text(change.new)}"
+    if action == DELETE:
+        return f"- {change.key} = {value_text(change.old)}"
+    sign = _SIGN[action]
     if change.metadata_only:
         return (
             f"{sign} {change.key}: metadata {_metadata_text(change.old_metadata)} -> "
@@ -71,6 +91,21 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
+def _groups(changes: tuple[Change, ...]) -> list[list[Change]]:
+    """Runs of changes on one span (or one trace's feedback), in plan order."""
+    groups: list[list[Change]] = []
+    current: list[Change] = []
+    trace_id = span_id = None
+    feedback = False
+    for change in changes:
+        if change.span_id != span_id or change.trace_id != trace_id or change.feedback != feedback:
+            trace_id, span_id, feedback = change.trace_id, change.span_id, change.feedback
+            current = []
+            groups.append(current)
+        current.append(change)
+    return groups
+
+
 def render_plan_text(
     plan: Plan,
     *,
@@ -82,14 +117,16 @@ def render_plan_text(
     if plan.empty:
         return "No changes. The labels in orq.ai match the repository.\n"
     out: list[str] = ["orqsync will make these changes:", ""]
-    for (feedback, trace_id, span_id), group in groupby(
-        plan.changes, key=lambda c: (c.feedback, c.trace_id, c.span_id)
-    ):
-        items = list(group)
+    for items in _groups(plan.changes):
+        first = items[0]
         source = next((c.path for c in items if c.path), "")
-        title = f"  feedback on trace {trace_id}" if feedback else f"  span {trace_id}/{span_id}"
+        title = (
+            f"  feedback on trace {first.trace_id}"
+            if first.feedback
+            else f"  span {first.trace_id}/{first.span_id}"
+        )
         out.append(title + (f"  ({source})" if source else ""))
-        out.extend(f"      {change_line(change)}" for change in items)
+        out.extend(["      " + change_line(change) for change in items])
         out.append("")
     out.append("Requests, in order:")
     for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):

@@ -43,6 +43,7 @@ def _leaves(errors: object) -> list[ValidationError]:
     return found
 
 
+_IDS = frozenset(("trace_id", "span_id", "id"))
 _HINTS = {
     "annotations": 'write each annotation as key: value, without "- "',
     "spans": 'start each span with "- "',
@@ -88,9 +89,10 @@ def _got(instance: object, container_expected: bool) -> str:
 
 
 def _type_message(where: str, path: tuple[object, ...], error: ValidationError) -> tuple[str, str]:
-    expected = _expected(error.validator_value)
-    got = _got(error.instance, expected in ("a list", "a mapping"))
     field = str(path[-1]) if path else ""
+    # An id may look like a number (it is taken as written), but it is text to the user.
+    expected = "text" if field in _IDS else _expected(error.validator_value)
+    got = _got(error.instance, expected in ("a list", "a mapping"))
     hint = _HINTS.get(field, "")
     if not hint and expected == "an integer":
         low, high = error.schema.get("minimum"), error.schema.get("maximum")

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, NamedTuple
 
 from orqsync.errors import StateError
 from orqsync.validate import Value
@@ -55,9 +55,9 @@ class Provenance:
         return cls(**{name: str(data.get(name, "")) for name in cls.__slots__})
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """An annotation as orqsync last wrote it."""
+class Applied(NamedTuple):
+    """An annotation as orqsync last wrote it (a named tuple: states hold hundreds of
+    thousands)."""
 
     value: Value
     metadata: Metadata

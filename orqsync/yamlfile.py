@@ -182,9 +182,13 @@ def scalar_text(node: Node) -> str | None:
 
 def resolve_scalar(node: ScalarNode) -> object:
     """A scalar's value under YAML 1.2 core rules (quoted scalars are always strings)."""
-    text = node.value
     if bool(node.style):
-        return text
+        return node.value
+    return resolve_plain(node.value)
+
+
+def resolve_plain(text: str) -> object:
+    """The value of a plain (unquoted) scalar's text under YAML 1.2 core rules."""
     if text in _NULL:
         return None
     if text in _BOOL:

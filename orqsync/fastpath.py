@@ -1,0 +1,375 @@
+"""A fast reader for annotation files in the common block layout.
+
+The strict reader in desired.py (PyYAML nodes, JSON Schema, the checks of validate.py) is the
+reference, and the only source of problem messages. This module reads the layout that people
+and `orqsync import` write:
+
+    version: 1
+    metadata: {reviewerId: alice}        # optional; the head is read by the strict reader
+    spans:
+      - trace_id: cb2289e8eae4e587f8bba591734cc831
+        span_id: 274c568b4fffdfc5
+        metadata: {identityId: user-1}   # optional, flow form
+        annotations:
+          rating: good                   # one line each: a plain or simply quoted scalar,
+          defects: [spelling, grammar]   # or a flow list of plain scalars
+
+It returns a file's spans only when it understood every line and every value is valid; for
+anything else (another layout, a tab, an anchor, a value the API would refuse) it returns None
+and the strict reader reads the file. A differential test holds the two to the same results.
+Value checks are memoised per (key, text as written): labels repeat, so most cost a lookup.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from yaml.nodes import MappingNode, ScalarNode
+
+from orqsync.definitions import Definition
+from orqsync.validate import Value, canonical_number
+from orqsync.yamlfile import Document, mapping_items, parse, resolve_plain
+
+Metadata = tuple[tuple[str, str], ...]
+FileMetadata = Callable[[Document, "MappingNode | None"], Metadata]
+
+METADATA_FIELDS = frozenset(("identityId", "identity_id", "source", "reviewerId"))
+HEAD_FIELDS = frozenset(("version", "metadata"))
+
+# Characters that make the strict reader's job different from ours: line breaks other than
+# \n (YAML also breaks lines at \r, NEL, LS, PS), tabs, a byte order mark inside the text, and
+# anything YAML does not allow in a stream. Any of them sends the file to the strict reader.
+_UNUSUAL = re.compile(
+    "[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
+)
+_ASCII_USUAL = bytes([0x0A, *range(0x20, 0x7F)])
+
+
+def _unusual(text: str) -> bool:
+    if text.isascii():  # the common case, checked at memory speed
+        return bool(text.encode("ascii").translate(None, _ASCII_USUAL))
+    return _UNUSUAL.search(text) is not None
+
+
+_SPANS_LINE = re.compile(r"^spans:[ ]*(?:#[^\n]*)?\n", re.M)
+_SPAN = re.compile(
+    r"""
+    (?P<pre>(?:[ ]*(?:\#[^\n]*)?\n)*)                # blank and comment lines
+    (?P<ind>[ ]*)-[ ]trace_id:[ ](?P<t>[^\n]*)\n
+    (?P=ind)[ ][ ]span_id:[ ](?P<s>[^\n]*)\n
+    (?:(?P=ind)[ ][ ]metadata:[ ](?P<m>[^\n]*)\n)?
+    (?P=ind)[ ][ ]annotations:[ ]*(?:\#[^\n]*)?\n
+    (?P<ann>
+      (?P<ai>(?P=ind)[ ]{3,})[A-Za-z_][^\n]*\n
+      (?:(?P=ai)[A-Za-z_][^\n]*\n|[ ]*(?:\#[^\n]*)?\n)*
+    )
+    """,
+    re.X,
+)
+_TAIL = re.compile(r"(?:[ ]*(?:#[^\n]*)?\n)*\Z")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*\Z")
+_QUOTED = re.compile(r"""(?:"([^"\\]*)"|'((?:[^']|'')*)')[ ]*(?:[ ]\#.*)?\Z""")
+_FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#]*)\][ ]*(?:[ ]#.*)?\Z")
+_FLOW_MAP = re.compile(r"\{([^\[\]{}\"'#]*)\}[ ]*(?:[ ]#.*)?\Z")
+# Plain scalars may not start with an indicator; '-' may start one when no space follows.
+_PLAIN_START = re.compile(r"[^\-?:,\[\]{}#&*!|>'\"%@`\s]|-[^\s\-]")
+_NULL = frozenset(("", "~", "null", "Null", "NULL"))
+
+PLAIN = ""  # the style of a plain scalar (PyYAML's None); quoted ones are '"' or "'"
+
+
+class _Bail(Exception):
+    """The file is not one this reader can vouch for: the strict reader takes it."""
+
+
+_INVALID = object()  # a value the strict reader must report
+_UNIQUE: dict[str, object] = {}  # the memo of keys whose values are not remembered; stays empty
+
+
+def _plain(raw: str, flow: bool) -> str:
+    """The text of a one-line plain scalar as YAML reads it, or _Bail."""
+    cut = raw.find(" #")
+    text = (raw if cut < 0 else raw[:cut]).strip(" ")
+    if not text or not _PLAIN_START.match(text) or ": " in text or text.endswith(":"):
+        raise _Bail
+    if flow and (":" in text or "," in text):
+        raise _Bail
+    return text
+
+
+def scalar(raw: str) -> tuple[str, str]:
+    """(text, style) of the rest of a line holding one scalar; _Bail if it is anything else."""
+    first = raw[:1]
+    if first == '"' or first == "'":
+        match = _QUOTED.match(raw)
+        if match is None:
+            raise _Bail
+        if first == '"':
+            return match.group(1), '"'
+        return match.group(2).replace("''", "'"), "'"
+    return _plain(raw, flow=False), PLAIN
+
+
+def _flow_items(inner: str) -> list[str]:
+    items = [item.strip(" ") for item in inner.split(",")]
+    if items and items[-1] == "" and len(items) > 1:
+        items.pop()  # YAML allows one trailing comma
+    if not items or "" in items:
+        raise _Bail
+    return [_plain(item, flow=True) for item in items]
+
+
+@dataclass(frozen=True, slots=True)
+class FastFile:
+    """A file the fast reader vouches for: its head document and its spans."""
+
+    head: Document
+    head_metadata: MappingNode | None
+    spans: list[tuple[tuple[str, str], dict[str, Any]]]  # (trace, span) -> {key: annotation}
+
+
+class FastReader:
+    """Reads the files of one project; value checks are memoised across files."""
+
+    def __init__(
+        self,
+        definitions: dict[str, Definition],
+        string_limit: int,
+        owned: Callable[[str], bool],
+        merge_metadata: Callable[[Metadata, dict[str, str]], Metadata],
+        annotation: Callable[[Value, Metadata, str, int], Any],
+    ) -> None:
+        self.definitions = definitions
+        self.annotation = annotation
+        self.string_limit = string_limit
+        self.owned = owned
+        self.merge_metadata = merge_metadata
+        self._values: dict[str, dict[str, object]] = {}
+        self._metadata: dict[tuple[Metadata, str], Metadata] = {}
+
+    def read(self, text: str, path: str, file_metadata: FileMetadata) -> FastFile | None:
+        """The file's spans, or None when the strict reader must read it."""
+        try:
+            return self._read(text, path, file_metadata)
+        except _Bail:
+            return None
+
+    def _read(self, text: str, path: str, file_metadata: FileMetadata) -> FastFile:
+        if _unusual(text):
+            raise _Bail
+        if not text.endswith("\n"):
+            text += "\n"
+        found = _SPANS_LINE.search(text)
+        if found is None:
+            raise _Bail
+        head, metadata_node = self._head(text[: found.start()], path)
+        base = file_metadata(head, metadata_node)
+        if head.problems:
+            raise _Bail
+        line = text.count("\n", 0, found.end()) + 1
+        position = found.end()
+        indent = None
+        spans: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        for match in _SPAN.finditer(text, position):
+            if match.start() != position:
+                raise _Bail
+            pre, ind, trace, span, metadata, block, ai = match.groups()
+            if indent is None:
+                indent = ind
+            elif ind != indent:
+                raise _Bail
+            line += pre.count("\n") if pre else 0
+            first = line + (4 if metadata is not None else 3)
+            spans.append(
+                (
+                    (_id(trace), _id(span)),
+                    self._annotations(
+                        block,
+                        len(ai),
+                        first,
+                        base if metadata is None else self._span_metadata(base, metadata),
+                        path,
+                    ),
+                )
+            )
+            line = first + block.count("\n")
+            position = match.end()
+        if not _TAIL.match(text, position):
+            raise _Bail
+        return FastFile(head, metadata_node, spans)
+
+    def _head(self, text: str, path: str) -> tuple[Document, MappingNode | None]:
+        """Everything before `spans:`, read by the strict reader: version and file metadata."""
+        if "!" in text or "&" in text or "*" in text:  # tags, anchors, aliases
+            raise _Bail
+        head = parse(text, path)
+        if head.problems or not isinstance(head.root, MappingNode):
+            raise _Bail
+        fields = {name: value for name, _, value in mapping_items(head, head.root)}
+        if head.problems or not set(fields) <= HEAD_FIELDS:
+            raise _Bail
+        version = fields.get("version")
+        if not isinstance(version, ScalarNode) or version.style or version.value != "1":
+            raise _Bail
+        metadata = fields.get("metadata")
+        if metadata is None:
+            return head, None
+        if not isinstance(metadata, MappingNode):
+            raise _Bail
+        for name, _, value in mapping_items(head, metadata):
+            if name not in METADATA_FIELDS or not isinstance(value, ScalarNode):
+                raise _Bail
+            resolved = value.value if value.style else resolve_plain(value.value)
+            if resolved is None or isinstance(resolved, bool):
+                raise _Bail
+        if head.problems:
+            raise _Bail
+        return head, metadata
+
+    def _annotations(
+        self, block: str, width: int, first: int, metadata: Metadata, path: str
+    ) -> dict[str, Any]:
+        """{key: annotation} of one span's `annotations:` block."""
+        pattern = _ENTRIES.get(width)
+        if pattern is None:
+            pattern = _ENTRIES[width] = re.compile(rf"^ {{{width}}}(\S[^\n]*?): ([^\n]*)\n", re.M)
+        entries = pattern.findall(block)
+        if len(entries) == block.count("\n"):
+            numbered = [(key, raw, first + offset) for offset, (key, raw) in enumerate(entries)]
+        else:
+            numbered = _numbered_entries(block, width, first)
+        values = self._values
+        make = self.annotation
+        annotations = {}
+        for key, raw, number in numbered:
+            memo = values.get(key)
+            if memo is None:
+                memo = values[key] = self._key_memo(key)
+            value = memo.get(raw)
+            if value is None:
+                value = self._check(key, raw)
+                if value is _INVALID:
+                    raise _Bail
+                if memo is not _UNIQUE:
+                    memo[raw] = value
+            annotations[key] = make(value, metadata, path, number)
+        if len(annotations) != len(numbered):
+            raise _Bail  # a key twice in one span
+        return annotations
+
+    def _key_memo(self, key: str) -> dict[str, object]:
+        if key not in self.definitions or not _KEY.match(key) or not self.owned(key):
+            raise _Bail
+        # Free text is mostly distinct: remembering it would cost more than it saves.
+        return _UNIQUE if self.definitions[key].type == "text" else {}
+
+    def _span_metadata(self, base: Metadata, raw: str) -> Metadata:
+        known = self._metadata.get((base, raw))
+        if known is not None:
+            return known
+        match = _FLOW_MAP.match(raw)
+        if match is None:
+            raise _Bail
+        fields = _flow_mapping(match.group(1))
+        merged = self.merge_metadata(base, fields)
+        self._metadata[(base, raw)] = merged
+        return merged
+
+    def _check(self, key: str, raw: str) -> object:
+        """The canonical value of `raw` under the key's definition, or _INVALID."""
+        definition = self.definitions[key]
+        kind = definition.type
+        try:
+            if raw[:1] == "[":
+                match = _FLOW_LIST.match(raw)
+                if match is None:
+                    return _INVALID
+                items = _flow_items(match.group(1))
+                if any(item in _NULL for item in items):
+                    return _INVALID
+                if kind == "multi_select" and all(i in definition.options for i in items):
+                    return tuple(sorted(set(items)))
+                if kind == "single_select" and len(items) == 1:
+                    return items[0] if items[0] in definition.options else _INVALID
+                return _INVALID
+            text, style = scalar(raw)
+        except _Bail:
+            return _INVALID
+        if not style and text in _NULL:
+            return _INVALID
+        if kind == "single_select":
+            return text if text in definition.options else _INVALID
+        if kind == "multi_select":
+            return (text,) if text in definition.options else _INVALID
+        if kind == "text":
+            return text if len(text) <= self.string_limit else _INVALID
+        if style:
+            return _INVALID  # a quoted number or boolean is text
+        value = resolve_plain(text)
+        if kind == "boolean":
+            return value if isinstance(value, bool) else _INVALID
+        if kind == "range":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return _INVALID
+            if math.isnan(value) or math.isinf(value):
+                return _INVALID
+            assert definition.min is not None and definition.max is not None
+            if not definition.min <= value <= definition.max:
+                return _INVALID
+            return canonical_number(value)
+        return _INVALID
+
+
+def _numbered_entries(block: str, width: int, first: int) -> list[tuple[str, str, int]]:
+    """(key, rest of line, line number) of an annotation block with comments or blank lines."""
+    numbered = []
+    for offset, entry in enumerate(block.split("\n")[:-1]):
+        if entry[width : width + 1] in ("", " ", "#"):
+            if entry.strip(" ")[:1] not in ("", "#"):
+                raise _Bail
+            continue
+        key, sep, raw = entry[width:].partition(": ")
+        if not sep:
+            raise _Bail
+        numbered.append((key, raw, first + offset))
+    return numbered
+
+
+_ENTRIES: dict[int, re.Pattern[str]] = {}
+_NOT_IDS = _NULL | frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
+
+
+def _id(raw: str) -> str:
+    """An id as the strict reader takes it: any text, numbers as written; never empty."""
+    if raw.isalnum() and raw not in _NOT_IDS:
+        return raw  # the common case: hex ids
+    text, style = scalar(raw)
+    if (not style and text in _NOT_IDS) or not text.strip() or text != text.strip():
+        raise _Bail
+    return text
+
+
+def _flow_mapping(inner: str) -> dict[str, str]:
+    """`{name: value, ...}` of span metadata, as the strict reader would take it."""
+    fields: dict[str, str] = {}
+    if not inner.strip(" "):
+        return fields
+    parts = [part.strip(" ") for part in inner.split(",")]
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    for part in parts:
+        name, sep, value = part.partition(": ")
+        value = value.strip(" ")
+        if not sep or name not in METADATA_FIELDS or name in fields or not value:
+            raise _Bail
+        if not _PLAIN_START.match(value) or ":" in value:
+            raise _Bail
+        resolved = resolve_plain(value)
+        if resolved is None or isinstance(resolved, bool):
+            raise _Bail
+        fields[name] = value
+    return fields

@@ -1,0 +1,302 @@
+"""The fast reader and the strict reader give the same results on every input.
+
+The fast reader (orqsync/fastpath.py) takes only files it fully understands and finds valid;
+everything else goes to the strict reader. Here both paths read the whole bad-input corpus,
+the examples and generated files full of YAML's traps, and must agree exactly: the same
+desired state (values, metadata, lines) or the same problems, word for word.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Project
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_bad_inputs import CASES, project_of
+
+from orqsync.desired import load_desired
+from orqsync.errors import ProblemsError
+from orqsync.project import load_project
+from orqsync.scaffold import DEFINITIONS
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+PROJECT = """\
+version: 1
+workspace: test
+api: {base_url: embedded}
+metadata: {source: orqsync}
+"""
+
+
+def outcome(root: Path, fast: bool) -> tuple[object, ...]:
+    """What reading the project gives: the desired state, or the problems as printed."""
+    try:
+        desired = load_desired(load_project(str(root)), fast=fast)
+    except ProblemsError as error:
+        return ("problems", [problem.render() for problem in error.problems])
+    return ("desired", desired.spans, desired.feedback, desired.files, desired.definitions_hash)
+
+
+def fast_files(root: Path) -> int:
+    return load_desired(load_project(str(root))).fast_files
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_both_readers_report_the_same_problems_on_the_corpus(
+    case: str, make_project: Callable[..., Project]
+) -> None:
+    root = project_of(case, make_project).root
+    assert outcome(root, fast=True) == outcome(root, fast=False)
+
+
+@pytest.mark.parametrize("name", ["quickstart", "support-evals"])
+def test_both_readers_read_the_examples_alike(tmp_path: Path, name: str) -> None:
+    root = tmp_path / name
+    shutil.copytree(EXAMPLES / name, root, ignore=shutil.ignore_patterns(".orqsync"))
+    assert outcome(root, fast=True) == outcome(root, fast=False)
+
+
+def test_the_fast_reader_takes_the_quickstart_example(tmp_path: Path) -> None:
+    """Not vacuous: the common layout really goes the fast way."""
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLES / "quickstart", root, ignore=shutil.ignore_patterns(".orqsync"))
+    assert fast_files(root) == 1
+
+
+def test_the_fast_reader_leaves_block_scalars_and_feedback_to_the_strict_reader(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "support-evals"
+    shutil.copytree(EXAMPLES / "support-evals", root, ignore=shutil.ignore_patterns(".orqsync"))
+    assert ">-" in (root / "annotations/billing/refunds.yaml").read_text()
+    assert "feedback:" in (root / "annotations/onboarding/first-week.yaml").read_text()
+    desired = load_desired(load_project(str(root)))
+    assert len(desired.files) == 3
+    assert desired.fast_files == 1  # invoices.yaml, whose span_id line ends in a comment
+
+
+# Pools of the pieces of an annotation file, each with traps for a hand-written reader.
+IDS = (
+    "cb2289e8eae4e587f8bba591734cc831",
+    "274c568b4fffdfc5",
+    "1234567890123456",
+    "1234e567",
+    "0x1F",
+    "'quoted id'",
+    '"double"',
+    '" padded "',
+    "true",
+    "~",
+    "null",
+    "",
+    "[a]",
+    "id # comment",
+    "a: b",
+    "-dash",
+)
+VALUES = {
+    "rating": ("good", "bad", '"good"', "'bad'", "[good]", "[good, bad]", "good # ok", "goo"),
+    "defects": (
+        "[grammatical, spelling]",
+        "[spelling, spelling]",
+        "[grammatical, ]",
+        "[ , spelling]",
+        "[]",
+        "spelling",
+        "[hallucination,ambiguity]",
+        '["spelling"]',
+        "[spelling] # c",
+        "[spelling",
+    ),
+    "confidence_score": (
+        "0.5",
+        "1",
+        "1.0",
+        "0",
+        "-0",
+        ".5",
+        "1e-1",
+        "2",
+        "-0.1",
+        ".inf",
+        ".nan",
+        '"0.5"',
+        "0x1",
+        "0o1",
+        "+1",
+        "1_0",
+    ),
+    "correction": (
+        "The answer was fine.",
+        "it's fine",
+        'say "hi"',
+        "a#b",
+        "text # comment",
+        "a: b",
+        "ends:",
+        "- item",
+        "&anchor x",
+        "*alias",
+        "!!str tagged",
+        "|",
+        ">-",
+        "'it''s'",
+        '"quo\\"ted"',
+        '""',
+        "''",
+        "yes",
+        "no",
+        "null",
+        "~",
+        "{a: b}",
+        "[a, b]",
+        "%pct",
+        "@at",
+        "`tick`",
+        "unicode é ✓ 漢字",
+        "x" * 201,
+        "x" * 200,
+        "tab\there",
+        "nbsp\u00a0here",
+        "ls\u2028here",
+        "  spaced  ",
+        "?q",
+        ":colon",
+        "a, b",
+        "100",
+    ),
+    "approved": ("true", "false", "True", "FALSE", "yes", "on", '"true"', "1", "tRue"),
+    "unknown_key": ("x",),
+}
+SPAN_METADATA = (
+    None,
+    "{identityId: user-1}",
+    "{identity_id: 42}",
+    "{reviewerId: bob, source: ui}",
+    "{reviewerId: }",
+    "{nope: x}",
+    "{reviewerId: yes}",
+    "{reviewerId: 'q'}",
+    "{}",
+    "{reviewerId: a, reviewerId: b}",
+    "[x]",
+)
+HEADS = (
+    "version: 1\n",
+    "# yaml-language-server: $schema=../schemas/annotations.schema.json\nversion: 1\n",
+    "version: 1\nmetadata: {reviewerId: alice}\n",
+    "version: 1\nmetadata:\n  reviewerId: alice\n  identity_id: u-9\n",
+    "metadata: {reviewerId: alice}\nversion: 1\n",
+    "version: 2\n",
+    "version: '1'\n",
+    "version: 1\nversion: 1\n",
+    "version: 1\nmetadata: {reviewerId: &a x}\n",
+    "version: 1\nextra: field\n",
+    "---\nversion: 1\n",
+    "",
+)
+TAILS = ("", "# done\n", "\n\n", "feedback: []\n", "spans: []\n", "version: 1\n")
+NOISE = ("", "# a comment\n", "\n", "    # indented comment\n")
+
+
+def mostly(pool: tuple, clean: int) -> st.SearchStrategy:
+    """Usually one of the first `clean` (valid) entries, sometimes any: most files stay
+    valid, so that the fast reader's results are compared, not only its refusals."""
+    return st.one_of(*[st.sampled_from(pool[:clean])] * 9, st.sampled_from(pool))
+
+
+HEX_IDS = st.text("0123456789abcdef", min_size=16, max_size=32)
+ids = st.one_of(*[HEX_IDS] * 9, st.sampled_from(IDS))
+
+
+@st.composite
+def annotation_lines(draw: st.DrawFn, indent: str) -> str:
+    keys = draw(st.lists(mostly(tuple(sorted(VALUES)), len(VALUES) - 1), min_size=1, max_size=5))
+    lines = []
+    for key in keys:
+        value = draw(mostly(VALUES[key], 2))
+        lines.append(f"{indent}{key}: {value}\n")
+        lines.append(draw(mostly(NOISE, 1)))
+    return "".join(lines)
+
+
+@st.composite
+def span_blocks(draw: st.DrawFn) -> str:
+    ind = draw(st.sampled_from(("  ", "", "    ")))
+    deeper = draw(st.sampled_from(("    ", "      ", "   ")))
+    lines = [
+        draw(mostly(NOISE, 1)),
+        f"{ind}- trace_id: {draw(ids)}\n",
+        f"{ind}  span_id: {draw(ids)}\n",
+    ]
+    metadata = draw(mostly(SPAN_METADATA, 4))
+    if metadata is not None:
+        lines.append(f"{ind}  metadata: {metadata}\n")
+    lines.append(f"{ind}  annotations:\n")
+    lines.append(draw(annotation_lines(ind + deeper)))
+    return "".join(lines)
+
+
+@st.composite
+def annotation_files(draw: st.DrawFn) -> str:
+    spans = draw(st.lists(span_blocks(), min_size=1, max_size=4))
+    text = draw(mostly(HEADS, 4)) + "spans:\n" + "".join(spans)
+    text += draw(mostly(TAILS, 3))
+    if draw(st.booleans()):
+        text = text.rstrip("\n")  # no newline at the end of the file
+    return text
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(first=annotation_files(), second=annotation_files())
+def test_both_readers_agree_on_generated_files(first: str, second: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        (root / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+        (root / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+        (root / "annotations").mkdir()
+        (root / "annotations" / "a.yaml").write_text(first, encoding="utf-8")
+        (root / "annotations" / "b.yaml").write_text(second, encoding="utf-8")
+        assert outcome(root, fast=True) == outcome(root, fast=False)
+
+
+def test_generated_files_are_often_taken_by_the_fast_reader() -> None:
+    """The generator is not vacuous: valid files in the fast layout come out of it."""
+    text = (
+        "version: 1\nmetadata: {reviewerId: alice}\nspans:\n"
+        "  - trace_id: 1234e567\n    span_id: '274c568b4fffdfc5'\n"
+        "    metadata: {identity_id: 42}\n    annotations:\n"
+        "      rating: good # fine\n      defects: [spelling, spelling]\n"
+        "      # a comment\n\n      confidence_score: -0\n      correction: it's ok: no\n"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        (root / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+        (root / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+        (root / "annotations").mkdir()
+        (root / "annotations" / "a.yaml").write_text(text, encoding="utf-8")
+        assert outcome(root, fast=True)[0] == "problems"  # "it's ok: no" is not valid YAML
+        (root / "annotations" / "a.yaml").write_text(
+            text.replace("it's ok: no", "it's ok"), encoding="utf-8"
+        )
+        assert fast_files(root) == 1
+        assert outcome(root, fast=True) == outcome(root, fast=False)
+        _, spans, *_ = outcome(root, fast=True)
+        annotations = spans[("1234e567", "274c568b4fffdfc5")]
+        assert annotations["defects"].value == ("spelling",)
+        assert annotations["confidence_score"].value == 0
+        assert annotations["correction"].line == 13
+        assert annotations["rating"].metadata == (
+            ("identityId", "42"),
+            ("reviewerId", "alice"),
+            ("source", "orqsync"),
+        )
