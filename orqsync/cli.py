@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import click
 
 from orqsync import __version__, commands, render
+from orqsync.adopt import DEFAULT_OUT, import_labels
 from orqsync.apply import Failure, Report
+from orqsync.blame import blame, blame_json, render_blame_text
 from orqsync.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -23,6 +25,8 @@ from orqsync.errors import (
     OrqsyncError,
     ProblemsError,
 )
+from orqsync.export import export
+from orqsync.history import history_path, load_history, render_history_text
 from orqsync.lock import state_lock, unlock
 from orqsync.plan import Plan, Request
 from orqsync.planfile import load_plan
@@ -390,6 +394,127 @@ def _forget(files: StateFile, span_id: tuple[str, str], span: str, keys: tuple[s
     if not held:
         current.spans.pop(span_id)
     files.write(current)
+
+
+@state.command("blame")
+@click.argument("span")
+@click.argument("key", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int:
+    """Who decided each label of TRACE/SPAN (or KEY), in which commit and apply, and what it
+    was before: from the state file's git history and the working copy."""
+    trace_id, span_id = _span_arg(span)
+    result = blame(_settings(ctx), trace_id, span_id, key)
+    if fmt == "json":
+        _out(json.dumps(blame_json(result), indent=1, ensure_ascii=False) + "\n")
+    else:
+        _out(render_blame_text(result))
+    if result.note:
+        _err(f"note: {result.note}")
+    return EXIT_OK
+
+
+@state.command("history")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("-n", "limit", type=click.IntRange(min=1), help="Only the last N entries.")
+@click.pass_context
+def state_history(ctx: click.Context, fmt: str, limit: int | None) -> int:
+    """The applies and imports recorded beside the state, newest first."""
+    settings = _settings(ctx)
+    path = history_path(settings.state_path)
+    found = load_history(path, settings.display(path))
+    entries = list(reversed(found.entries))[:limit]
+    for number in found.unreadable:
+        _err(f"warning: {settings.display(path)}:{number}: unreadable line, skipped")
+    if fmt == "json":
+        _out(json.dumps([e.to_json() for e in entries], indent=1, ensure_ascii=False) + "\n")
+    elif entries:
+        _out(render_history_text(entries))
+    else:
+        _err(f"No applies recorded in {settings.display(path)} yet.")
+    return EXIT_OK
+
+
+@cli.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option("--key", "keys", multiple=True, help="Only this key (repeatable).")
+@click.option(
+    "--where", multiple=True, help="Only spans whose KEY=VALUE (repeatable; all must hold)."
+)
+@click.option("--at", "rev", help="The labels as applied at this git revision.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.pass_context
+def export_command(
+    ctx: click.Context,
+    fmt: str,
+    keys: tuple[str, ...],
+    where: tuple[str, ...],
+    rev: str | None,
+    out_path: str | None,
+) -> int:
+    """The applied labels as a dataset: one row per span, with provenance and a manifest."""
+    result = export(_settings(ctx), fmt=fmt, keys=keys, where=where, at=rev)
+    if out_path:
+        with open(out_path, "wb") as handle:
+            handle.write(result.data)
+        commit = str(result.manifest["commit"])
+        _err(
+            f"Wrote {result.rows} row{'s' if result.rows != 1 else ''} to {out_path}"
+            + (f" (labels as of commit {commit[:7]})." if commit else ".")
+        )
+    else:
+        click.echo(result.data, nl=False)
+    if result.manifest["dirty"]:
+        _err(
+            "warning: the state differs from the last commit (or is not in git): the manifest "
+            "names no commit; commit the state, or export --at REV, for a reproducible dataset"
+        )
+    return EXIT_OK
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: by extension.")
+@click.option(
+    "--out", default=DEFAULT_OUT, show_default=True, help="YAML file to write (project-relative)."
+)
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
+@click.option("--commit", default="", help="Commit to record as provenance (default: git HEAD).")
+@click.option("--author", default="", help="Author to record (default: git or CI).")
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    file: str,
+    fmt: str | None,
+    out: str,
+    force: bool,
+    commit: str,
+    author: str,
+) -> int:
+    """Adopt labels that already exist in orq.ai (rows of trace_id, span_id, key, value) into
+    a YAML file and the state, without sending any request."""
+    done = import_labels(
+        _settings(ctx), file, fmt=fmt, out=out, force=force, commit=commit, author=author
+    )
+    total = done.declared + done.adopted + done.unchanged
+    if not done.declared and not done.adopted:
+        _out(f"Nothing to import: the {total} labels are already declared and in the state.\n")
+        return EXIT_OK
+    parts = []
+    if done.declared:
+        parts.append(f"declared {done.declared} in {done.out}")
+    if done.adopted:
+        parts.append(f"added {done.adopted} to the state as {done.plan_id}")
+    _out(f"Imported {file}: {', '.join(parts)}. Nothing was sent to orq.ai.\n")
+    _err("Next: commit the YAML file and the state; `orqsync plan` shows no change for them.")
+    return EXIT_OK
 
 
 @cli.command("unlock")

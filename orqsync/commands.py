@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orqsync.apply import Api, Report, Reporter, apply_plan
+from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
 from orqsync.desired import DesiredState, load_desired, sha256
-from orqsync.errors import RemovalBudgetError
+from orqsync.errors import OrqsyncError, RemovalBudgetError
+from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
-from orqsync.plan import Plan, make_plan
-from orqsync.planfile import Base, SavedPlan, check_fresh, make_base, plan_document
+from orqsync.plan import Plan, Request, make_plan
+from orqsync.planfile import Base, SavedPlan, check_fresh, make_base, plan_document, summary
 from orqsync.project import Settings
 from orqsync.provenance import capture
-from orqsync.state import State, StateFile
+from orqsync.state import Provenance, State, StateFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,11 @@ def apply(
     author: str = "",
     environ: Mapping[str, str] | None = None,
 ) -> Report:
-    """Under the state lock: refuse a stale plan, send it, record what succeeded."""
+    """Under the state lock: refuse a stale plan, send it, record what succeeded.
+
+    Every apply that sent a request, had one refused, or stopped on an error ends with a line
+    in the apply history (history.py), written under the same lock.
+    """
     check_budget(planned.plan, settings, allow_removals)
     files = state_file(settings)
     with state_lock(settings.state_path, "apply", environ):
@@ -132,14 +138,125 @@ def apply(
                 f"and are kept; {in_flight} were in flight and are sent again if still needed."
             )
         provenance = capture(settings.root, planned.plan_id, environ, commit=commit, author=author)
-        return apply_plan(
-            planned.plan,
-            api,
-            files,
-            state,
-            provenance,
-            parallelism=settings.parallelism,
-            reporter=reporter,
-            max_requests=max_requests,
-            max_duration=max_duration,
-        )
+        serial_before = state.serial
+        counting = _CountingReporter(reporter or QuietReporter())
+        try:
+            report = apply_plan(
+                planned.plan,
+                api,
+                files,
+                state,
+                provenance,
+                parallelism=settings.parallelism,
+                reporter=counting,
+                max_requests=max_requests,
+                max_duration=max_duration,
+            )
+        except BaseException as exc:
+            stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+            total = len(planned.plan.requests)
+            _record_apply(
+                settings,
+                planned,
+                provenance,
+                serial_before,
+                _serial_on_disk(files, serial_before),
+                state.lineage,
+                Report(total, counting.done, (), total - counting.done - counting.refused),
+                counting.refused,
+                stopped,
+                reporter,
+            )
+            raise
+        if report.done or report.failures or state.serial != serial_before:
+            _record_apply(
+                settings,
+                planned,
+                provenance,
+                serial_before,
+                state.serial,
+                state.lineage,
+                report,
+                len(report.failures),
+                report.stopped,
+                reporter,
+            )
+        return report
+
+
+class _CountingReporter:
+    """Passes progress on and counts it, so that a run stopped by an error is still recorded."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self.lock = threading.Lock()
+        self.done = 0
+        self.refused = 0
+
+    def started(self, total: int) -> None:
+        self.inner.started(total)
+
+    def finished_request(self, request: Request, done: int, total: int) -> None:
+        with self.lock:
+            self.done = max(self.done, done)
+        self.inner.finished_request(request, done, total)
+
+    def failed_request(self, failure: Failure) -> None:
+        with self.lock:
+            self.refused += 1
+        self.inner.failed_request(failure)
+
+    def note(self, text: str) -> None:
+        self.inner.note(text)
+
+
+def _serial_on_disk(files: StateFile, default: int) -> int:
+    try:
+        return files.load().serial
+    except OrqsyncError:
+        return default
+
+
+def _record_apply(
+    settings: Settings,
+    planned: SavedPlan,
+    provenance: Provenance,
+    serial_before: int,
+    serial_after: int,
+    lineage: str,
+    report: Report,
+    refused: int,
+    stopped: str,
+    reporter: Reporter | None,
+) -> None:
+    counts = summary(planned.plan)
+    entry = Entry(
+        time=utc_now(),
+        operation="apply",
+        outcome=COMPLETE if report.done == report.total and not stopped else PARTIAL,
+        who=provenance.author,
+        commit=provenance.commit,
+        plan_id=planned.plan_id,
+        lineage=lineage,
+        serial_before=serial_before,
+        serial_after=serial_after,
+        counts=Counts(
+            create=counts["create"],
+            update=counts["update"],
+            delete=counts["delete"],
+            requests=counts["requests"],
+            done=report.done,
+            refused=refused,
+            left=max(report.total - report.done - refused, 0),
+        ),
+        stopped=stopped,
+        started=provenance.applied_at,
+        run_url=provenance.run_url,
+    )
+    path = history_path(settings.state_path)
+    try:
+        append_entry(path, entry)
+    except OSError as exc:
+        # The labels and the state are written; losing the audit line must not hide that.
+        if reporter is not None:
+            reporter.note(f"warning: could not append to {settings.display(path)}: {exc.strerror}")

@@ -1,0 +1,621 @@
+"""`orqsync import FILE`: adopt labels that already exist in orq.ai, sending nothing.
+
+The file lists annotations as rows (trace_id, span_id, key, value), in JSONL (typed JSON
+values) or CSV (text, read by the key's definition), or is a file written by `orqsync export`.
+Every row is checked against definitions.yaml and the project's rules, and against what the
+repository already declares and what the state already records; all problems are reported,
+with the row's line, before anything is written. Then, under the state lock, a YAML file
+declaring the new labels is written and read back through the normal loader (a failure there
+removes it again), and the labels enter the state with an `import-<file hash>` provenance, so
+that `orqsync plan` finds nothing to do for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orqsync.definitions import Definition, Definitions, load_definitions
+from orqsync.desired import Annotation, DesiredState, find_sources, load_desired, owned
+from orqsync.errors import OrqsyncError, Problem, ProblemsError
+from orqsync.export import CSV_COLUMNS, FORMAT
+from orqsync.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
+from orqsync.lock import state_lock
+from orqsync.plan import same_value
+from orqsync.project import PROJECT_FILE, Settings
+from orqsync.provenance import capture
+from orqsync.render import value_text
+from orqsync.state import Applied, SpanId, StateFile
+from orqsync.validate import Invalid, Value, check_value
+
+DEFAULT_OUT = "annotations/imported.yaml"
+FORMATS = ("jsonl", "csv")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_STR = "tag:yaml.org,2002:str"
+_COLUMNS = ("trace_id", "span_id", "key", "value")
+
+
+class ImportProblemsError(ProblemsError):
+    """Problems in the import file (or the repository); nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        count = len(self.problems)
+        self.message = f"{count} problem{'s' if count != 1 else ''} found; nothing was written"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One (trace, span, key) of the import file; the value as a YAML node, so that it is
+    judged by `check_value` exactly as a value in an annotation file."""
+
+    line: int
+    trace_id: object
+    span_id: object
+    key: str
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What an import did."""
+
+    out: str  # the YAML file written, "" when every label was already declared
+    declared: int  # labels written to the YAML file
+    adopted: int  # labels added to the state
+    unchanged: int  # rows already declared and in the state with the same value
+    plan_id: str
+
+
+def _scalar(text: str, quoted: bool) -> ScalarNode:
+    return ScalarNode(_STR, text, style='"' if quoted else None)
+
+
+def json_node(value: object) -> Node:
+    """A JSON value as the YAML node that would hold it (strings quoted: text stays text)."""
+    if isinstance(value, str):
+        return _scalar(value, True)
+    if isinstance(value, bool):
+        return _scalar("true" if value else "false", False)
+    if isinstance(value, (int, float)):
+        return _scalar(json.dumps(value), False)
+    if isinstance(value, list):
+        return SequenceNode("tag:yaml.org,2002:seq", [json_node(item) for item in value])
+    if isinstance(value, dict):
+        return MappingNode("tag:yaml.org,2002:map", [])
+    return _scalar("", False)  # null
+
+
+def text_node(text: str, definition: Definition | None) -> Node | str:
+    """A CSV cell read by its key's definition; a str is why it cannot be read."""
+    if definition is None or definition.type in ("single_select", "text"):
+        return _scalar(text, True) if text != "" else _scalar("", False)
+    if definition.type == "multi_select":
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                items = json.loads(stripped)
+            except json.JSONDecodeError:
+                return f'"{definition.key}": {text} is not a JSON list'
+            if not isinstance(items, list):
+                return f'"{definition.key}": {text} is not a JSON list'
+            return json_node(items)
+        if not stripped:
+            return _scalar("", False)
+        parts = [part.strip() for part in stripped.split("|")]
+        return SequenceNode("tag:yaml.org,2002:seq", [_scalar(part, True) for part in parts])
+    return _scalar(text.strip(), False)  # range, boolean: read as YAML would read them
+
+
+def detect_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    found = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if found is None:
+        raise OrqsyncError(
+            f"cannot tell the format of {path} from its name",
+            "pass --format jsonl or --format csv",
+        )
+    return found
+
+
+def _read_jsonl(text: str, display: str) -> tuple[list[Row], list[Problem]]:
+    rows: list[Row] = []
+    problems: list[Problem] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                Problem(display, number, None, f"not valid JSON ({exc.msg})", "one object a line")
+            )
+            continue
+        if not isinstance(data, dict):
+            problems.append(
+                Problem(
+                    display,
+                    number,
+                    None,
+                    "expected a JSON object",
+                    'write {"trace_id": ..., "span_id": ..., "key": ..., "value": ...}',
+                )
+            )
+            continue
+        if "manifest" in data:
+            continue  # the first line of an `orqsync export`
+        if isinstance(data.get("annotations"), dict) and "key" not in data:  # an export row
+            for key, value in data["annotations"].items():
+                rows.append(
+                    Row(number, data.get("trace_id"), data.get("span_id"), key, json_node(value))
+                )
+            continue
+        missing = [name for name in _COLUMNS if name not in data]
+        if missing:
+            problems.append(
+                Problem(
+                    display,
+                    number,
+                    None,
+                    f"missing {', '.join(missing)}",
+                    "each line needs trace_id, span_id, key and value",
+                )
+            )
+            continue
+        if not isinstance(data["key"], str):
+            problems.append(Problem(display, number, None, "key must be text", "quote the key"))
+            continue
+        rows.append(
+            Row(number, data["trace_id"], data["span_id"], data["key"], json_node(data["value"]))
+        )
+    return rows, problems
+
+
+def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[Row], list[Problem]]:
+    lines = text.split("\n")
+    skipped = 0
+    export = False
+    while skipped < len(lines) and lines[skipped].startswith("#"):
+        with contextlib.suppress(json.JSONDecodeError, AttributeError, TypeError):
+            manifest = json.loads(lines[skipped][1:])["manifest"]
+            export = export or manifest.get("format") == FORMAT
+        skipped += 1
+    reader = csv.reader(io.StringIO("\n".join(lines[skipped:]), newline=""), strict=True)
+    rows: list[Row] = []
+    problems: list[Problem] = []
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        return [], [Problem(display, skipped + 1, None, f"not valid CSV ({exc})")]
+    header_line = skipped + reader.line_num
+    if header is None:
+        return [], [Problem(display, header_line, None, "the file has no header row")]
+    columns = {name: index for index, name in enumerate(header)}
+    if export:
+        info = {f"{k}.{c}" for k in header for c in CSV_COLUMNS}
+        keys = [name for name in header if name not in ("trace_id", "span_id") and name not in info]
+        needed: tuple[str, ...] = ("trace_id", "span_id")
+    else:
+        keys = []
+        needed = _COLUMNS
+    missing = [name for name in needed if name not in columns]
+    if missing:
+        return [], [
+            Problem(
+                display,
+                header_line,
+                None,
+                f"the header has no column {', '.join(missing)}",
+                "the columns are trace_id, span_id, key, value (others are ignored), "
+                "or the file is one written by `orqsync export --format csv`",
+            )
+        ]
+    last = reader.line_num
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as exc:
+            problems.append(Problem(display, skipped + last + 1, None, f"not valid CSV ({exc})"))
+            break
+        line = skipped + last + 1
+        last = reader.line_num
+        if cells is None:
+            break
+        if not cells or cells == [""]:
+            continue
+        if len(cells) != len(header):
+            problems.append(
+                Problem(
+                    display,
+                    line,
+                    None,
+                    f"{len(cells)} cells, the header has {len(header)}",
+                    "quote cells that hold a comma",
+                )
+            )
+            continue
+        trace_id, span_id = cells[columns["trace_id"]], cells[columns["span_id"]]
+        items = (
+            [(key, cells[columns[key]]) for key in keys if cells[columns[key]] != ""]
+            if export
+            else [(cells[columns["key"]], cells[columns["value"]])]
+        )
+        for key, value in items:
+            node = text_node(value, definitions.get(key))
+            if isinstance(node, str):
+                problems.append(Problem(display, line, None, node, "write a JSON list or a|b"))
+                continue
+            rows.append(Row(line, trace_id, span_id, key, node))
+    return rows, problems
+
+
+def read_rows(
+    path: str, display: str, fmt: str, definitions: Definitions
+) -> tuple[list[Row], list[Problem], bytes]:
+    """The rows of an import file, the problems found reading it, and its bytes."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise OrqsyncError(f"{display}: file not found", "check the path") from None
+    except OSError as exc:
+        raise OrqsyncError(f"{display}: cannot read the file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problem = Problem(display, line, None, "the file is not UTF-8", "save it as UTF-8")
+        return [], [problem], raw
+    if fmt == "jsonl":
+        rows, problems = _read_jsonl(text, display)
+    else:
+        rows, problems = _read_csv(text, display, definitions)
+    return rows, problems, raw
+
+
+def _id_problem(value: object, what: str) -> tuple[str, str] | None:
+    if not isinstance(value, str):
+        return f"{what} must be text, got {json.dumps(value)}", f"write the {what} in quotes"
+    if not value.strip():
+        return f"{what} is empty", f"write the {what}"
+    if value != value.strip():
+        return f"{what} has leading or trailing spaces", "remove the spaces"
+    if any(ord(c) < 0x20 for c in value):
+        return f"{what} holds a control character", "remove it"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Label:
+    line: int
+    value: Value
+
+
+def check_rows(
+    rows: list[Row],
+    display: str,
+    settings: Settings,
+    definitions: Definitions,
+) -> tuple[dict[tuple[str, str, str], _Label], list[Problem]]:
+    """Each row's canonical value, or why the API (or the project) would refuse it."""
+    labels: dict[tuple[str, str, str], _Label] = {}
+    problems: list[Problem] = []
+
+    def problem(row: Row, message: str, hint: str = "") -> None:
+        problems.append(Problem(display, row.line, None, message, hint))
+
+    for row in rows:
+        bad_ids = [
+            p
+            for p in (_id_problem(row.trace_id, "trace_id"), _id_problem(row.span_id, "span_id"))
+            if p
+        ]
+        for message, hint in bad_ids:
+            problem(row, message, hint)
+        definition = definitions.get(row.key)
+        if definition is None:
+            known = ", ".join(sorted(definitions)) or "none"
+            problem(
+                row,
+                f'unknown annotation key "{row.key}": no such definition in {settings.definitions}',
+                f"known keys: {known}; add it to {settings.definitions} first",
+            )
+            continue
+        if not owned(row.key, settings.owned_keys):
+            problem(
+                row,
+                f'key "{row.key}" is not in policy.owned_keys',
+                "add it to policy.owned_keys in orqsync.yaml, or leave the row out",
+            )
+            continue
+        value = check_value(definition, row.node, settings.string_limit)
+        if isinstance(value, Invalid):
+            problem(row, value.message, value.hint)
+            continue
+        if bad_ids:
+            continue
+        if not _encodable((row.trace_id, row.span_id, row.key, value)):
+            problem(row, "the row holds a lone surrogate (\\ud800-\\udfff): not valid Unicode")
+            continue
+        assert isinstance(row.trace_id, str) and isinstance(row.span_id, str)
+        label = (row.trace_id, row.span_id, row.key)
+        previous = labels.get(label)
+        if previous is not None:
+            if not same_value(previous.value, value):
+                problem(
+                    row,
+                    f'"{row.key}" of span {row.trace_id}/{row.span_id} is also on line '
+                    f"{previous.line} with another value ({value_text(previous.value)})",
+                    "keep one of the two rows",
+                )
+            continue
+        labels[label] = _Label(row.line, value)
+    return labels, problems
+
+
+def _encodable(data: object) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Characters YAML does not allow raw in a file, or reads as line breaks: escaped.
+_UNSAFE = re.compile(
+    "[^\t\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
+)
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}
+
+
+def yaml_text(text: str) -> str:
+    """`text` as a YAML double-quoted scalar (JSON escapes are YAML escapes)."""
+    dumped = json.dumps(text, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
+
+
+def _yaml_key(key: str) -> str:
+    if _PLAIN_KEY.fullmatch(key) and key.lower() not in _RESERVED:
+        return key
+    return yaml_text(key)
+
+
+def _yaml_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(yaml_text(item) for item in value) + "]"
+    return yaml_text(value)
+
+
+def render_yaml(labels: Mapping[tuple[str, str, str], Value], source: str) -> str:
+    """The annotation file declaring `labels`: sorted, ids always quoted."""
+    spans: dict[SpanId, dict[str, Value]] = {}
+    for (trace_id, span_id, key), value in labels.items():
+        spans.setdefault((trace_id, span_id), {})[key] = value
+    out = [
+        f"# Labels adopted from {os.path.basename(source)} by `orqsync import`: they already",
+        "# existed in orq.ai. Edit them here like any other annotation.",
+        "version: 1",
+        "spans:",
+    ]
+    for (trace_id, span_id), keys in sorted(spans.items()):
+        out.append(f"  - trace_id: {yaml_text(trace_id)}")
+        out.append(f"    span_id: {yaml_text(span_id)}")
+        out.append("    annotations:")
+        for key, value in sorted(keys.items()):
+            out.append(f"      {_yaml_key(key)}: {_yaml_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def _write(path: str, data: bytes) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, f".tmp-{os.path.basename(path)}")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _conflicts(
+    labels: dict[tuple[str, str, str], _Label],
+    display: str,
+    declared: DesiredState,
+    skip_file: str,
+    state_spans: Mapping[SpanId, Mapping[str, Applied]],
+) -> tuple[list[Problem], set[tuple[str, str, str]], set[tuple[str, str, str]]]:
+    """Rows that contradict the YAML or the state; and which labels each already holds."""
+    problems = []
+    in_yaml: set[tuple[str, str, str]] = set()
+    in_state: set[tuple[str, str, str]] = set()
+    for label, row in sorted(labels.items(), key=lambda item: item[1].line):
+        trace_id, span_id, key = label
+        where = f'"{key}" of span {trace_id}/{span_id}'
+        annotation: Annotation | None = declared.spans.get((trace_id, span_id), {}).get(key)
+        if annotation is not None and annotation.path != skip_file:
+            if same_value(annotation.value, row.value):
+                in_yaml.add(label)
+            else:
+                problems.append(
+                    Problem(
+                        display,
+                        row.line,
+                        None,
+                        f"{where} is declared at {annotation.path}:{annotation.line} as "
+                        f"{value_text(annotation.value)}; the import says {value_text(row.value)}",
+                        "leave the row out, or change the YAML first: import adopts only "
+                        "labels the repository does not declare otherwise",
+                    )
+                )
+                continue
+        applied = state_spans.get((trace_id, span_id), {}).get(key)
+        if applied is not None:
+            if same_value(applied.value, row.value):
+                in_state.add(label)
+            else:
+                prov = applied.provenance
+                by = ", ".join(
+                    x
+                    for x in (prov.author, f"commit {prov.commit[:7]}" if prov.commit else "")
+                    if x
+                )
+                problems.append(
+                    Problem(
+                        display,
+                        row.line,
+                        None,
+                        f"{where} is in the state as {value_text(applied.value)}"
+                        + (f" (applied by {by})" if by else "")
+                        + f"; the import says {value_text(row.value)}",
+                        "the state records what orqsync wrote: leave the row out, or if orq.ai "
+                        "really holds the imported value, `orqsync state rm` the label first",
+                    )
+                )
+    return problems, in_yaml, in_state
+
+
+def import_labels(
+    settings: Settings,
+    path: str,
+    *,
+    fmt: str | None = None,
+    out: str = DEFAULT_OUT,
+    force: bool = False,
+    commit: str = "",
+    author: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Imported:
+    """Adopt the labels of `path` into the YAML and the state; all problems or nothing."""
+    fmt = detect_format(path, fmt)
+    display = path
+    out_path = settings.path(out)
+    out_display = settings.display(out_path)
+    protected = {settings.definitions_path, settings.path(PROJECT_FILE), settings.state_path}
+    if out_path in protected or out_path.startswith(settings.state_path + "."):
+        raise OrqsyncError(f"--out {out} is one of orqsync's own files", "choose another file")
+    replacing = os.path.exists(out_path)
+    definitions, problems = load_definitions(
+        settings.definitions_path, settings.display(settings.definitions_path)
+    )
+    if problems:
+        raise ProblemsError(problems)
+    rows, problems, raw = read_rows(path, display, fmt, definitions)
+    labels, found = check_rows(rows, display, settings, definitions)
+    problems += found
+    plan_id = "import-" + hashlib.sha256(raw).hexdigest()[:12]
+    files = StateFile(settings.state_path, settings.display(settings.state_path))
+    with state_lock(settings.state_path, "import", environ):
+        declared = (
+            load_desired(settings)
+            if any(p != out_path or not replacing for p in find_sources(settings))
+            else DesiredState({}, {})
+        )
+        state = files.load()
+        found, in_yaml, in_state = _conflicts(
+            labels, display, declared, out_display if replacing else "", state.spans
+        )
+        problems += found
+        if problems:
+            raise ImportProblemsError(problems)
+        if not rows:
+            raise OrqsyncError(f"{display}: no labels to import", "the file has no rows")
+        # The --out file's own declarations are replaced, so its labels are declared again;
+        # a file that would come out the same is left alone (importing twice changes nothing).
+        to_declare = {label: row.value for label, row in labels.items() if label not in in_yaml}
+        content = render_yaml(to_declare, path).encode("utf-8") if to_declare else b""
+        previous = _read_bytes(out_path) if replacing else None
+        if content == previous:
+            in_yaml.update(to_declare)
+            to_declare = {}
+        elif to_declare and replacing and not force:
+            raise OrqsyncError(
+                f"{out_display} already exists",
+                "pass --force to replace it, or choose another file with --out",
+            )
+        to_adopt = [label for label in labels if label not in in_state]
+        if not to_declare and not to_adopt:
+            return Imported("", 0, 0, len(labels), plan_id)
+        try:
+            if to_declare:
+                _write(out_path, content)
+            if to_declare and out_path not in find_sources(settings):
+                raise OrqsyncError(
+                    f"--out {out}: the file is not matched by sources "
+                    f"({', '.join(settings.sources)}) in {PROJECT_FILE}",
+                    f"write it where sources look, for example --out {DEFAULT_OUT}",
+                )
+            desired = load_desired(settings)  # the written file read as plan will read it
+            provenance = capture(settings.root, plan_id, environ, commit=commit, author=author)
+            serial_before = state.serial
+            for trace_id, span_id, key in sorted(to_adopt):
+                annotation = desired.spans[(trace_id, span_id)][key]
+                state.spans.setdefault((trace_id, span_id), {})[key] = Applied(
+                    annotation.value, annotation.metadata, provenance
+                )
+            if to_adopt:
+                files.write(state)
+        except BaseException:
+            if to_declare:
+                if previous is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(out_path)
+                else:
+                    _write(out_path, previous)
+            raise
+        if to_adopt:
+            _record(
+                settings,
+                Entry(
+                    time=utc_now(),
+                    operation="import",
+                    outcome=COMPLETE,
+                    who=provenance.author,
+                    commit=provenance.commit,
+                    plan_id=plan_id,
+                    lineage=state.lineage,
+                    serial_before=serial_before,
+                    serial_after=state.serial,
+                    counts=Counts(create=len(to_adopt)),
+                    started=provenance.applied_at,
+                    run_url=provenance.run_url,
+                ),
+            )
+    return Imported(
+        out_display if to_declare else "",
+        len(to_declare),
+        len(to_adopt),
+        len(labels) - len(set(to_adopt) | set(to_declare)),
+        plan_id,
+    )
+
+
+def _record(settings: Settings, entry: Entry) -> None:
+    path = history_path(settings.state_path)
+    try:
+        append_entry(path, entry)
+    except OSError as exc:
+        raise OrqsyncError(
+            f"the labels were imported, but {settings.display(path)} could not be appended to "
+            f"({exc.strerror})",
+            "the YAML file and the state are written; check the disk",
+        ) from None
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()

@@ -1,0 +1,316 @@
+"""`orqsync state blame`: who decided a label, in which commit and apply, and what it was before.
+
+The apply workflow commits the state, so the history of a label is the state file's git history
+plus the working copy. Each revision of the state is read through one `git cat-file` process;
+for one span only its line and the provenance records are parsed (see `read_span`), because a
+state can hold 100,000 spans and the history hundreds of revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from orqsync import gitrev
+from orqsync.errors import OrqsyncError, StateError
+from orqsync.gitrev import Commit
+from orqsync.history import Entry, history_path, load_history, short_sha
+from orqsync.plan import same_value
+from orqsync.project import Settings
+from orqsync.render import value_text
+from orqsync.state import Applied, SpanId, State, StateFile, parse_state
+
+# The layout render_state writes; the fast path relies on it and falls back when it differs.
+_HEAD = '{\n"format_version": '
+_SPANS = '\n"spans": ['
+_FEEDBACK = '\n],\n"feedback": ['
+
+
+def read_span(text: str, span: SpanId, display: str) -> tuple[State, dict[str, Applied] | None]:
+    """The state's header (lineage, serial; no spans) and the record of one span, or None.
+
+    Fast path: the state has one span per line, so the lines naming the span id are cut out
+    and parsed with the header and the provenance records, through `parse_state` itself. Text
+    that does not have render_state's layout is parsed whole.
+    """
+    start = text.find(_SPANS + "\n") if text.startswith(_HEAD) else -1
+    body = start + len(_SPANS) + 1
+    end = text.find(_FEEDBACK, body - 1) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        lines = []
+        for needle in {
+            '"span_id":' + json.dumps(span[1], ensure_ascii=False),
+            '"span_id":' + json.dumps(span[1]),
+        }:
+            pos = text.find(needle, body, end)
+            while pos >= 0:
+                line_start = text.rfind("\n", body - 1, pos) + 1
+                line_end = text.find("\n", pos, end + 1)
+                line_end = end if line_end < 0 else line_end
+                lines.append(text[line_start:line_end].removesuffix(","))
+                pos = text.find(needle, line_end, end)
+        inner = "\n" + ",\n".join(lines) + "\n" if lines else ""
+        mini = text[:start] + _SPANS + inner + '],\n"feedback": []\n}\n'
+        try:
+            state = parse_state(mini, display)
+        except StateError:
+            pass  # not the layout it looked like: the whole parse below decides
+        else:
+            return state, state.spans.get(span)
+    state = parse_state(text, display)
+    record = state.spans.get(span)
+    state.spans.clear()
+    state.feedback.clear()
+    return state, record
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One value a key held, from the state commit (None: the working copy) that recorded it."""
+
+    key: str
+    applied: Applied | None  # None: the key was removed here
+    recorded_in: Commit | None
+    serial: int
+    removed_by: tuple[Entry, ...] = ()  # applies in the history that removed labels meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class Blame:
+    """Every version of each key of one span, newest first."""
+
+    trace_id: str
+    span_id: str
+    versions: dict[str, tuple[Version, ...]]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    commit: Commit | None
+    lineage: str
+    serial: int
+    record: dict[str, Applied] | None
+
+
+def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = None) -> Blame:
+    """The versions of a span's labels through the state's git history and the working copy."""
+    span = (trace_id, span_id)
+    files = StateFile(settings.state_path, settings.display(settings.state_path))
+    working, current = _working(files, span)
+    snapshots: list[_Snapshot] = []
+    note = ""
+    root = gitrev.toplevel(os.path.dirname(settings.state_path))
+    if root is None:
+        note = (
+            f"{settings.root} is not in a git repository: this is the current record only; "
+            "the history of a label needs the state file committed to git"
+        )
+    else:
+        rel = gitrev.relative(root, settings.state_path)
+        commits = list(reversed(gitrev.log_path(root, rel)))  # oldest first
+        if not commits:
+            note = f"{rel} has no commits yet: this is the current record only"
+        by_sha = {commit.sha: commit for commit in commits}
+        unreadable = []
+        for sha, data in gitrev.iter_show(root, [c.sha for c in commits], rel):
+            if data is None:  # the file was deleted in that commit
+                snapshots.append(_Snapshot(by_sha[sha], "", 0, None))
+                continue
+            try:
+                header, record = read_span(_decode(data, rel), span, f"{rel} at {sha[:7]}")
+            except StateError:  # e.g. merge conflict markers committed by mistake
+                unreadable.append(sha[:7])
+                continue
+            snapshots.append(_Snapshot(by_sha[sha], header.lineage, header.serial, record))
+        if unreadable:
+            note = (
+                f"{rel} could not be read in commit{'s' if len(unreadable) > 1 else ''} "
+                f"{', '.join(unreadable)}, left out of this history"
+            )
+    if (snapshots[-1].record != current) if snapshots else (files.exists() or files.has_journal()):
+        snapshots.append(_Snapshot(None, working.lineage, working.serial, current))
+    history = load_history(history_path(settings.state_path)).entries
+    versions = _versions(snapshots, history)
+    if not versions:
+        raise OrqsyncError(
+            f"{trace_id}/{span_id} is not in the state"
+            + ("" if root is None else " and never was in its git history"),
+            "see `orqsync state list`",
+        )
+    if key is not None:
+        if key not in versions:
+            raise OrqsyncError(
+                f"{trace_id}/{span_id} has no key {key} in the state or its history",
+                f"its keys: {', '.join(sorted(versions))}",
+            )
+        versions = {key: versions[key]}
+    return Blame(trace_id, span_id, versions, note)
+
+
+def _working(files: StateFile, span: SpanId) -> tuple[State, dict[str, Applied] | None]:
+    """The working copy's header and record of `span`; whole only when a journal is pending."""
+    if files.has_journal() or not files.exists():
+        state = files.load()
+        return state, state.spans.get(span)
+    with open(files.path, "rb") as handle:
+        return read_span(_decode(handle.read(), files.display), span, files.display)
+
+
+def _decode(data: bytes, display: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StateError(f"{display}: the state file is not UTF-8 text") from None
+
+
+def _same(a: Applied | None, b: Applied) -> bool:
+    return (
+        a is not None
+        and same_value(a.value, b.value)
+        and a.metadata == b.metadata
+        and a.provenance == b.provenance
+    )
+
+
+def _versions(
+    snapshots: list[_Snapshot], history: tuple[Entry, ...]
+) -> dict[str, tuple[Version, ...]]:
+    found: dict[str, list[Version]] = {}
+    previous: dict[str, Applied] = {}
+    seen_at: dict[str, _Snapshot] = {}
+    for snap in snapshots:
+        record = snap.record or {}
+        for key, applied in sorted(record.items()):
+            if not _same(previous.get(key), applied):
+                found.setdefault(key, []).append(Version(key, applied, snap.commit, snap.serial))
+        for key in sorted(set(previous) - set(record)):
+            before = seen_at[key]
+            removers = tuple(
+                entry
+                for entry in history
+                if entry.counts.delete
+                and entry.lineage == snap.lineage == before.lineage
+                and before.serial <= entry.serial_before
+                and entry.serial_after <= snap.serial
+            )
+            found[key].append(Version(key, None, snap.commit, snap.serial, removers))
+        for key in record:
+            seen_at[key] = snap
+        previous = dict(record)
+    return {key: tuple(reversed(items)) for key, items in sorted(found.items())}
+
+
+def _by(applied: Applied) -> str:
+    prov = applied.provenance
+    parts = []
+    if prov.author:
+        parts.append(f"by {prov.author}")
+    parts.append(f"in commit {short_sha(prov.commit)}" if prov.commit else "in no commit")
+    when = ", ".join(x for x in (_plan(prov.plan_id) if prov.plan_id else "", prov.applied_at) if x)
+    return " ".join(parts) + (f" ({when})" if when else "")
+
+
+def _where(version: Version) -> str:
+    if version.recorded_in is None:
+        return "in the working copy (not committed)"
+    commit = version.recorded_in
+    return f"in state commit {commit.short} ({commit.date}, {commit.author})"
+
+
+def _was(version: Version) -> str:
+    if version.applied is None:
+        return f"removed {_where(version)}"
+    prov = version.applied.provenance
+    who = [f"by {prov.author}"] if prov.author else []
+    if prov.commit:
+        who.append(f"commit {short_sha(prov.commit)}")
+    return value_text(version.applied.value) + (f" ({', '.join(who)})" if who else "")
+
+
+def _plan(plan_id: str) -> str:
+    return f"import {plan_id}" if plan_id.startswith("import-") else f"apply plan {plan_id}"
+
+
+def _detail(version: Version) -> str:
+    """`time  value  who  commit  plan  (state commit, serial)`, one version a line."""
+    recorded = (
+        "working copy, not committed"
+        if version.recorded_in is None
+        else f"state commit {version.recorded_in.short}"
+    )
+    recorded = f"({recorded}, serial {version.serial})"
+    if version.applied is None:
+        when = version.recorded_in.date if version.recorded_in else "-"
+        parts = [when, "removed", recorded]
+        for entry in version.removed_by:
+            by = ", ".join(
+                x
+                for x in (entry.who, f"commit {short_sha(entry.commit)}" if entry.commit else "")
+                if x
+            )
+            parts.append(f"by {_plan(entry.plan_id)}" + (f" ({by})" if by else ""))
+        return "  ".join(parts)
+    applied = version.applied
+    prov = applied.provenance
+    parts = [prov.applied_at or "-", value_text(applied.value), prov.author or "unknown"]
+    parts.append(f"commit {short_sha(prov.commit)}" if prov.commit else "no commit")
+    if prov.plan_id:
+        parts.append(_plan(prov.plan_id))
+    if prov.run_url:
+        parts.append(f"run {prov.run_url}")
+    if applied.metadata:
+        parts.append("metadata {" + ", ".join(f"{k}: {v}" for k, v in applied.metadata) + "}")
+    parts.append(recorded)
+    return "  ".join(parts)
+
+
+def render_blame_text(result: Blame) -> str:
+    """Per key, newest first: a headline like `git blame`, then every version."""
+    out = [f"{result.trace_id}/{result.span_id}"]
+    for key, versions in result.versions.items():
+        latest = versions[0]
+        if latest.applied is None:
+            head = f"{key}: removed {_where(latest)}"
+        else:
+            head = f"{key} = {value_text(latest.applied.value)}  {_by(latest.applied)}"
+        if len(versions) > 1:
+            head += f", was {_was(versions[1])}"
+        out.append(head)
+        out.extend(f"    {_detail(version)}" for version in versions)
+    return "\n".join(out) + "\n"
+
+
+def _commit_json(commit: Commit | None) -> dict[str, str] | None:
+    if commit is None:
+        return None
+    return {"sha": commit.sha, "author": commit.author, "date": commit.date}
+
+
+def blame_json(result: Blame) -> dict[str, object]:
+    """The blame as data: `keys` maps each key to its versions, newest first."""
+    keys = {}
+    for key, versions in result.versions.items():
+        items = []
+        for version in versions:
+            item: dict[str, object] = {
+                "removed": version.applied is None,
+                "state_commit": _commit_json(version.recorded_in),
+                "serial": version.serial,
+            }
+            if version.applied is not None:
+                value = version.applied.value
+                item["value"] = list(value) if isinstance(value, tuple) else value
+                item["metadata"] = dict(version.applied.metadata)
+                item["provenance"] = version.applied.provenance.to_json()
+            else:
+                item["removed_by"] = [entry.to_json() for entry in version.removed_by]
+            items.append(item)
+        keys[key] = items
+    return {
+        "trace_id": result.trace_id,
+        "span_id": result.span_id,
+        "note": result.note,
+        "keys": keys,
+    }
