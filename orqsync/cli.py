@@ -2,21 +2,23 @@
 
 This is the one module that talks to the terminal and the one error boundary: an OrqsyncError
 becomes its message and exit code; anything else is a bug and keeps its traceback.
+
+Each command imports the modules it works with when it runs, so that `orqsync --version`,
+`--help` and the light commands start without loading YAML, JSON Schema and HTTP.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from orqsync import __version__, commands, render
-from orqsync.adopt import DEFAULT_OUT, import_labels
-from orqsync.apply import Failure, Report
-from orqsync.blame import blame, blame_json, render_blame_text
+from orqsync import __version__
 from orqsync.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -25,17 +27,17 @@ from orqsync.errors import (
     OrqsyncError,
     ProblemsError,
 )
-from orqsync.export import export
-from orqsync.history import history_path, load_history, render_history_text
-from orqsync.lock import state_lock, unlock
-from orqsync.plan import Plan, Request
-from orqsync.planfile import load_plan
-from orqsync.project import Settings, load_project
-from orqsync.scaffold import write_scaffold
-from orqsync.state import StateFile
+
+if TYPE_CHECKING:
+    from orqsync.apply import Failure, Report
+    from orqsync.plan import Plan, Request
+    from orqsync.project import Settings
+    from orqsync.state import State, StateFile
 
 
 def _settings(ctx: click.Context) -> Settings:
+    from orqsync.project import load_project
+
     return load_project(ctx.obj["directory"])
 
 
@@ -61,11 +63,13 @@ class ProgressReporter:
         _err(f"Applying {total} request{'s' if total != 1 else ''}...")
 
     def finished_request(self, request: Request, done: int, total: int) -> None:
+        from orqsync.render import duration_text
+
         now = time.monotonic()
         elapsed = now - self.start
         eta = elapsed / done * (total - done) if done else 0.0
         line = f"{done}/{total} requests ({done * 100 // max(total, 1)}%), " + (
-            f"about {render.duration_text(eta)} left" if done < total else "done"
+            f"about {duration_text(eta)} left" if done < total else "done"
         )
         if self.interactive:
             if now - self.last_print >= 0.1 or done == total:
@@ -126,40 +130,71 @@ def cli(ctx: click.Context, directory: str) -> None:
 
 @cli.command()
 @click.option("--embedded", is_flag=True, help="Use the built-in emulator instead of orq.ai.")
+@click.option(
+    "--github",
+    is_flag=True,
+    help="Also write the GitHub workflows orqsync-plan.yml and orqsync-apply.yml.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 @click.pass_context
-def init(ctx: click.Context, embedded: bool, force: bool) -> int:
+def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
     """Create orqsync.yaml, definitions.yaml and an example annotation file."""
-    written = write_scaffold(ctx.obj["directory"], embedded=embedded, force=force)
+    from orqsync.scaffold import write_scaffold
+
+    written = write_scaffold(ctx.obj["directory"], embedded=embedded, force=force, github=github)
     for path in written:
         _err(f"wrote {path}")
     _err("Next: edit annotations/example.yaml, then run `orqsync plan`.")
+    if github:
+        _err("For the workflows: add the repository secret ORQ_API_KEY (Settings > Secrets).")
     return EXIT_OK
 
 
 @cli.command()
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github: workflow commands, so problems show on the pull request's lines.",
 )
 @click.pass_context
 def validate(ctx: click.Context, fmt: str) -> int:
     """Check every file against the schemas and definitions, offline."""
+    from orqsync import commands, render
+    from orqsync.github import escape_data, problems_github, project_prefix
+
     try:
         desired = commands.validate(_settings(ctx))
     except ProblemsError as exc:
         if fmt == "json":
             _out(render.problems_json(exc.problems))
             return EXIT_ERROR
+        if fmt == "github":
+            _out(problems_github(exc.problems, project_prefix(ctx.obj["directory"])))
+            return EXIT_ERROR
+        raise
+    except OrqsyncError as exc:
+        if fmt == "github":
+            _out(f"::error title=orqsync::{escape_data(exc.render())}\n")
         raise
     if fmt == "json":
         _out(render.problems_json([]))
     else:
+        if fmt == "github":
+            _out(problems_github([]))
         _out(
             f"Valid: {len(desired.files)} file{'s' if len(desired.files) != 1 else ''}, "
-            f"{desired.annotation_count} annotations on {len(desired.spans)} spans, "
-            f"{len(desired.feedback)} feedback records.\n"
+            f"{_count(desired.annotation_count, 'annotation')} on "
+            f"{_count(len(desired.spans), 'span')}, "
+            f"{_count(len(desired.feedback), 'feedback record')}.\n"
         )
     return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _plan_options(command: click.Command) -> click.Command:
@@ -171,11 +206,16 @@ def _plan_options(command: click.Command) -> click.Command:
     )(command)
 
 
+_FORMATS = click.Choice(["text", "json", "markdown"])
+_REDACT = click.option(
+    "--redact", is_flag=True, help="markdown: leave the values of text keys out of the comment."
+)
+
+
 @cli.command()
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the plan here.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=_FORMATS, default="text", show_default=True)
+@_REDACT
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
 )
@@ -185,20 +225,27 @@ def plan(
     ctx: click.Context,
     out_path: str | None,
     fmt: str,
+    redact: bool,
     detailed_exitcode: bool,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
 ) -> int:
     """Show the changes and the exact requests apply would send. Sends nothing."""
+    from orqsync import commands
+
     settings = _settings(ctx)
     planned = commands.plan(settings, target, exclude)
-    document = planned.document(settings.metadata_style)
+    if out_path or fmt == "json":
+        document = planned.document(settings.metadata_style)
     if out_path:
         with open(out_path, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1, ensure_ascii=False)
             handle.write("\n")
     if fmt == "json":
         _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    elif fmt == "markdown":
+        hint = f"The full plan: `{out_path}`." if out_path else "Run `orqsync plan --out FILE`."
+        _out(_markdown(planned.plan, planned.state, settings, redact, hint))
     else:
         _out(_plan_text(planned.plan, settings))
         if out_path:
@@ -208,7 +255,25 @@ def plan(
     return EXIT_OK
 
 
+def _markdown(
+    the_plan: Plan, before: State, settings: Settings, redact: bool, full_plan_hint: str
+) -> str:
+    from orqsync.commands import text_keys
+    from orqsync.markdown import render_plan_markdown
+
+    return render_plan_markdown(
+        the_plan,
+        before,
+        text_keys=text_keys(settings) if redact else frozenset(),
+        redact=redact,
+        max_removals=settings.max_removals,
+        full_plan_hint=full_plan_hint,
+    )
+
+
 def _plan_text(the_plan: Plan, settings: Settings) -> str:
+    from orqsync import render
+
     return render.render_plan_text(
         the_plan,
         metadata_style=settings.metadata_style,
@@ -235,6 +300,8 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _finish(report: Report, settings: Settings) -> int:
+    from orqsync import render
+
     _out(render.render_report(report))
     if settings.embedded:
         _err("(api.base_url is embedded: the requests went to the built-in emulator, not orq.ai)")
@@ -264,7 +331,9 @@ def apply(
     exclude: tuple[str, ...],
 ) -> int:
     """Apply a saved plan, or plan now and apply after confirmation."""
+    from orqsync import commands
     from orqsync.client import make_client
+    from orqsync.planfile import load_plan
 
     settings = _settings(ctx)
     if plan_file:
@@ -291,6 +360,7 @@ def apply(
         _out("No changes in the saved plan.\n")
         return EXIT_OK
     reporter = ProgressReporter(interactive=sys.stderr.isatty())
+    gc.enable()  # a long run of network objects: let the collector work (see main)
     with make_client(settings) as client:
         report = commands.apply(
             settings,
@@ -309,16 +379,24 @@ def apply(
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=_FORMATS, default="text", show_default=True)
+@_REDACT
 @click.pass_context
-def show(ctx: click.Context, plan_file: str, fmt: str) -> int:
-    """Render a saved plan."""
+def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
+    """Render a saved plan (markdown: against the project's current state)."""
+    from orqsync import commands, render
+    from orqsync.planfile import load_plan
+
     saved = load_plan(plan_file)
     if fmt == "json":
         with open(plan_file, encoding="utf-8") as handle:
             _out(handle.read())
+        return EXIT_OK
+    if fmt == "markdown":
+        settings = _settings(ctx)
+        hint = f"The full plan is `{plan_file}` (in CI, the `orqsync-plan` artifact)."
+        current = commands.state_file(settings).load()
+        _out(_markdown(saved.plan, current, settings, redact, hint))
         return EXIT_OK
     _out(f"Plan {saved.plan_id} (state serial {saved.base.serial}):\n")
     _out(render.render_plan_text(saved.plan, metadata_style=saved.metadata_style))
@@ -341,6 +419,8 @@ def _span_arg(text: str) -> tuple[str, str]:
 @click.pass_context
 def state_list(ctx: click.Context) -> int:
     """One line per span: TRACE/SPAN and its keys."""
+    from orqsync import commands
+
     current = commands.state_file(_settings(ctx)).load()
     for (trace_id, span_id), keys in sorted(current.spans.items()):
         _out(f"{trace_id}/{span_id}  {', '.join(sorted(keys))}\n")
@@ -354,6 +434,8 @@ def state_list(ctx: click.Context) -> int:
 @click.pass_context
 def state_show(ctx: click.Context, span: str) -> int:
     """Values, metadata and provenance of one TRACE/SPAN."""
+    from orqsync import commands, render
+
     current = commands.state_file(_settings(ctx)).load()
     keys = current.spans.get(_span_arg(span))
     if keys is None:
@@ -374,6 +456,9 @@ def state_show(ctx: click.Context, span: str) -> int:
 @click.pass_context
 def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
+    from orqsync import commands
+    from orqsync.lock import state_lock
+
     settings = _settings(ctx)
     with state_lock(settings.state_path, "state rm"):
         _forget(commands.state_file(settings), _span_arg(span), span, keys)
@@ -406,6 +491,8 @@ def _forget(files: StateFile, span_id: tuple[str, str], span: str, keys: tuple[s
 def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int:
     """Who decided each label of TRACE/SPAN (or KEY), in which commit and apply, and what it
     was before: from the state file's git history and the working copy."""
+    from orqsync.blame import blame, blame_json, render_blame_text
+
     trace_id, span_id = _span_arg(span)
     result = blame(_settings(ctx), trace_id, span_id, key)
     if fmt == "json":
@@ -425,6 +512,8 @@ def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int
 @click.pass_context
 def state_history(ctx: click.Context, fmt: str, limit: int | None) -> int:
     """The applies and imports recorded beside the state, newest first."""
+    from orqsync.history import history_path, load_history, render_history_text
+
     settings = _settings(ctx)
     path = history_path(settings.state_path)
     found = load_history(path, settings.display(path))
@@ -460,6 +549,8 @@ def export_command(
     out_path: str | None,
 ) -> int:
     """The applied labels as a dataset: one row per span, with provenance and a manifest."""
+    from orqsync.export import export
+
     result = export(_settings(ctx), fmt=fmt, keys=keys, where=where, at=rev)
     if out_path:
         with open(out_path, "wb") as handle:
@@ -483,7 +574,7 @@ def export_command(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: by extension.")
 @click.option(
-    "--out", default=DEFAULT_OUT, show_default=True, help="YAML file to write (project-relative)."
+    "--out", help="YAML file to write, project-relative (default: annotations/imported.yaml)."
 )
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--commit", default="", help="Commit to record as provenance (default: git HEAD).")
@@ -493,15 +584,18 @@ def import_command(
     ctx: click.Context,
     file: str,
     fmt: str | None,
-    out: str,
+    out: str | None,
     force: bool,
     commit: str,
     author: str,
 ) -> int:
     """Adopt labels that already exist in orq.ai (rows of trace_id, span_id, key, value) into
     a YAML file and the state, without sending any request."""
+    from orqsync.adopt import import_labels
+
+    where = {"out": out} if out else {}
     done = import_labels(
-        _settings(ctx), file, fmt=fmt, out=out, force=force, commit=commit, author=author
+        _settings(ctx), file, fmt=fmt, force=force, commit=commit, author=author, **where
     )
     total = done.declared + done.adopted + done.unchanged
     if not done.declared and not done.adopted:
@@ -522,6 +616,8 @@ def import_command(
 @click.pass_context
 def unlock_command(ctx: click.Context, lock_id: str) -> int:
     """Release a stuck state lock (the id is in the error of the blocked command)."""
+    from orqsync.lock import unlock
+
     holder = unlock(_settings(ctx).state_path, lock_id)
     _err(f"Released the lock {holder.id} ({holder.who} on {holder.host}, {holder.operation}).")
     return EXIT_OK
@@ -581,4 +677,8 @@ def emulator_serve(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # orqsync reads and plans hundreds of thousands of small objects that hold no cycles; the
+    # cycle collector's passes over them cost more than the work (about 40% of a big plan).
+    # It stays off while reading and planning; apply turns it back on before sending.
+    gc.disable()
     cli.main(args=argv, prog_name="orqsync")

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
+from orqsync.definitions import load_definitions
 from orqsync.desired import DesiredState, load_desired, sha256
-from orqsync.errors import OrqsyncError, RemovalBudgetError
+from orqsync.errors import OrqsyncError, ProblemsError, RemovalBudgetError
 from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
@@ -97,6 +98,16 @@ def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:
             "check that no annotation file went missing; if the removals are intended, "
             "run apply with --allow-removals",
         )
+
+
+def text_keys(settings: Settings) -> frozenset[str]:
+    """The keys whose definition type is free text (what `--redact` leaves out)."""
+    definitions, problems = load_definitions(
+        settings.definitions_path, settings.display(settings.definitions_path)
+    )
+    if problems:
+        raise ProblemsError(problems)
+    return frozenset(key for key, definition in definitions.items() if definition.type == "text")
 
 
 def definitions_hash(settings: Settings) -> str:
