@@ -245,7 +245,7 @@ def plan(
         _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
         hint = f"The full plan: `{out_path}`." if out_path else "Run `orqsync plan --out FILE`."
-        _out(_markdown(planned.plan, planned.state, settings, redact, hint))
+        _out(_markdown(planned.plan, planned.whole_state(), settings, redact, hint))
     else:
         _out(_plan_text(planned.plan, settings))
         if out_path:

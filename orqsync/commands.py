@@ -9,28 +9,36 @@ from dataclasses import dataclass
 
 from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
 from orqsync.definitions import load_definitions
-from orqsync.desired import DesiredState, load_desired, sha256
+from orqsync.desired import DesiredReader, DesiredState, load_desired, sha256
 from orqsync.errors import OrqsyncError, ProblemsError, RemovalBudgetError
 from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
-from orqsync.planfile import Base, SavedPlan, check_fresh, make_base, plan_document, summary
+from orqsync.plancache import Fact, PlanCache, cache_path, context_hash
+from orqsync.planfile import Base, SavedPlan, check_fresh, plan_document, summary
 from orqsync.project import Settings
 from orqsync.provenance import capture
-from orqsync.state import Provenance, State, StateFile
+from orqsync.state import Provenance, SpanId, State, StateFile, StateSnapshot
 
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A plan with everything it was made from."""
+    """A plan with what it was made from. `desired` and `state` hold the files read and the
+    spans compared: all of them, or (incremental plan) those not already proved in sync."""
 
     plan: Plan
     base: Base
     desired: DesiredState
     state: State
+    snapshot: StateSnapshot
+    files_read: int = 0  # annotation files parsed; the others were proved in sync
 
     def document(self, metadata_style: str) -> dict[str, object]:
         return plan_document(self.plan, self.base, metadata_style)
+
+    def whole_state(self) -> State:
+        """The whole state (for label counts), whatever the plan left out."""
+        return self.snapshot.state()
 
 
 def state_file(settings: Settings) -> StateFile:
@@ -74,14 +82,60 @@ def select(
 
 
 def plan(
-    settings: Settings, targets: tuple[str, ...] = (), excludes: tuple[str, ...] = ()
+    settings: Settings,
+    targets: tuple[str, ...] = (),
+    excludes: tuple[str, ...] = (),
+    *,
+    incremental: bool = True,
 ) -> Planned:
-    desired = load_desired(settings)
-    state = state_file(settings).load()
-    base = make_base(state, desired)
+    """The plan. Files that an earlier plan proved in sync, and are unchanged, are left out
+    with their spans' state lines (plancache.py); the plan is the one a full read gives."""
+    reader = DesiredReader(settings)
+    hashes = reader.hashes()
+    snapshot = state_file(settings).snapshot()
+    cache = PlanCache.load(cache_path(settings), context_hash(settings, reader.definitions_hash))
+    held = cache.holding(hashes, snapshot) if incremental and snapshot.indexed else {}
+    left_some_out = bool(held)
+    try:
+        desired = _read_changed(reader, held)
+    except ProblemsError:
+        if not left_some_out:
+            raise
+        load_desired(settings)  # the problems as a full read reports them, in its order
+        raise
+    left_out = {span for fact in held.values() for span in fact.spans}
+    state = snapshot.state(left_out)
+    base = Base(state.lineage, state.serial, snapshot.hash, reader.definitions_hash, hashes)
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
-    return Planned(result, base, desired, state)
+    if incremental and snapshot.indexed and not targets and not excludes:
+        cache.prune(hashes)
+        cache.record(desired, result, snapshot, desired.files)
+        cache.save()
+    return Planned(result, base, desired, state, snapshot, len(desired.files))
+
+
+def _read_changed(reader: DesiredReader, held: dict[str, Fact]) -> DesiredState:
+    """Read every file whose fact does not hold, then any left-out file that shares a span
+    with one read, until none does. Mutates `held` (files pulled back in are removed)."""
+    by_span: dict[SpanId, list[str]] = {}
+    for name, fact in held.items():
+        for span in fact.spans:
+            by_span.setdefault(span, []).append(name)
+    paths = {reader.display(path): path for path in reader.paths}
+    pending = [path for name, path in paths.items() if name not in held]
+    while pending:
+        for path in pending:
+            reader.add(path)
+        pending = []
+        if not by_span:
+            break
+        for span in reader.builder.spans:
+            for name in by_span.get(span, ()):
+                if name in held:
+                    del held[name]
+                    pending.append(paths[name])
+    return reader.result()
 
 
 def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
@@ -141,7 +195,7 @@ def apply(
     files = state_file(settings)
     with state_lock(settings.state_path, "apply", environ):
         state = files.load()
-        check_fresh(planned, state, definitions_hash(settings), plan_label)
+        check_fresh(planned, state, files.content_hash(), definitions_hash(settings), plan_label)
         finished, in_flight = files.recovery(state)
         if (finished or in_flight) and reporter is not None:
             reporter.note(

@@ -20,6 +20,7 @@ from orqsync.schema import check
 from orqsync.validate import Invalid, Value, canonical_number, check_value
 from orqsync.yamlfile import (
     Document,
+    decode_text,
     mapping_items,
     parse,
     position,
@@ -110,35 +111,86 @@ def load_desired(settings: Settings, *, fast: bool = True) -> DesiredState:
 
     `fast=False` reads every file with the strict reader only (the differential tests).
     """
-    definitions, problems = load_definitions(
-        settings.definitions_path, settings.display(settings.definitions_path)
-    )
-    if problems:
-        raise ProblemsError(problems)
-    with open(settings.definitions_path, "rb") as handle:
-        definitions_hash = sha256(handle.read())
-    builder = _Builder(settings, definitions, fast=fast)
-    paths = find_sources(settings)
-    if not paths:
-        patterns = ", ".join(settings.sources)
-        raise ProblemsError(
-            [
-                Problem(
-                    PROJECT_FILE,
-                    *settings.where("sources"),
-                    f"sources ({patterns}) match no annotation files",
-                    "check `sources` in orqsync.yaml; to remove every label keep one file "
-                    "with `spans: []`",
-                )
-            ]
+    reader = DesiredReader(settings, fast=fast)
+    for path in reader.paths:
+        reader.add(path)
+    return reader.result()
+
+
+class DesiredReader:
+    """The annotation files of a project: every one hashed, those asked for read.
+
+    The incremental planner reads only the files that changed; `load_desired` reads all.
+    """
+
+    def __init__(self, settings: Settings, *, fast: bool = True) -> None:
+        definitions, problems = load_definitions(
+            settings.definitions_path, settings.display(settings.definitions_path)
         )
-    for path in paths:
-        builder.add_file(path)
-    if builder.problems:
-        raise ProblemsError(builder.problems)
-    return DesiredState(
-        builder.spans, builder.feedback, builder.files, definitions_hash, builder.fast_files
-    )
+        if problems:
+            raise ProblemsError(problems)
+        with open(settings.definitions_path, "rb") as handle:
+            self.definitions_hash = sha256(handle.read())
+        self.settings = settings
+        self.builder = _Builder(settings, definitions, fast=fast)
+        self.paths = find_sources(settings)
+        if not self.paths:
+            patterns = ", ".join(settings.sources)
+            raise ProblemsError(
+                [
+                    Problem(
+                        PROJECT_FILE,
+                        *settings.where("sources"),
+                        f"sources ({patterns}) match no annotation files",
+                        "check `sources` in orqsync.yaml; to remove every label keep one file "
+                        "with `spans: []`",
+                    )
+                ]
+            )
+        self.read: set[str] = set()
+        self._raw: dict[str, bytes | None] = {}
+
+    def display(self, path: str) -> str:
+        return self.settings.display(path)
+
+    def hashes(self) -> dict[str, str]:
+        """Every annotation file's content hash, by its display path."""
+        found = {}
+        for path in self.paths:
+            raw = self._bytes(path)
+            if raw is not None:
+                found[self.display(path)] = sha256(raw)
+        return found
+
+    def _bytes(self, path: str) -> bytes | None:
+        if path not in self._raw:
+            try:
+                with open(path, "rb") as handle:
+                    self._raw[path] = handle.read()
+            except OSError:
+                self._raw[path] = None  # add() reports it
+        return self._raw[path]
+
+    def add(self, path: str) -> None:
+        """Read one file into the desired state (once)."""
+        if path in self.read:
+            return
+        self.read.add(path)
+        raw = self._raw.pop(path, None)
+        self.builder.add_file(path, raw)
+
+    def result(self) -> DesiredState:
+        """What the files read so far declare; ProblemsError if anything is wrong."""
+        builder = self.builder
+        if builder.problems:
+            raise ProblemsError(builder.problems)
+        return DesiredState(
+            builder.spans,
+            builder.feedback,
+            builder.files,
+            self.definitions_hash,
+            builder.fast_files,
+        )
 
 
 class _Builder:
@@ -160,13 +212,13 @@ class _Builder:
         self.use_fast = fast
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
 
-    def add_file(self, path: str) -> None:
+    def add_file(self, path: str, raw: bytes | None = None) -> None:
         display = self.settings.display(path)
-        text, problems = read_text(path, display)
+        text, problems = read_text(path, display) if raw is None else decode_text(raw, display)
         if text is None:
             self.problems.extend(problems)
             return
-        self.files[display] = sha256(text.encode("utf-8"))
+        self.files[display] = sha256(raw if raw is not None else text.encode("utf-8"))
         fast = self.fast.read(text, display, self._file_metadata) if self.use_fast else None
         if fast is not None and self._add_fast(fast):
             self.fast_files += 1

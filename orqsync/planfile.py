@@ -14,10 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from orqsync import __version__
-from orqsync.desired import DesiredState
 from orqsync.errors import OrqsyncError, StalePlanError
 from orqsync.plan import ANNOTATE, REMOVE, Change, Plan, Request
-from orqsync.state import State, feedback_pairs, state_hash
+from orqsync.state import State, feedback_pairs
 from orqsync.wire import method_and_path, request_body
 
 FORMAT = "orqsync-plan"
@@ -41,16 +40,6 @@ class SavedPlan:
     base: Base
     plan_id: str
     metadata_style: str
-
-
-def make_base(state: State, desired: DesiredState) -> Base:
-    return Base(
-        state.lineage,
-        state.serial,
-        state_hash(state),
-        desired.definitions_hash,
-        dict(desired.files),
-    )
 
 
 def _json(value: object) -> object:
@@ -223,7 +212,9 @@ def load_plan(path: str) -> SavedPlan:
         ) from None
 
 
-def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str) -> None:
+def check_fresh(
+    saved: SavedPlan, state: State, content_hash: str, definitions_hash: str, path: str
+) -> None:
     """Refuse a plan made against another state or other definitions (exit 4)."""
     base = saved.base
     reasons = []
@@ -237,7 +228,7 @@ def check_fresh(saved: SavedPlan, state: State, definitions_hash: str, path: str
         )
     elif base.serial != state.serial:
         reasons.append(f"the state was written since (serial {base.serial} -> {state.serial})")
-    elif base.state_hash != state_hash(state):
+    elif base.state_hash != content_hash:
         reasons.append("the state changed since (an interrupted apply, or an edit)")
     if base.definitions_hash != definitions_hash:
         reasons.append("definitions.yaml changed since")

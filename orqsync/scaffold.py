@@ -58,6 +58,7 @@ GITIGNORE = """\
 .orqsync/*.journal
 .orqsync/*.lock
 .orqsync/*.backup
+.orqsync/*.cache
 .orqsync/emulator.db*
 """
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, NamedTuple
 
@@ -173,8 +174,10 @@ def render_state(state: State) -> str:
             if applied.metadata:
                 item["metadata"] = dict(applied.metadata)
             annotations[key] = item
+        # ids first: a line (and a git diff of it) starts with the span it is about
         span_lines.append(
-            _dumps({"trace_id": trace_id, "span_id": span_id, "annotations": annotations})
+            f'{{"trace_id":{_dumps(trace_id)},"span_id":{_dumps(span_id)},'
+            f'"annotations":{_dumps(annotations)}}}'
         )
     feedback_lines = []
     for _, record in sorted(state.feedback.items()):
@@ -208,6 +211,11 @@ def state_hash(state: State) -> str:
 
 def parse_state(text: str, path: str) -> State:
     """A state from its file text; anything unexpected is a StateError, never a guess."""
+    data = _load_json(text, path)
+    return _state_of(data, data.get("spans"), path)
+
+
+def _load_json(text: str, path: str) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -229,10 +237,17 @@ def parse_state(text: str, path: str) -> State:
             f"(this orqsync reads version {FORMAT_VERSION})",
             "upgrade orqsync" if newer else "restore the state file from git",
         )
+    return data
+
+
+def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> State:
+    """The State of a parsed file, with the span records given (all, or a chosen few)."""
     try:
         state = State(lineage=str(data["lineage"]), serial=int(data["serial"]))
         provenance = {record["id"]: Provenance.from_json(record) for record in data["provenance"]}
-        for record in data["spans"]:
+        if span_records is None:
+            raise KeyError("spans")
+        for record in span_records:
             span = {
                 key: Applied(
                     _value(item["value"]),
@@ -255,6 +270,114 @@ def parse_state(text: str, path: str) -> State:
     return state
 
 
+_SPANS_OPEN = b'\n"spans": [\n'
+_SPANS_CLOSE = b'\n],\n"feedback": ['
+# How render_state starts a span line. JSON escapes quotes inside strings, so this can only
+# match at the start of a line; ids with escapes do not match and send the file to the
+# full parser (the count of matches and lines then differs).
+_SPAN_START = re.compile(rb'\{"trace_id":"([^"\\]*)","span_id":"([^"\\]*)",')
+
+
+class StateSnapshot:
+    """A state file's bytes as read once: their hash, and where each span's line is, so that
+    a plan of a few changed files parses a few lines, not a state of 100,000 spans.
+
+    Anything but the layout render_state writes is parsed whole (the same result, slower).
+    """
+
+    def __init__(self, raw: bytes | None, content_hash: str, display: str) -> None:
+        self.raw = raw
+        self.hash = content_hash
+        self.display = display
+        self._where: dict[SpanId, tuple[int, int]] | None = None
+        self._rest: dict | None = None
+        self._whole: State | None = None
+
+    @property
+    def indexed(self) -> bool:
+        """True when line() gives the file's own lines (so their hashes mean something)."""
+        self._index()
+        return self._whole is None or self.raw is None
+
+    def spans(self) -> Iterable[SpanId]:
+        self._index()
+        assert self._where is not None
+        return self._where.keys()
+
+    def line(self, span: SpanId) -> bytes:
+        """The span's line of the file as written (no trailing comma); empty when absent."""
+        self._index()
+        assert self._where is not None
+        where = self._where.get(span)
+        if where is None or self.raw is None:
+            return b""
+        return self.raw[where[0] : where[1]]
+
+    def _index(self) -> None:
+        if self._where is not None:
+            return
+        raw = self.raw
+        if raw is None:
+            self._where, self._whole = {}, State.new()
+            return
+        start = raw.find(_SPANS_OPEN)
+        end = raw.find(_SPANS_CLOSE, start)
+        if start < 0 or end < 0:
+            self._parse_whole()
+            return
+        rest = raw[:start] + b'\n"spans": [],' + raw[end + 3 :]
+        self._rest = _load_json(_utf8(rest, self.display), self.display)
+        first = start + len(_SPANS_OPEN)
+        starts = []
+        ids = []
+        for match in _SPAN_START.finditer(raw, first, end):
+            starts.append(match.start())
+            ids.append((match[1].decode(), match[2].decode()))
+        if len(starts) != raw.count(b"\n", first, end) + 1 or (starts and starts[0] != first):
+            self._parse_whole()
+            return
+        ends = [position - 2 for position in starts[1:]] + [end]  # each line ends in ",\n"
+        self._where = dict(zip(ids, zip(starts, ends, strict=True), strict=True))
+
+    def _parse_whole(self) -> None:
+        assert self.raw is not None
+        self._whole = parse_state(_utf8(self.raw, self.display), self.display)
+        self._where = {span: (0, 0) for span in self._whole.spans}  # not lines: see `indexed`
+
+    def state(self, leave_out: set[SpanId] | frozenset[SpanId] = frozenset()) -> State:
+        """The state, without the spans in `leave_out` (a plan that knows they are in sync)."""
+        self._index()
+        assert self._where is not None
+        if self._whole is not None:
+            whole = self._whole
+            if not leave_out:
+                return whole
+            kept = {span: keys for span, keys in whole.spans.items() if span not in leave_out}
+            return State(whole.lineage, whole.serial, kept, dict(whole.feedback))
+        assert self._rest is not None and self.raw is not None
+        raw = self.raw
+        try:
+            records = [
+                json.loads(raw[begin:finish])
+                for span, (begin, finish) in self._where.items()
+                if span not in leave_out
+            ]
+        except ValueError:
+            self._parse_whole()  # a damaged line: the full parser says where
+            return self.state(leave_out)
+        return _state_of(self._rest, records, self.display)
+
+
+def _utf8(raw: bytes, display: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StateError(
+            f"{display}: the state file is not UTF-8 text",
+            f"restore it from git or from {os.path.basename(display)}.backup",
+        ) from None
+
+
 class StateFile:
     """The state file on disk with its journal and backup."""
 
@@ -266,6 +389,32 @@ class StateFile:
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
+
+    def content_hash(self) -> str:
+        """Hash of the state file and any journal: what a saved plan pins."""
+        digest = hashlib.sha256()
+        for path in (self.path, self.journal_path):
+            if os.path.exists(path):
+                digest.update(_read_bytes(path))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def snapshot(self) -> StateSnapshot:
+        """The state file as read once, for planning. With a journal left by an interrupted
+        apply, the whole state is loaded and the journal folded in."""
+        raw = _read_bytes(self.path) if os.path.exists(self.path) else None
+        journal = _read_bytes(self.journal_path) if self.has_journal() else None
+        digest = hashlib.sha256()
+        for part in (raw, journal):
+            if part is not None:
+                digest.update(part)
+            digest.update(b"\0")
+        snapshot = StateSnapshot(raw, digest.hexdigest(), self.display)
+        if journal is not None:
+            snapshot.raw = b""  # not the whole story: see `indexed`
+            snapshot._whole = self.load()
+            snapshot._where = {span: (0, 0) for span in snapshot._whole.spans}
+        return snapshot
 
     def load(self) -> State:
         """The state with any journal left by an interrupted apply folded in (in memory)."""

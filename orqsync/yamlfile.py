@@ -86,6 +86,11 @@ def read_text(path: str, display: str | None = None) -> tuple[str | None, list[P
         return None, [Problem(shown, None, None, "file not found", "check the path")]
     except OSError as exc:
         return None, [Problem(shown, None, None, f"cannot read the file: {exc.strerror}")]
+    return decode_text(raw, shown)
+
+
+def decode_text(raw: bytes, shown: str) -> tuple[str | None, list[Problem]]:
+    """A file's bytes as text, or the problem that stops them being read."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return None, [
             Problem(shown, 1, 1, "the file is UTF-16, not UTF-8", "save the file as UTF-8")

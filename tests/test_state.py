@@ -26,7 +26,7 @@ def test_state_text_is_sorted_with_one_span_per_line_and_round_trips():
     text = render_state(sample())
     lines = text.splitlines()
     assert lines[:4] == ["{", '"format_version": 1,', '"lineage": "L",', '"serial": 3,']
-    span_lines = [line for line in lines if line.startswith('{"annotations"')]
+    span_lines = [line for line in lines if line.startswith('{"trace_id"')]
     assert [json.loads(line.rstrip(","))["trace_id"] for line in span_lines] == ["t1", "t2"]
     again = parse_state(text, "state.json")
     assert render_state(again) == text

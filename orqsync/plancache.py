@@ -1,0 +1,189 @@
+"""What earlier plans proved in sync, so that a plan reads only what changed.
+
+A plan that finds no change in an annotation file F records a fact beside the state
+(`state.json.cache`, never committed):
+
+    F with content hash h, sharing spans with files G (content hashes h_G), declares the
+    spans S; the state lines of S, whose hash is H, hold exactly what F and the G declare.
+
+The fact is about contents, not about time, so it never goes stale: it holds whenever F, the G
+and the lines of S are again exactly as recorded. A later plan checks those three things (file
+hashes are computed anyway; the state's lines are indexed, not parsed) and leaves out every
+file whose fact holds, and the state lines of its spans. A file that now shares a span with a
+file being read is read too, until no file left out shares a span with one read. Any doubt
+(another orqsync version, other definitions or settings, a state being recovered from a journal)
+means no fact is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from orqsync import __version__
+from orqsync.desired import DesiredState
+from orqsync.plan import Plan
+from orqsync.project import Settings
+from orqsync.state import SpanId, StateSnapshot
+
+FORMAT = "orqsync-plan-cache"
+FORMAT_VERSION = 1
+
+
+def cache_path(settings: Settings) -> str:
+    return settings.state_path + ".cache"
+
+
+def context_hash(settings: Settings, definitions_hash: str) -> str:
+    """Everything besides the files that decides what they declare."""
+    context = [
+        FORMAT_VERSION,
+        __version__,
+        definitions_hash,
+        sorted(settings.metadata.items()),
+        settings.string_limit,
+        list(settings.owned_keys),
+    ]
+    return hashlib.sha256(json.dumps(context).encode("utf-8")).hexdigest()
+
+
+def lines_hash(snapshot: StateSnapshot, spans: Iterable[SpanId]) -> str:
+    """Hash of the state lines of `spans`, in order; a span with no line counts as empty."""
+    line = snapshot.line
+    return hashlib.sha256(b"\n".join([line(span) for span in spans])).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A file proved in sync with the state lines of its spans (see the module docstring)."""
+
+    hash: str
+    spans: tuple[SpanId, ...]  # sorted
+    lines: str
+    shares: dict[str, str]  # other files declaring some of these spans -> their hashes
+    state: str  # the whole state file's hash then: when it is unchanged, so are the lines
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "hash": self.hash,
+            "lines": self.lines,
+            "shares": self.shares,
+            "spans": [list(span) for span in self.spans],
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Fact:
+        return cls(
+            str(data["hash"]),
+            tuple((str(t), str(s)) for t, s in data["spans"]),
+            str(data["lines"]),
+            {str(k): str(v) for k, v in data["shares"].items()},
+            str(data["state"]),
+        )
+
+
+@dataclass(slots=True)
+class PlanCache:
+    """The facts of one state file, for one context."""
+
+    path: str
+    context: str
+    facts: dict[str, Fact] = field(default_factory=dict)
+    changed: bool = False
+
+    @classmethod
+    def load(cls, path: str, context: str) -> PlanCache:
+        """The recorded facts; none when the file is missing, unreadable or of another context."""
+        empty = cls(path, context)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if data.get("format") != FORMAT or data.get("context") != context:
+                return empty
+            facts = {str(name): Fact.from_json(fact) for name, fact in data["files"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return empty  # a cache only saves time: a bad one is ignored, then replaced
+        return cls(path, context, facts)
+
+    def holding(self, hashes: dict[str, str], snapshot: StateSnapshot) -> dict[str, Fact]:
+        """The files whose facts hold now: they can be left out of the plan."""
+        held = {}
+        for name, fact in self.facts.items():
+            if hashes.get(name) != fact.hash:
+                continue
+            if any(hashes.get(other) != digest for other, digest in fact.shares.items()):
+                continue
+            if fact.state == snapshot.hash or lines_hash(snapshot, fact.spans) == fact.lines:
+                held[name] = fact
+        return held
+
+    def prune(self, hashes: dict[str, str]) -> None:
+        """Forget the facts of files that are gone."""
+        for name in [name for name in self.facts if name not in hashes]:
+            del self.facts[name]
+            self.changed = True
+
+    def record(
+        self,
+        desired: DesiredState,
+        plan: Plan,
+        snapshot: StateSnapshot,
+        read: Iterable[str],
+    ) -> None:
+        """Record a fact for every file read that the plan found in sync."""
+        declared: dict[str, set[SpanId]] = {}
+        declarers: dict[SpanId, set[str]] = {}
+        for span, keys in desired.spans.items():
+            for annotation in keys.values():
+                declared.setdefault(annotation.path, set()).add(span)
+                declarers.setdefault(span, set()).add(annotation.path)
+        changed_spans = {(change.trace_id, change.span_id) for change in plan.changes}
+        with_feedback = {record.path for record in desired.feedback.values()}
+        for name in read:
+            spans = declared.get(name, set())
+            if name in with_feedback or not spans or spans & changed_spans:
+                continue
+            ordered = tuple(sorted(spans))
+            shares = {
+                other: desired.files[other]
+                for span in ordered
+                for other in declarers[span]
+                if other != name
+            }
+            fact = Fact(
+                desired.files[name],
+                ordered,
+                lines_hash(snapshot, ordered),
+                shares,
+                snapshot.hash,
+            )
+            previous = self.facts.get(name)
+            if previous is None or previous.lines != fact.lines or previous.hash != fact.hash:
+                self.facts[name] = fact
+                self.changed = True
+
+    def save(self) -> None:
+        """Write the facts atomically; a cache that cannot be written is simply not kept."""
+        if not self.changed:
+            return
+        data = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "context": self.context,
+            "files": {name: fact.to_json() for name, fact in sorted(self.facts.items())},
+        }
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".tmp-cache-", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, separators=(",", ":"))
+            os.replace(temp, self.path)
+        except OSError:
+            return
+        self.changed = False
