@@ -247,7 +247,7 @@ def plan(
         hint = f"The full plan: `{out_path}`." if out_path else "Run `orqsync plan --out FILE`."
         _out(_markdown(planned.plan, planned.whole_state(), settings, redact, hint))
     else:
-        _out(_plan_text(planned.plan, settings))
+        _write_plan_text(planned.plan, settings)
         if out_path:
             _out(f"Saved the plan to {out_path}; run `orqsync apply {out_path}` to apply it.\n")
     if detailed_exitcode and not planned.plan.empty:
@@ -269,6 +269,27 @@ def _markdown(
         max_removals=settings.max_removals,
         full_plan_hint=full_plan_hint,
     )
+
+
+def _write_plan_text(the_plan: Plan, settings: Settings) -> None:
+    """The text plan, written as it is rendered (a big plan is never held whole)."""
+    from orqsync import render
+
+    pieces = render.iter_plan_text(
+        the_plan,
+        metadata_style=settings.metadata_style,
+        requests_per_minute=settings.requests_per_minute,
+        max_removals=settings.max_removals,
+    )
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size > 1 << 20:
+            _out("".join(batch))
+            batch, size = [], 0
+    _out("".join(batch))
 
 
 def _plan_text(the_plan: Plan, settings: Settings) -> str:
@@ -351,7 +372,7 @@ def apply(
         fresh = commands.plan(settings, target, exclude)
         planned = commands.as_saved(fresh, settings.metadata_style)
         label = "the plan"
-        _out(_plan_text(planned.plan, settings))
+        _write_plan_text(planned.plan, settings)
         if planned.plan.empty:
             return EXIT_OK
         commands.check_budget(planned.plan, settings, allow_removals)

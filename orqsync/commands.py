@@ -23,12 +23,12 @@ from orqsync.state import Provenance, SpanId, State, StateFile, StateSnapshot
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A plan with what it was made from. `desired` and `state` hold the files read and the
-    spans compared: all of them, or (incremental plan) those not already proved in sync."""
+    """A plan with what it was made from. `state` holds the spans compared: all of them, or
+    (incremental plan) those not proved in sync. The desired state is not kept: a big one is
+    hundreds of megabytes, and the plan holds what it needs of it."""
 
     plan: Plan
     base: Base
-    desired: DesiredState
     state: State
     snapshot: StateSnapshot
     files_read: int = 0  # annotation files parsed; the others were proved in sync
@@ -112,7 +112,7 @@ def plan(
         cache.prune(hashes)
         cache.record(desired, result, snapshot, desired.files)
         cache.save()
-    return Planned(result, base, desired, state, snapshot, len(desired.files))
+    return Planned(result, base, state, snapshot, len(desired.files))
 
 
 def _read_changed(reader: DesiredReader, held: dict[str, Fact]) -> DesiredState:

@@ -136,6 +136,10 @@ class PlanCache:
         read: Iterable[str],
     ) -> None:
         """Record a fact for every file read that the plan found in sync."""
+        changed_files = {change.path for change in plan.changes if change.path}
+        with_feedback = {record.path for record in desired.feedback.values()}
+        if not set(read) - changed_files - with_feedback:
+            return  # every file read has changes (a first plan): nothing to prove
         declared: dict[str, set[SpanId]] = {}
         declarers: dict[SpanId, set[str]] = {}
         for span, keys in desired.spans.items():
@@ -143,7 +147,6 @@ class PlanCache:
                 declared.setdefault(annotation.path, set()).add(span)
                 declarers.setdefault(span, set()).add(annotation.path)
         changed_spans = {(change.trace_id, change.span_id) for change in plan.changes}
-        with_feedback = {record.path for record in desired.feedback.values()}
         for name in read:
             spans = declared.get(name, set())
             if name in with_feedback or not spans or spans & changed_spans:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from orqsync.apply import Report
@@ -114,9 +115,29 @@ def render_plan_text(
     max_removals: int | None = None,
 ) -> str:
     """A Terraform-like diff grouped by span, the requests, and a summary line."""
+    return "".join(
+        iter_plan_text(
+            plan,
+            metadata_style=metadata_style,
+            requests_per_minute=requests_per_minute,
+            max_removals=max_removals,
+        )
+    )
+
+
+def iter_plan_text(
+    plan: Plan,
+    *,
+    metadata_style: str,
+    requests_per_minute: float | None = None,
+    max_removals: int | None = None,
+) -> Iterator[str]:
+    """render_plan_text in pieces of about a span each, so that a plan of 400,000 changes is
+    written as it is rendered instead of being held whole."""
     if plan.empty:
-        return "No changes. The labels in orq.ai match the repository.\n"
-    out: list[str] = ["orqsync will make these changes:", ""]
+        yield "No changes. The labels in orq.ai match the repository.\n"
+        return
+    yield "orqsync will make these changes:\n\n"
     for items in _groups(plan.changes):
         first = items[0]
         source = next((c.path for c in items if c.path), "")
@@ -125,10 +146,11 @@ def render_plan_text(
             if first.feedback
             else f"  span {first.trace_id}/{first.span_id}"
         )
-        out.append(title + (f"  ({source})" if source else ""))
-        out.extend(["      " + change_line(change) for change in items])
-        out.append("")
-    out.append("Requests, in order:")
+        lines = [title + (f"  ({source})" if source else "")]
+        lines.extend(["      " + change_line(change) for change in items])
+        lines.append("\n")
+        yield "\n".join(lines)
+    out = ["Requests, in order:"]
     for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
         method, path = method_and_path(request)
         body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
@@ -156,7 +178,7 @@ def render_plan_text(
             f"Removal budget exceeded: {plan.removals} removals, policy.max_removals is "
             f"{max_removals}; apply needs --allow-removals."
         )
-    return "\n".join(out) + "\n"
+    yield "\n".join(out) + "\n"
 
 
 def render_report(report: Report) -> str:
