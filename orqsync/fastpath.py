@@ -31,7 +31,7 @@ from typing import Any
 from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.definitions import Definition
-from orqsync.validate import Value, canonical_number
+from orqsync.validate import canonical_number
 from orqsync.yamlfile import Document, mapping_items, parse, resolve_plain
 
 Metadata = tuple[tuple[str, str], ...]
@@ -65,15 +65,19 @@ _SPAN = re.compile(
     (?P=ind)[ ][ ]annotations:[ ]*(?:\#[^\n]*)?\n
     (?P<ann>
       (?P<ai>(?P=ind)[ ]{3,})[A-Za-z_][^\n]*\n
-      (?:(?P=ai)[A-Za-z_][^\n]*\n|[ ]*(?:\#[^\n]*)?\n)*
+      (?:(?P=ai)[A-Za-z_][^\n]*\n|(?P=ai)[ ]*-[ ][^\n]*\n|[ ]*(?:\#[^\n]*)?\n)*
     )
     """,
     re.X,
 )
 _TAIL = re.compile(r"(?:[ ]*(?:#[^\n]*)?\n)*\Z")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*\Z")
-_QUOTED = re.compile(r"""(?:"([^"\\]*)"|'((?:[^']|'')*)')[ ]*(?:[ ]\#.*)?\Z""")
-_FLOW_LIST = re.compile(r"\[([^\[\]{}\"'#]*)\][ ]*(?:[ ]#.*)?\Z")
+# Double-quoted scalars may escape only ", \\ and / here; other escapes go to the strict reader.
+_QUOTED = re.compile(r"""(?:"((?:[^"\\]|\\["\\/])*)"|'((?:[^']|'')*)')[ ]*(?:[ ]\#.*)?\Z""")
+_FLOW_LIST = re.compile(r"\[(.*)\][ ]*(?:[ ]#.*)?\Z")
+_FLOW_ITEM = re.compile(
+    r"""[ ]*(?:"((?:[^"\\]|\\["\\/])*)"|'((?:[^']|'')*)'|([^,"'\[\]{}#]*?))[ ]*(,|\Z)"""
+)
 _FLOW_MAP = re.compile(r"\{([^\[\]{}\"'#]*)\}[ ]*(?:[ ]#.*)?\Z")
 # Plain scalars may not start with an indicator; '-' may start one when no space follows.
 _PLAIN_START = re.compile(r"[^\-?:,\[\]{}#&*!|>'\"%@`\s]|-[^\s\-]")
@@ -109,18 +113,42 @@ def scalar(raw: str) -> tuple[str, str]:
         if match is None:
             raise _Bail
         if first == '"':
-            return match.group(1), '"'
+            return _unescape(match.group(1)), '"'
         return match.group(2).replace("''", "'"), "'"
     return _plain(raw, flow=False), PLAIN
 
 
-def _flow_items(inner: str) -> list[str]:
-    items = [item.strip(" ") for item in inner.split(",")]
-    if items and items[-1] == "" and len(items) > 1:
-        items.pop()  # YAML allows one trailing comma
-    if not items or "" in items:
+def _unescape(text: str) -> str:
+    """The escapes _QUOTED lets through: \\\\, \\" and \\/ (NUL cannot occur in the text)."""
+    if "\\" not in text:
+        return text
+    return text.replace("\\\\", "\0").replace('\\"', '"').replace("\\/", "/").replace("\0", "\\")
+
+
+def flow_list(raw: str) -> list[tuple[str, str]]:
+    """(text, style) of the items of a one-line flow list `[a, "b", 'c']`; _Bail otherwise."""
+    match = _FLOW_LIST.match(raw)
+    if match is None:
         raise _Bail
-    return [_plain(item, flow=True) for item in items]
+    inner = match.group(1)
+    items: list[tuple[str, str]] = []
+    position = 0
+    while True:
+        item = _FLOW_ITEM.match(inner, position)
+        if item is None:
+            raise _Bail
+        double, single, plain, comma = item.groups()
+        if double is not None:
+            items.append((_unescape(double), '"'))
+        elif single is not None:
+            items.append((single.replace("''", "'"), "'"))
+        elif plain.strip(" "):
+            items.append((_plain(plain, flow=True), PLAIN))
+        elif comma or not items:
+            raise _Bail  # an empty item ([a, , b] or [])
+        if not comma:
+            return items  # `[a, b, ]`: YAML allows one trailing comma
+        position = item.end()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +169,7 @@ class FastReader:
         string_limit: int,
         owned: Callable[[str], bool],
         merge_metadata: Callable[[Metadata, dict[str, str]], Metadata],
-        annotation: Callable[[Value, Metadata, str, int], Any],
+        annotation: type,  # a named tuple of (value, metadata, path, line)
     ) -> None:
         self.definitions = definitions
         self.annotation = annotation
@@ -244,6 +272,7 @@ class FastReader:
             numbered = _numbered_entries(block, width, first)
         values = self._values
         make = self.annotation
+        new = tuple.__new__  # the annotation type is a named tuple: skip its Python __new__
         annotations = {}
         for key, raw, number in numbered:
             memo = values.get(key)
@@ -256,7 +285,7 @@ class FastReader:
                     raise _Bail
                 if memo is not _UNIQUE:
                     memo[raw] = value
-            annotations[key] = make(value, metadata, path, number)
+            annotations[key] = new(make, (value, metadata, path, number))
         if len(annotations) != len(numbered):
             raise _Bail  # a key twice in one span
         return annotations
@@ -284,18 +313,10 @@ class FastReader:
         definition = self.definitions[key]
         kind = definition.type
         try:
+            if raw[:1] == _BLOCK:
+                return _select(definition, [scalar(item) for item in raw[1:].split(_BLOCK)])
             if raw[:1] == "[":
-                match = _FLOW_LIST.match(raw)
-                if match is None:
-                    return _INVALID
-                items = _flow_items(match.group(1))
-                if any(item in _NULL for item in items):
-                    return _INVALID
-                if kind == "multi_select" and all(i in definition.options for i in items):
-                    return tuple(sorted(set(items)))
-                if kind == "single_select" and len(items) == 1:
-                    return items[0] if items[0] in definition.options else _INVALID
-                return _INVALID
+                return _select(definition, flow_list(raw))
             text, style = scalar(raw)
         except _Bail:
             return _INVALID
@@ -325,22 +346,61 @@ class FastReader:
 
 
 def _numbered_entries(block: str, width: int, first: int) -> list[tuple[str, str, int]]:
-    """(key, rest of line, line number) of an annotation block with comments or blank lines."""
+    """(key, rest of line, line number) of an annotation block with comments, blank lines or
+    block lists (`key:` then `- item` lines), whose items come back joined by _BLOCK."""
     numbered = []
-    for offset, entry in enumerate(block.split("\n")[:-1]):
+    lines = block.split("\n")[:-1]
+    offset = 0
+    while offset < len(lines):
+        entry = lines[offset]
         if entry[width : width + 1] in ("", " ", "#"):
             if entry.strip(" ")[:1] not in ("", "#"):
-                raise _Bail
+                raise _Bail  # a line deeper than the keys that is not part of a block list
+            offset += 1
             continue
         key, sep, raw = entry[width:].partition(": ")
         if not sep:
-            raise _Bail
+            if not entry.endswith(":"):
+                raise _Bail
+            key, raw, offset = entry[width:-1], "", offset + 1
+            items, indent = [], None
+            while offset < len(lines):
+                item = lines[offset]
+                stripped = item.lstrip(" ")
+                if not stripped.startswith("- ") or len(item) - len(stripped) < width:
+                    break
+                if indent is None:
+                    indent = len(item) - len(stripped)
+                elif len(item) - len(stripped) != indent:
+                    raise _Bail
+                items.append(stripped[2:])
+                offset += 1
+            if not items:
+                raise _Bail
+            numbered.append((key, _BLOCK + _BLOCK.join(items), first + offset - len(items) - 1))
+            continue
         numbered.append((key, raw, first + offset))
+        offset += 1
     return numbered
+
+
+_BLOCK = "\x00"  # joins the items of a block list (the text can hold no NUL: see _unusual)
 
 
 _ENTRIES: dict[int, re.Pattern[str]] = {}
 _NOT_IDS = _NULL | frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
+
+
+def _select(definition: Definition, items: list[tuple[str, str]]) -> object:
+    """The canonical value of a block list's items (text, style) under a select definition."""
+    if any(not style and text in _NULL for text, style in items):
+        return _INVALID
+    texts = [text for text, _ in items]
+    if definition.type == "multi_select" and all(t in definition.options for t in texts):
+        return tuple(sorted(set(texts)))
+    if definition.type == "single_select" and len(texts) == 1:
+        return texts[0] if texts[0] in definition.options else _INVALID
+    return _INVALID
 
 
 def _id(raw: str) -> str:

@@ -81,6 +81,7 @@ def test_the_fast_reader_leaves_block_scalars_and_feedback_to_the_strict_reader(
 
 
 # Pools of the pieces of an annotation file, each with traps for a hand-written reader.
+BLOCK = "\n- "  # in a value: a block list, its items on the lines below the key
 IDS = (
     "cb2289e8eae4e587f8bba591734cc831",
     "274c568b4fffdfc5",
@@ -100,10 +101,36 @@ IDS = (
     "-dash",
 )
 VALUES = {
-    "rating": ("good", "bad", '"good"', "'bad'", "[good]", "[good, bad]", "good # ok", "goo"),
+    "rating": (
+        "good",
+        "bad",
+        '"good"',
+        "'bad'",
+        "[good]",
+        "[good, bad]",
+        "good # ok",
+        "goo",
+        BLOCK + "good",
+        BLOCK + "good" + BLOCK + "bad",
+        '["bad"]',
+    ),
     "defects": (
         "[grammatical, spelling]",
         "[spelling, spelling]",
+        "[\"spelling\", 'grammatical']",
+        BLOCK + "spelling" + BLOCK + "grammatical",
+        BLOCK + '"spelling"',
+        BLOCK + "spelling # c" + BLOCK + "'ambiguity'",
+        BLOCK + "spelling" + BLOCK + "",
+        BLOCK + "- spelling",
+        BLOCK + "spelling: x",
+        BLOCK + "[spelling]",
+        BLOCK + "~",
+        '["spel\\"ling"]',
+        "[spelling, ]",
+        "[spelling,]",
+        '["spelling",ambiguity]',
+        "['it''s']",
         "[grammatical, ]",
         "[ , spelling]",
         "[]",
@@ -147,6 +174,11 @@ VALUES = {
         ">-",
         "'it''s'",
         '"quo\\"ted"',
+        '"\\"Thank you\\" sounds robotic: fix"',
+        '"back\\\\slash \\/ slash"',
+        '"tab\\tescape"',
+        '"unicode \\u00e9"',
+        '"dangling \\"',
         '""',
         "''",
         "yes",
@@ -220,7 +252,12 @@ def annotation_lines(draw: st.DrawFn, indent: str) -> str:
     lines = []
     for key in keys:
         value = draw(mostly(VALUES[key], 2))
-        lines.append(f"{indent}{key}: {value}\n")
+        if value.startswith(BLOCK):
+            deeper = indent + draw(st.sampled_from(("", "  ", "    ", " ")))
+            items = value[len(BLOCK) :].split(BLOCK)
+            lines.append(f"{indent}{key}:\n" + "".join(f"{deeper}- {i}\n" for i in items))
+        else:
+            lines.append(f"{indent}{key}: {value}\n")
         lines.append(draw(mostly(NOISE, 1)))
     return "".join(lines)
 
@@ -300,3 +337,25 @@ def test_generated_files_are_often_taken_by_the_fast_reader() -> None:
             ("reviewerId", "alice"),
             ("source", "orqsync"),
         )
+
+
+EVERY_VALUE = [(key, value) for key, values in sorted(VALUES.items()) for value in values]
+
+
+@pytest.mark.parametrize(("key", "value"), EVERY_VALUE, ids=[repr(v) for _, v in EVERY_VALUE])
+def test_both_readers_agree_on_each_value_alone(tmp_path: Path, key: str, value: str) -> None:
+    if value.startswith(BLOCK):
+        items = value[len(BLOCK) :].split(BLOCK)
+        entry = f"      {key}:\n" + "".join(f"        - {item}\n" for item in items)
+    else:
+        entry = f"      {key}: {value}\n"
+    text = (
+        "version: 1\nspans:\n  - trace_id: t\n    span_id: s\n    annotations:\n"
+        f"      rating: good\n{entry}" if key != "rating" else
+        f"version: 1\nspans:\n  - trace_id: t\n    span_id: s\n    annotations:\n{entry}"
+    )  # fmt: skip
+    (tmp_path / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+    (tmp_path / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.yaml").write_text(text, encoding="utf-8")
+    assert outcome(tmp_path, fast=True) == outcome(tmp_path, fast=False)
