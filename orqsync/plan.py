@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.state import Applied, Metadata, State, feedback_pairs
+from orqsync.state import Applied, Metadata, SpanId, State, feedback_pairs
 from orqsync.validate import Value
 
 BATCH_LIMIT = 10
@@ -218,18 +218,78 @@ def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] =
     changes: list[Change] = []
     requests: list[Request] = []
     empty: dict = {}
-    spans = desired.spans.keys() | state.spans.keys() if state.spans else desired.spans
-    for trace_id, span_id in sorted(spans):
-        span_changes, span_requests = plan_span(
-            trace_id,
-            span_id,
-            desired.spans.get((trace_id, span_id), empty),
-            state.spans.get((trace_id, span_id), empty),
-            owned_keys,
-        )
+    wanted = desired.spans
+    held = state.spans
+    spans = wanted.keys() | held.keys() if held else wanted
+    for span in sorted(spans):
+        want = wanted.get(span, empty)
+        have = held.get(span, empty)
+        if not have and _only_creations(span, want, changes, requests):
+            continue
+        if have and _in_sync(want, have):
+            continue
+        span_changes, span_requests = plan_span(span[0], span[1], want, have, owned_keys)
         changes.extend(span_changes)
         requests.extend(span_requests)
     for change, request in _feedback_changes(desired.feedback, state):
         changes.append(change)
         requests.append(request)
     return Plan(tuple(changes), tuple(requests))
+
+
+# The two common cases of a big plan, a span with nothing applied yet and a span in sync,
+# have their own short paths; they give what plan_span gives (the property tests hold both).
+# tuple.__new__ builds the named tuples without their Python-level constructors.
+_new = tuple.__new__
+
+
+def _only_creations(
+    span: SpanId, want: dict[str, Annotation], changes: list[Change], requests: list[Request]
+) -> bool:
+    """Plan a span with nothing applied, when all its values share metadata; else False."""
+    keys = sorted(want)
+    if not keys:
+        return True
+    metadata = want[keys[0]].metadata
+    if any(want[key].metadata != metadata for key in keys):
+        return False
+    trace_id, span_id = span
+    chosen = [(key, want[key]) for key in keys]
+    changes.extend(
+        [
+            _new(
+                Change,
+                (
+                    CREATE,
+                    trace_id,
+                    span_id,
+                    key,
+                    None,
+                    got.value,
+                    (),
+                    metadata,
+                    got.path,
+                    got.line,
+                    False,
+                ),
+            )
+            for key, got in chosen
+        ]
+    )
+    for start in range(0, len(keys), BATCH_LIMIT):
+        items = tuple((key, want[key].value) for key in keys[start : start + BATCH_LIMIT])
+        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, ())))
+    return True
+
+
+def _in_sync(want: dict[str, Annotation], have: dict[str, Applied]) -> bool:
+    """True when the span holds exactly the desired values and metadata (nothing to do)."""
+    if want.keys() != have.keys():
+        return False
+    for key, annotation in want.items():
+        applied = have[key]
+        if applied.metadata != annotation.metadata or not same_value(
+            applied.value, annotation.value
+        ):
+            return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
@@ -13,10 +14,14 @@ from orqsync.planfile import summary
 from orqsync.wire import method_and_path, request_body
 
 MAX_REQUEST_LINES = 100
+# A text plan lists every change of this many spans (or feedback traces), then counts the
+# rest per file: a terminal or a CI log cannot be read past that; JSON keeps every change.
+MAX_SPAN_BLOCKS = 1000
 SLOWEST_DOCUMENTED_RATE = 20  # requests a minute, orq.ai's Sandbox tier (orq-api-contract 2.5)
 TEXT_PREVIEW = 80
 
 _SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
+_WORDS = ((CREATE, "add"), (UPDATE, "change"), (DELETE, "remove"))
 
 
 _SHOWN: dict[tuple[type, object, int], str] = {}  # labels repeat: render each value once
@@ -92,19 +97,38 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def _groups(changes: tuple[Change, ...]) -> list[list[Change]]:
-    """Runs of changes on one span (or one trace's feedback), in plan order."""
+def _groups(changes: tuple[Change, ...], limit: int) -> tuple[list[list[Change]], int]:
+    """The first `limit` runs of changes on one span (or one trace's feedback), in plan
+    order, and where the changes not in them start."""
     groups: list[list[Change]] = []
     current: list[Change] = []
     trace_id = span_id = None
     feedback = False
-    for change in changes:
+    for index, change in enumerate(changes):
         if change.span_id != span_id or change.trace_id != trace_id or change.feedback != feedback:
+            if len(groups) == limit:
+                return groups, index
             trace_id, span_id, feedback = change.trace_id, change.span_id, change.feedback
             current = []
             groups.append(current)
         current.append(change)
-    return groups
+    return groups, len(changes)
+
+
+def _rest_by_file(changes: tuple[Change, ...]) -> list[str]:
+    """Counts of the changes a text plan does not list, per file they come from."""
+    counts = Counter((change.path, change.action) for change in changes)
+    spans = Counter(path for path, _, _ in {(c.path, c.trace_id, c.span_id) for c in changes})
+    lines = []
+    for source in sorted({path for path, _ in counts}):
+        parts = [
+            f"{counts[source, action]} to {word}"
+            for action, word in _WORDS
+            if counts[source, action]
+        ]
+        shown = source or "(removed from the repository)"
+        lines.append(f"  {shown}: {', '.join(parts)} on {spans[source]} spans")
+    return lines
 
 
 def render_plan_text(
@@ -138,7 +162,8 @@ def iter_plan_text(
         yield "No changes. The labels in orq.ai match the repository.\n"
         return
     yield "orqsync will make these changes:\n\n"
-    for items in _groups(plan.changes):
+    groups, rest = _groups(plan.changes, MAX_SPAN_BLOCKS)
+    for items in groups:
         first = items[0]
         source = next((c.path for c in items if c.path), "")
         title = (
@@ -150,7 +175,16 @@ def iter_plan_text(
         lines.extend(["      " + change_line(change) for change in items])
         lines.append("\n")
         yield "\n".join(lines)
-    out = ["Requests, in order:"]
+    out = []
+    if rest < len(plan.changes):
+        hidden_changes = plan.changes[rest:]
+        out.append(
+            f"... and {len(hidden_changes)} more changes, not listed here (every change is in "
+            "`plan --format json` and in a plan saved with --out):"
+        )
+        out.extend(_rest_by_file(hidden_changes))
+        out.append("")
+    out.append("Requests, in order:")
     for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
         method, path = method_and_path(request)
         body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
