@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from operator import attrgetter
 
 from orqsync.apply import Report
 from orqsync.errors import Problem
@@ -117,8 +118,10 @@ def _groups(changes: tuple[Change, ...], limit: int) -> tuple[list[list[Change]]
 
 def _rest_by_file(changes: tuple[Change, ...]) -> list[str]:
     """Counts of the changes a text plan does not list, per file they come from."""
-    counts = Counter((change.path, change.action) for change in changes)
-    spans = Counter(path for path, _, _ in {(c.path, c.trace_id, c.span_id) for c in changes})
+    counts = Counter(map(attrgetter("path", "action"), changes))
+    spans = Counter(
+        path for path, _, _ in set(map(attrgetter("path", "trace_id", "span_id"), changes))
+    )
     lines = []
     for source in sorted({path for path, _ in counts}):
         parts = [
