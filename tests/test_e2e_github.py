@@ -228,6 +228,7 @@ class Job:
     artifacts: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
     skipped: bool = False
+    restored: str = ""  # the key of the plan cache restored, if any
 
     @property
     def failed(self) -> bool:
@@ -260,6 +261,7 @@ class GitHub:
     project_dir: str
     runs: count = field(default_factory=lambda: count(7001))
     jobs: list[Job] = field(default_factory=list)
+    caches: dict[str, bytes] = field(default_factory=dict)  # actions/cache, oldest first
 
     def checkout(self, workspace: Path, ref: str, depth: int) -> None:
         """What actions/checkout@v4 does: fetch `ref` (depth 0: all history) and check it out."""
@@ -392,6 +394,21 @@ class GitHub:
                     return StepRun(name, "failure", stderr=f"no files at {given['path']}")
             else:
                 job.artifacts[given["name"]] = path
+        elif action == "actions/cache/restore":
+            assert version == "v4"
+            keys = [given["key"]] if given["key"] in self.caches else []
+            prefix = given.get("restore-keys", "\0")
+            keys = keys or [key for key in self.caches if key.startswith(prefix)][-1:]
+            if keys:  # the exact key, else the newest whose key starts with restore-keys
+                target = job.workspace / given["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.caches[keys[0]])
+                job.restored = keys[0]
+        elif action == "actions/cache/save":
+            assert version == "v4"
+            path = job.workspace / given["path"]
+            if path.exists() and given["key"] not in self.caches:
+                self.caches[given["key"]] = path.read_bytes()
         elif action == "marocchino/sticky-pull-request-comment":
             assert given["header"] == "orqsync"
             if "path" in given:
@@ -604,6 +621,7 @@ SETUP = {
 PLANNED = {
     **SETUP,
     "Validate": "success",
+    "Restore the plan cache": "played",
     "Plan": "success",
     "Render the plan": "success",
     "Upload the plan": "played",
@@ -613,6 +631,7 @@ PLANNED = {
 NOT_PLANNED = {
     **SETUP,
     "Validate": "failure",
+    "Restore the plan cache": "skipped",
     "Plan": "skipped",
     "Render the plan": "skipped",
     "Upload the plan": "skipped",
@@ -621,9 +640,12 @@ NOT_PLANNED = {
 }
 APPLIED = {
     **SETUP,
+    "Restore the plan cache": "played",
     "Apply": "success",
     "Commit the state": "success",
     "Keep the state as an artifact": "played",
+    "Record the plan cache": "success",
+    "Save the plan cache": "played",
 }
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 PLAN_ID = r"[0-9a-f]{16}"
@@ -665,6 +687,9 @@ def first_push(w: World) -> tuple[str, str]:
     assert "Apply complete: 3 requests sent." in job.steps["Apply"].stdout
     assert w.held() == w.desired()
     state_1 = assert_state_pushed(w, job, first)
+    # the files are now in sync: the cache that says so is saved for the next plans
+    assert list(w.hub.caches) == [f"orqsync-plan-cache-{job.run_id}"]
+    assert b'"annotations/support.yaml"' in w.hub.caches[f"orqsync-plan-cache-{job.run_id}"]
     return first, state_1
 
 
@@ -678,6 +703,7 @@ def relabel_pull_request(w: World) -> int:
     sent = w.requests()
     job, _ = w.open_pull_request("relabel", "bob")
     assert outcomes(job) == PLANNED, job.log
+    assert job.restored.startswith("orqsync-plan-cache-")  # the plan read what changed
     validate = job.steps["Validate"].stdout.splitlines()
     assert validate[0] == "::notice title=orqsync::no problems found"
     assert not [line for line in validate if line.startswith("::error")]
