@@ -155,13 +155,19 @@ class _Run:
         self.journal.intend(request_id)
 
     def succeeded(self, request: Request, request_id: str) -> None:
+        """Written to the journal at once; counted done by `durable` once it is on disk."""
         entry = journal_entry(request, self.provenance, request_id)
-        with self.lock:
-            self.journal.record(entry)
-            self.state.fold(entry)
-            self.done += 1
-            done = self.done
-        self.reporter.finished_request(request, done, len(self.plan.requests))
+        self.journal.submit(entry, (entry, request))
+
+    def durable(self, batch: list) -> None:
+        """Successes now on disk (called by the journal's flusher, in submission order)."""
+        total = len(self.plan.requests)
+        for entry, request in batch:
+            with self.lock:
+                self.state.fold(entry, self.provenance)
+                self.done += 1
+                done = self.done
+            self.reporter.finished_request(request, done, total)
 
     def failed(self, request: Request, error: ApiError) -> None:
         path, line = _origin(self.plan, request)
@@ -239,6 +245,7 @@ def apply_plan(
         clock() + max_duration if max_duration is not None else None,
         clock,
     )
+    journal.start(run.durable)
     queue = enumerate(chains(plan.requests))
     queue_lock = threading.Lock()
     workers = [

@@ -63,24 +63,26 @@ class ProgressReporter:
         _err(f"Applying {total} request{'s' if total != 1 else ''}...")
 
     def finished_request(self, request: Request, done: int, total: int) -> None:
-        from orqsync.render import duration_text
-
         now = time.monotonic()
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else 0.0
-        line = f"{done}/{total} requests ({done * 100 // max(total, 1)}%), " + (
-            f"about {duration_text(eta)} left" if done < total else "done"
-        )
         if self.interactive:
             if now - self.last_print >= 0.1 or done == total:
                 self.last_print = now
-                click.echo("\r" + line.ljust(60), err=True, nl=done == total)
+                line = self._line(now, done, total).ljust(60)
+                click.echo("\r" + line, err=True, nl=done == total)
             return
         decile = done * 10 // max(total, 1)
         if decile != self.last_decile or now - self.last_print >= 30:
             self.last_decile = decile
             self.last_print = now
-            _err(line)
+            _err(self._line(now, done, total))
+
+    def _line(self, now: float, done: int, total: int) -> str:
+        from orqsync.render import duration_text
+
+        eta = (now - self.start) / done * (total - done) if done else 0.0
+        return f"{done}/{total} requests ({done * 100 // max(total, 1)}%), " + (
+            f"about {duration_text(eta)} left" if done < total else "done"
+        )
 
     def note(self, text: str) -> None:
         _err(text)

@@ -15,7 +15,15 @@ from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, hist
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
 from orqsync.plancache import Fact, PlanCache, cache_path, context_hash
-from orqsync.planfile import Base, SavedPlan, check_fresh, plan_document, summary
+from orqsync.planfile import (
+    Base,
+    SavedPlan,
+    check_fresh,
+    plan_document,
+    plan_id,
+    request_json,
+    summary,
+)
 from orqsync.project import Settings
 from orqsync.provenance import capture
 from orqsync.state import Provenance, SpanId, State, StateFile, StateSnapshot
@@ -140,8 +148,8 @@ def _read_changed(reader: DesiredReader, held: dict[str, Fact]) -> DesiredState:
 
 def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
     """A plan made just now, in the form apply takes (so it is checked the same way)."""
-    document = planned.document(metadata_style)
-    return SavedPlan(planned.plan, planned.base, str(document["plan_id"]), metadata_style)
+    requests = [request_json(request, metadata_style) for request in planned.plan.requests]
+    return SavedPlan(planned.plan, planned.base, plan_id(planned.base, requests), metadata_style)
 
 
 def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:

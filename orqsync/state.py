@@ -20,7 +20,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, NamedTuple
 
@@ -94,12 +94,14 @@ class State:
     def annotation_count(self) -> int:
         return sum(len(keys) for keys in self.spans.values())
 
-    def fold(self, entry: dict) -> None:
-        """Apply one journal entry (the effect of one successful request)."""
+    def fold(self, entry: dict, provenance: Provenance | None = None) -> None:
+        """Apply one journal entry (the effect of one successful request). An apply passes
+        its provenance, which the entry also holds, so as not to read it back every time."""
         op = entry["op"]
         if op == "intent":
             return  # a request about to be sent: says nothing about what was written
-        provenance = Provenance.from_json(entry.get("provenance", {}))
+        if provenance is None:
+            provenance = Provenance.from_json(entry.get("provenance", {}))
         if op == "set":
             span = self.spans.setdefault((entry["trace_id"], entry["span_id"]), {})
             metadata = _metadata(entry.get("metadata", {}))
@@ -509,10 +511,12 @@ def _extends(header: dict, state: State) -> bool:
 
 
 class Journal:
-    """Append-only record of finished requests; each line is durable before `record` returns.
+    """Append-only record of finished requests.
 
-    Group commit: a thread whose line is not yet durable fsyncs everything written so far,
-    so that requests finishing together share one fsync instead of queueing for one each.
+    `record` returns once its line is durable. `submit` writes the line at once (so that it
+    outlives the process) and returns; a flusher thread fsyncs what was submitted, a batch at
+    a time, and only then hands it to `on_durable`, so that a request counts as done only
+    once it is on disk while the threads that send requests never wait for a disk.
     """
 
     def __init__(self, path: str, header: dict | None, continued: bool) -> None:
@@ -522,8 +526,46 @@ class Journal:
         self._written = 0  # lines handed to the operating system
         self._synced = 0  # lines known to be on disk
         self._handle: IO[str] = open(path, "a" if header is None else "w", encoding="utf-8")  # noqa: SIM115
+        self._submitted = threading.Condition()
+        self._pending: list[object] = []
+        self._closing = False
+        self._flusher: threading.Thread | None = None
+        self._on_durable: Callable[[list[object]], None] | None = None
+        self._failure: BaseException | None = None
         if header is not None:
             self.record(header)
+
+    def start(self, on_durable: Callable[[list[object]], None]) -> None:
+        """Start the flusher that passes the tokens of durable submissions to `on_durable`."""
+        self._on_durable = on_durable
+        self._flusher = threading.Thread(target=self._flush, name="journal", daemon=True)
+        self._flusher.start()
+
+    def submit(self, entry: dict, token: object) -> None:
+        """Write a success now; `token` reaches `on_durable` once the line is on disk."""
+        self._write(_dumps(entry) + "\n")
+        with self._submitted:
+            self._pending.append(token)
+            self._submitted.notify()
+
+    def _flush(self) -> None:
+        assert self._on_durable is not None
+        try:
+            while True:
+                with self._submitted:
+                    while not self._pending and not self._closing:
+                        self._submitted.wait()
+                    if not self._pending:
+                        return  # closing, and everything submitted is done
+                    batch, self._pending = self._pending, []
+                with self._lock:
+                    upto = self._written
+                os.fsync(self._handle.fileno())
+                with self._sync:
+                    self._synced = max(self._synced, upto)
+                self._on_durable(batch)
+        except BaseException as exc:  # surfaced by close(): nothing may be counted silently
+            self._failure = exc
 
     def _write(self, line: str) -> int:
         with self._lock:
@@ -534,7 +576,8 @@ class Journal:
 
     def intend(self, request_id: str) -> None:
         """A request is about to be sent. Not fsynced: losing it loses only a statistic."""
-        self._write(_dumps({"op": "intent", "req": request_id}) + "\n")
+        # What _dumps gives for {"op": "intent", "req": request_id}: ids are hex, digits, dots.
+        self._write(f'{{"op":"intent","req":"{request_id}"}}\n')
 
     def record(self, entry: dict) -> None:
         """A request succeeded: durable before it counts as done."""
@@ -548,7 +591,15 @@ class Journal:
             self._synced = upto
 
     def close(self) -> None:
+        """Make every submission durable and done, then close; re-raise a flusher failure."""
+        if self._flusher is not None:
+            with self._submitted:
+                self._closing = True
+                self._submitted.notify()
+            self._flusher.join()
         self._handle.close()
+        if self._failure is not None:
+            raise self._failure
 
 
 def _read_bytes(path: str) -> bytes:
