@@ -1,8 +1,9 @@
 """apply_plan: send a plan's requests and record every success durably.
 
 Requests are grouped in chains (one span, or one feedback record); a chain runs in order on one
-worker, chains run in parallel. Each success is appended to the journal and folded into the
-in-memory state before it counts as done; at the end the state file is written once. A chain
+worker, chains run in parallel. Each success is written to the journal at once; the journal's
+flusher fsyncs it, then folds it into the in-memory state and counts it done, so senders never
+wait for the disk. At the end the state file is written once. A chain
 whose request the API refuses stops there (its state stays as it was) and the others go on.
 """
 

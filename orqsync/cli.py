@@ -679,6 +679,7 @@ def emulator_serve(
     latency_ms: float,
 ) -> int:
     """Serve the emulator on loopback until interrupted."""
+    gc.enable()  # a long-running server: main() turned the collector off for short commands
     from orqsync.emulator import EmulatorConfig, FaultConfig, serve
 
     config = EmulatorConfig(

@@ -40,17 +40,12 @@ FileMetadata = Callable[[Document, "MappingNode | None"], Metadata]
 METADATA_FIELDS = frozenset(("identityId", "identity_id", "source", "reviewerId"))
 HEAD_FIELDS = frozenset(("version", "metadata"))
 
-# Characters that make the strict reader's job different from ours: line breaks other than
-# \n (YAML also breaks lines at \r, NEL, LS, PS), tabs, a byte order mark inside the text, and
-# anything YAML does not allow in a stream. Any of them sends the file to the strict reader.
-_UNUSUAL = re.compile(
-    "[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
-)
+# Characters that make the strict reader's job different from ours send the file to it: line
+# breaks other than \n (YAML also breaks lines at \r, NEL, LS, PS), tabs, a byte order mark
+# inside the text, and anything YAML does not allow in a stream. Checked on the bytes (three
+# times faster than a regular expression on the text): control bytes, then the encodings of
+# U+0080-U+009F, LS, PS, a byte order mark, U+FFFE and U+FFFF.
 _ASCII_USUAL = bytes([0x0A, *range(0x20, 0x7F)])
-
-
-# The same check on UTF-8 bytes, three times faster than _UNUSUAL on text: control bytes, then
-# the encodings of U+0080-U+009F, LS, PS, a byte order mark, U+FFFE and U+FFFF.
 _BYTES_USUAL = bytes([0x0A, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _UNUSUAL_UTF8 = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|\xef\xbf[\xbe\xbf]")
 
@@ -62,14 +57,14 @@ def _unusual(text: str) -> bool:
     return bool(raw.translate(None, _BYTES_USUAL)) or _UNUSUAL_UTF8.search(raw) is not None
 
 
-_SPANS_LINE = re.compile(r"^spans:[ ]*(?:#[^\n]*)?\n", re.M)
+_SPANS_LINE = re.compile(r"^spans:(?:[ ]+#[^\n]*|[ ]*)\n", re.M)
 _SPAN = re.compile(
     r"""
     (?P<pre>(?:[ ]*(?:\#[^\n]*)?\n)*)                # blank and comment lines
     (?P<ind>[ ]*)-[ ]trace_id:[ ](?P<t>[^\n]*)\n
     (?P=ind)[ ][ ]span_id:[ ](?P<s>[^\n]*)\n
     (?:(?P=ind)[ ][ ]metadata:[ ](?P<m>[^\n]*)\n)?
-    (?P=ind)[ ][ ]annotations:[ ]*(?:\#[^\n]*)?\n
+    (?P=ind)[ ][ ]annotations:(?:[ ]+\#[^\n]*|[ ]*)\n
     (?P<ann>
       (?P<ai>(?P=ind)[ ]{3,})[A-Za-z_][^\n]*\n
       (?:(?P=ai)[A-Za-z_][^\n]*\n|(?P=ai)[ ]*-[ ][^\n]*\n|[ ]*(?:\#[^\n]*)?\n)*
@@ -107,6 +102,8 @@ def _plain(raw: str, flow: bool) -> str:
     text = (raw if cut < 0 else raw[:cut]).strip(" ")
     if not text or not _PLAIN_START.match(text) or ": " in text or text.endswith(":"):
         raise _Bail
+    if text == "<<":
+        raise _Bail  # YAML's merge key: the strict reader refuses it
     if flow and (":" in text or "," in text):
         raise _Bail
     return text
@@ -160,10 +157,8 @@ def flow_list(raw: str) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class FastFile:
-    """A file the fast reader vouches for: its head document and its spans."""
+    """A file the fast reader vouches for: its spans."""
 
-    head: Document
-    head_metadata: MappingNode | None
     spans: list[tuple[tuple[str, str], dict[str, Any]]]  # (trace, span) -> {key: annotation}
 
 
@@ -201,7 +196,7 @@ class FastReader:
         found = _SPANS_LINE.search(text)
         if found is None:
             raise _Bail
-        head, metadata_node = self._head(text[: found.start()], path)
+        head, metadata_node = self._head(text[: found.end()], path)
         base = file_metadata(head, metadata_node)
         if head.problems:
             raise _Bail
@@ -233,19 +228,23 @@ class FastReader:
             )
             line = first + block.count("\n")
             position = match.end()
-        if not _TAIL.match(text, position):
-            raise _Bail
-        return FastFile(head, metadata_node, spans)
+        if not spans or not _TAIL.match(text, position):
+            raise _Bail  # no span at all: `spans:` is empty, which the strict reader refuses
+        return FastFile(spans)
 
     def _head(self, text: str, path: str) -> tuple[Document, MappingNode | None]:
-        """Everything before `spans:`, read by the strict reader: version and file metadata."""
+        """Everything up to the `spans:` line, read by the strict reader (so that the file's
+        root is a mapping like the strict reader's): version and file metadata."""
         if "!" in text or "&" in text or "*" in text:  # tags, anchors, aliases
             raise _Bail
         head = parse(text, path)
         if head.problems or not isinstance(head.root, MappingNode):
             raise _Bail
-        fields = {name: value for name, _, value in mapping_items(head, head.root)}
-        if head.problems or not set(fields) <= HEAD_FIELDS:
+        items = list(mapping_items(head, head.root))
+        if head.problems or not items or items[-1][0] != "spans":
+            raise _Bail
+        fields = {name: value for name, _, value in items[:-1]}
+        if not set(fields) <= HEAD_FIELDS:
             raise _Bail
         version = fields.get("version")
         if not isinstance(version, ScalarNode) or version.style or version.value != "1":
@@ -433,7 +432,7 @@ def _flow_mapping(inner: str) -> dict[str, str]:
         value = value.strip(" ")
         if not sep or name not in METADATA_FIELDS or name in fields or not value:
             raise _Bail
-        if not _PLAIN_START.match(value) or ":" in value:
+        if not _PLAIN_START.match(value) or ":" in value or value == "<<":
             raise _Bail
         resolved = resolve_plain(value)
         if resolved is None or isinstance(resolved, bool):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from orqsync.project import Settings
 from orqsync.state import SpanId, StateSnapshot
 
 FORMAT = "orqsync-plan-cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_BY = re.compile(rb'"by":"([^"\\]*)"')  # a state line's references to provenance records
 
 
 def cache_path(settings: Settings) -> str:
@@ -51,10 +53,14 @@ def context_hash(settings: Settings, definitions_hash: str) -> str:
     return hashlib.sha256(json.dumps(context).encode("utf-8")).hexdigest()
 
 
-def lines_hash(snapshot: StateSnapshot, spans: Iterable[SpanId]) -> str:
-    """Hash of the state lines of `spans`, in order; a span with no line counts as empty."""
+def state_lines(snapshot: StateSnapshot, spans: Iterable[SpanId]) -> bytes:
+    """The state lines of `spans`, in order; a span with no line counts as empty."""
     line = snapshot.line
-    return hashlib.sha256(b"\n".join([line(span) for span in spans])).hexdigest()
+    return b"\n".join([line(span) for span in spans])
+
+
+def lines_hash(snapshot: StateSnapshot, spans: Iterable[SpanId]) -> str:
+    return hashlib.sha256(state_lines(snapshot, spans)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class Fact:
     lines: str
     shares: dict[str, str]  # other files declaring some of these spans -> their hashes
     state: str  # the whole state file's hash then: when it is unchanged, so are the lines
+    by: tuple[str, ...]  # the provenance records those lines name; they must still be there
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -74,6 +81,7 @@ class Fact:
             "shares": self.shares,
             "spans": [list(span) for span in self.spans],
             "state": self.state,
+            "by": list(self.by),
         }
 
     @classmethod
@@ -84,6 +92,7 @@ class Fact:
             str(data["lines"]),
             {str(k): str(v) for k, v in data["shares"].items()},
             str(data["state"]),
+            tuple(str(record) for record in data["by"]),
         )
 
 
@@ -113,7 +122,10 @@ class PlanCache:
     def holding(self, hashes: dict[str, str], snapshot: StateSnapshot) -> dict[str, Fact]:
         """The files whose facts hold now: they can be left out of the plan."""
         held = {}
+        records = snapshot.provenance_ids()
         for name, fact in self.facts.items():
+            if not records.issuperset(fact.by):
+                continue  # a line would name a record the state lost: a full read says so
             if hashes.get(name) != fact.hash:
                 continue
             if any(hashes.get(other) != digest for other, digest in fact.shares.items()):
@@ -158,12 +170,14 @@ class PlanCache:
                 for other in declarers[span]
                 if other != name
             }
+            lines = state_lines(snapshot, ordered)
             fact = Fact(
                 desired.files[name],
                 ordered,
-                lines_hash(snapshot, ordered),
+                hashlib.sha256(lines).hexdigest(),
                 shares,
                 snapshot.hash,
+                tuple(sorted({found.decode() for found in _BY.findall(lines)})),
             )
             previous = self.facts.get(name)
             if previous is None or previous.lines != fact.lines or previous.hash != fact.hash:

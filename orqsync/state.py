@@ -4,9 +4,10 @@ There is no API that reads annotations back, so the state is the only memory of 
 written. It is JSON with one span per line (sorted), so that git diffs and merges stay readable.
 
 Progress during an apply goes to a journal beside the state (`state.json.journal`): one JSON line
-per request that succeeded, appended and flushed before the request counts as done, so the
-cost per request does not grow with the state. At the end of a run the journal is folded into
-the state, which is written atomically (temp file, fsync, rename), and the journal is removed.
+per request that succeeded, written at once and fsynced (by the journal's flusher) before the
+request counts as done, so the cost per request does not grow with the state. At the end of a
+run the journal is folded into the state, which is written atomically (temp file, fsync,
+rename), and the journal is removed.
 After a crash, the next command folds the journal it finds. A journal names the lineage and
 serial of the state it extends; one that does not match (already folded) is ignored.
 """
@@ -274,6 +275,7 @@ def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> Sta
 
 _SPANS_OPEN = b'\n"spans": [\n'
 _SPANS_CLOSE = b'\n],\n"feedback": ['
+_PLACEHOLDER = b"lines indexed by StateSnapshot"  # JSON keeps a later "spans" key instead
 # How render_state starts a span line. JSON escapes quotes inside strings, so this can only
 # match at the start of a line; ids with escapes do not match and send the file to the
 # full parser (the count of matches and lines then differs).
@@ -327,16 +329,28 @@ class StateSnapshot:
         if start < 0 or end < 0:
             self._parse_whole()
             return
-        rest = raw[:start] + b'\n"spans": [],' + raw[end + 3 :]
+        rest = raw[:start] + b'\n"spans": "' + _PLACEHOLDER + b'",' + raw[end + 3 :]
         self._rest = _load_json(_utf8(rest, self.display), self.display)
+        if self._rest.get("spans") != _PLACEHOLDER.decode():
+            self._parse_whole()  # a second "spans" key: let the full parser have its say
+            return
         first = start + len(_SPANS_OPEN)
         starts = []
         ids = []
-        for match in _SPAN_START.finditer(raw, first, end):
-            starts.append(match.start())
-            ids.append((match[1].decode(), match[2].decode()))
-        if len(starts) != raw.count(b"\n", first, end) + 1 or (starts and starts[0] != first):
-            self._parse_whole()
+        try:
+            for match in _SPAN_START.finditer(raw, first, end):
+                starts.append(match.start())
+                ids.append((match[1].decode(), match[2].decode()))
+        except UnicodeDecodeError:
+            self._parse_whole()  # raises the error that says what to do
+            return
+        whole_lines = len(starts) == raw.count(b"\n", first, end) + 1
+        if (
+            not whole_lines
+            or (starts and starts[0] != first)
+            or any(raw[position - 2 : position] != b",\n" for position in starts[1:])
+        ):
+            self._parse_whole()  # not exactly the lines render_state writes
             return
         ends = [position - 2 for position in starts[1:]] + [end]  # each line ends in ",\n"
         self._where = dict(zip(ids, zip(starts, ends, strict=True), strict=True))
@@ -345,6 +359,16 @@ class StateSnapshot:
         assert self.raw is not None
         self._whole = parse_state(_utf8(self.raw, self.display), self.display)
         self._where = {span: (0, 0) for span in self._whole.spans}  # not lines: see `indexed`
+
+    def provenance_ids(self) -> frozenset[str]:
+        """The ids of the provenance records in the file."""
+        self._index()
+        if self._rest is None:
+            return frozenset()
+        try:
+            return frozenset(str(record["id"]) for record in self._rest["provenance"])
+        except (KeyError, TypeError):
+            return frozenset()
 
     def state(self, leave_out: set[SpanId] | frozenset[SpanId] = frozenset()) -> State:
         """The state, without the spans in `leave_out` (a plan that knows they are in sync)."""
@@ -521,6 +545,7 @@ class Journal:
 
     def __init__(self, path: str, header: dict | None, continued: bool) -> None:
         self.continued = continued  # it holds work of an earlier, interrupted apply
+        self.path = path
         self._lock = threading.Lock()  # guards writes and the counters
         self._sync = threading.Lock()  # one fsync at a time
         self._written = 0  # lines handed to the operating system
@@ -542,8 +567,12 @@ class Journal:
         self._flusher.start()
 
     def submit(self, entry: dict, token: object) -> None:
-        """Write a success now; `token` reaches `on_durable` once the line is on disk."""
+        """Write a success now; `token` reaches `on_durable` once the line is on disk.
+        Raises the flusher's failure, if it had one, so that the run stops at once (the line
+        is written all the same: the request did succeed, and the next apply folds it in)."""
         self._write(_dumps(entry) + "\n")
+        if self._failure is not None:
+            raise self._failure
         with self._submitted:
             self._pending.append(token)
             self._submitted.notify()
@@ -560,11 +589,19 @@ class Journal:
                     batch, self._pending = self._pending, []
                 with self._lock:
                     upto = self._written
-                os.fsync(self._handle.fileno())
+                try:
+                    os.fsync(self._handle.fileno())
+                except OSError as exc:
+                    self._failure = StateError(
+                        f"{self.path}: the journal could not be written to disk ({exc.strerror})",
+                        "fix the disk, then run apply again: the requests sent so far are "
+                        "in the journal, and the next apply finishes the work",
+                    )
+                    return
                 with self._sync:
                     self._synced = max(self._synced, upto)
                 self._on_durable(batch)
-        except BaseException as exc:  # surfaced by close(): nothing may be counted silently
+        except BaseException as exc:  # raised by submit() and close(): nothing passes silently
             self._failure = exc
 
     def _write(self, line: str) -> int:

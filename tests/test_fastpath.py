@@ -99,6 +99,7 @@ IDS = (
     "id # comment",
     "a: b",
     "-dash",
+    "<<",
 )
 VALUES = {
     "rating": (
@@ -204,6 +205,8 @@ VALUES = {
         "  spaced  ",
         "?q",
         ":colon",
+        "<<",
+        "<<x",
         "a, b",
         "100",
     ),
@@ -222,6 +225,7 @@ SPAN_METADATA = (
     "{}",
     "{reviewerId: a, reviewerId: b}",
     "[x]",
+    "{reviewerId: <<}",
 )
 HEADS = (
     "version: 1\n",
@@ -236,7 +240,14 @@ HEADS = (
     "version: 1\nextra: field\n",
     "---\nversion: 1\n",
     "",
+    "version: 1\n...\n",
+    "{version: 1}\n",
+    "  version: 1\n",
+    "version: 1\nmetadata: {reviewerId: <<}\n",
+    "version: 1\nspans: []\n",
 )
+SPANS_LINES = ("spans:\n", "spans: # the reviewed spans\n", "spans:  \n", "spans:#c\n")
+ANNOTATIONS_LINES = ("annotations:\n", "annotations: # c\n", "annotations:#c\n")
 TAILS = ("", "# done\n", "\n\n", "feedback: []\n", "spans: []\n", "version: 1\n")
 NOISE = ("", "# a comment\n", "\n", "    # indented comment\n")
 
@@ -279,15 +290,15 @@ def span_blocks(draw: st.DrawFn) -> str:
     metadata = draw(mostly(SPAN_METADATA, 4))
     if metadata is not None:
         lines.append(f"{ind}  metadata: {metadata}\n")
-    lines.append(f"{ind}  annotations:\n")
+    lines.append(f"{ind}  {draw(mostly(ANNOTATIONS_LINES, 2))}")
     lines.append(draw(annotation_lines(ind + deeper)))
     return "".join(lines)
 
 
 @st.composite
 def annotation_files(draw: st.DrawFn) -> str:
-    spans = draw(st.lists(span_blocks(), min_size=1, max_size=4))
-    text = draw(mostly(HEADS, 4)) + "spans:\n" + "".join(spans)
+    spans = draw(st.lists(span_blocks(), min_size=0 if draw(st.booleans()) else 1, max_size=4))
+    text = draw(mostly(HEADS, 4)) + draw(mostly(SPANS_LINES, 3)) + "".join(spans)
     text += draw(mostly(TAILS, 3))
     if draw(st.booleans()):
         text = text.rstrip("\n")  # no newline at the end of the file
@@ -364,3 +375,24 @@ def test_both_readers_agree_on_each_value_alone(tmp_path: Path, key: str, value:
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "a.yaml").write_text(text, encoding="utf-8")
     assert outcome(tmp_path, fast=True) == outcome(tmp_path, fast=False)
+
+
+def test_a_file_emptied_to_spans_with_nothing_under_it_is_refused_not_planned_as_removals(
+    make_project: Callable[..., Project],
+) -> None:
+    """A file whose spans were all moved away, left as `spans:` and a comment, is invalid
+    (the strict reader's word); it must never become a plan that removes every label."""
+    project = make_project(
+        **{
+            "annotations/a.yaml": "version: 1\nspans:\n  - trace_id: t\n    span_id: s\n"
+            "    annotations:\n      rating: good\n"
+        }
+    )
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.write("annotations/a.yaml", "version: 1\nspans:\n  # all moved to other files\n")
+    for command in (("validate",), ("plan",)):
+        result = project.run(*command)
+        assert result.exit_code == 1, result.output
+        assert "annotations/a.yaml:2:7: spans: expected a list, got an empty value" in (
+            result.stderr
+        )

@@ -14,12 +14,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orqsync import commands
 from orqsync.apply import journal_entry
-from orqsync.errors import ProblemsError
+from orqsync.errors import ProblemsError, StateError
 from orqsync.plancache import cache_path
 from orqsync.project import load_project
 from orqsync.scaffold import DEFINITIONS
@@ -157,3 +158,29 @@ def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> No
     assert planned.files_read == 1
     assert [change.key for change in planned.plan.changes] == ["rating"]
     assert planned.plan.changes[0].new == "bad"
+
+
+def test_a_state_that_lost_a_provenance_record_is_refused_even_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    """The lines a cached plan leaves unread still name provenance records; a state that lost
+    one is damaged, and the incremental plan says so as a full read does."""
+    (tmp_path / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+    (tmp_path / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / FILES[0]).write_text(
+        "version: 1\nspans:\n  - trace_id: t\n    span_id: s\n    annotations:\n"
+        "      rating: good\n",
+        encoding="utf-8",
+    )
+    apply_part(tmp_path, 1.0)
+    project = load_project(str(tmp_path))
+    commands.plan(project)
+    assert commands.plan(project).files_read == 0  # the cache holds
+    state_path = Path(project.state_path)
+    lines = state_path.read_text(encoding="utf-8").split("\n")
+    record = lines.index('"provenance": [') + 1  # the one record: every label names it
+    state_path.write_text("\n".join(lines[:record] + lines[record + 1 :]), encoding="utf-8")
+    for incremental in (False, True):
+        with pytest.raises(StateError, match="damaged"):
+            commands.plan(project, incremental=incremental)

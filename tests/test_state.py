@@ -136,3 +136,51 @@ def test_a_corrupt_state_stops_plan_and_apply_and_is_never_overwritten(make_proj
         assert "the state file is corrupt" in result.stderr
         assert "Traceback" not in result.output
     assert state.read_text() == '{"format_version": 1, "lin'
+
+
+def _applied_state(tmp_path, spans: int = 3) -> tuple[StateFile, str]:
+    from orqsync.state import Applied, Provenance, State
+
+    state = State.new()
+    for index in range(spans):
+        state.spans[(f"t{index}", f"s{index}")] = {
+            "rating": Applied("good", (), Provenance(commit="c", plan_id="p"))
+        }
+    files = StateFile(str(tmp_path / "state.json"))
+    files.write(state)
+    return files, (tmp_path / "state.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda text: text.replace("},\n{", "}\n{", 1), id="a line without comma"),
+        pytest.param(
+            lambda text: text.replace('\n"feedback": []', '\n"feedback": [],\n"spans": []'),
+            id="a second spans key",
+        ),
+        pytest.param(lambda text: text.replace('"by":', '"by" :', 1), id="an edited line"),
+    ],
+)
+def test_a_damaged_state_reads_in_pieces_as_it_reads_whole(tmp_path, damage) -> None:
+    """The snapshot that plans read only some lines of must not read a damaged file another
+    way than the full parser: the same State, or the same error."""
+    files, text = _applied_state(tmp_path)
+    (tmp_path / "state.json").write_text(damage(text), encoding="utf-8")
+    try:
+        whole: object = files.load()
+    except StateError as error:
+        whole = error.message
+    try:
+        pieces: object = files.snapshot().state()
+    except StateError as error:
+        pieces = error.message
+    assert pieces == whole
+
+
+def test_an_id_that_is_not_utf8_is_a_state_error_not_a_crash(tmp_path) -> None:
+    files, text = _applied_state(tmp_path)
+    raw = text.encode("utf-8").replace(b'"trace_id":"t1"', b'"trace_id":"t\xff1"')
+    (tmp_path / "state.json").write_bytes(raw)
+    with pytest.raises(StateError, match="not UTF-8"):
+        files.snapshot().state()

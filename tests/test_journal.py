@@ -1,0 +1,79 @@
+"""The journal's flusher: a request counts as done only once on disk, and a failure stops the
+run at once instead of after every request was sent."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from orqsync.apply import apply_plan
+from orqsync.desired import Annotation, DesiredState
+from orqsync.plan import Request, make_plan
+from orqsync.state import Provenance, State, StateFile
+
+SPANS = 200
+
+
+class CountingApi:
+    """A fake orq.ai that accepts everything, slowly enough for the flusher to keep up."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def send(self, request: Request) -> None:
+        time.sleep(0.002)
+        with self.lock:
+            self.sent += 1
+
+
+class BrokenReporter:
+    """Progress that cannot be written (a closed pipe) once the first request is done."""
+
+    def started(self, total: int) -> None:
+        pass
+
+    def finished_request(self, request: Request, done: int, total: int) -> None:
+        raise BrokenPipeError("stderr is closed")
+
+    def failed_request(self, failure: object) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+def a_plan():
+    desired = DesiredState(
+        {
+            (f"t{index}", "s"): {"rating": Annotation("good", (), "annotations/a.yaml", index)}
+            for index in range(SPANS)
+        },
+        {},
+    )
+    return make_plan(desired, State.new())
+
+
+def test_every_request_sent_is_counted_once_on_disk(tmp_path) -> None:
+    files = StateFile(str(tmp_path / "state.json"))
+    api = CountingApi()
+    report = apply_plan(a_plan(), api, files, State.new(), Provenance(), parallelism=4)
+    assert report.complete
+    assert report.done == api.sent == SPANS
+    assert len(files.load().spans) == SPANS
+    assert not files.has_journal()  # folded into the state file
+
+
+def test_a_failure_after_sending_stops_the_run_instead_of_sending_everything(tmp_path) -> None:
+    files = StateFile(str(tmp_path / "state.json"))
+    api = CountingApi()
+    with pytest.raises(BrokenPipeError):
+        apply_plan(
+            a_plan(), api, files, State.new(), Provenance(), parallelism=4,
+            reporter=BrokenReporter(),
+        )  # fmt: skip
+    assert api.sent < SPANS / 2  # stopped within a few requests per sender
+    # what was sent is in the journal, and the next load folds it in: nothing is lost
+    assert len(files.load().spans) == api.sent
