@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from orqsync.errors import StateError
+from orqsync.state import fsync_dir
 
 SUFFIX = ".history.jsonl"
 COMPLETE = "complete"
@@ -118,14 +119,7 @@ def append_entry(path: str, entry: Entry) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     if created:
-        try:
-            fd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(directory)
 
 
 @dataclass(frozen=True, slots=True)

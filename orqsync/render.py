@@ -130,7 +130,8 @@ def _rest_by_file(changes: tuple[Change, ...]) -> list[str]:
             if counts[source, action]
         ]
         shown = source or "(removed from the repository)"
-        lines.append(f"  {shown}: {', '.join(parts)} on {spans[source]} spans")
+        count = spans[source]
+        lines.append(f"  {shown}: {', '.join(parts)} on {count} span{'' if count == 1 else 's'}")
     return lines
 
 

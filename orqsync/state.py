@@ -261,9 +261,14 @@ def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> Sta
                 value = _value(item["value"])
                 if type(value) is tuple or (type(value) is str and len(value) <= 64):
                     value = labels.setdefault((type(value), value), value)
-                span[key] = Applied(
-                    value, shared.setdefault(metadata, metadata), provenance[item["by"]]
-                )
+                by = provenance.get(item["by"])
+                if by is None:
+                    raise StateError(
+                        f"{path}: {record['trace_id']}/{record['span_id']} {key} names the "
+                        f"provenance record {item['by']}, which is not in the file",
+                        f"restore it from git or from {os.path.basename(path)}.backup",
+                    )
+                span[key] = Applied(value, shared.setdefault(metadata, metadata), by)
             state.spans[(record["trace_id"], record["span_id"])] = span
         for record in data["feedback"]:
             body = record["body"]
@@ -520,7 +525,7 @@ class StateFile:
         _atomic_write(self.path, text.encode("utf-8"))
         if os.path.exists(self.journal_path):
             os.unlink(self.journal_path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
     def open_journal(self, state: State) -> Journal:
         """Start the journal of an apply against `state`, or continue the one that extends it."""
@@ -674,7 +679,8 @@ def _atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
+    """Make a new file's directory entry durable (best effort: some systems refuse)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

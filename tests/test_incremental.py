@@ -182,5 +182,5 @@ def test_a_state_that_lost_a_provenance_record_is_refused_even_from_the_cache(
     record = lines.index('"provenance": [') + 1  # the one record: every label names it
     state_path.write_text("\n".join(lines[:record] + lines[record + 1 :]), encoding="utf-8")
     for incremental in (False, True):
-        with pytest.raises(StateError, match="damaged"):
+        with pytest.raises(StateError, match="names the provenance record"):
             commands.plan(project, incremental=incremental)
