@@ -66,7 +66,9 @@ class Change(NamedTuple):
     new: Value | None = None
     old_metadata: Metadata = ()
     new_metadata: Metadata = ()
-    path: str = ""  # where the desired value is declared (empty for deletes)
+    # Where the desired value is declared; for a removal, where the span's other annotations
+    # are (its first one), empty when the span is gone from the repository.
+    path: str = ""
     line: int = 0
     feedback: bool = False
 
@@ -118,9 +120,11 @@ def plan_span(
     requests: list[Request] = []
     if applied:
         removes = sorted(key for key in applied if key not in desired and owned(key, owned_keys))
+        line, path = min(((a.line, a.path) for a in desired.values()), default=(0, ""))
         for key in removes:
             old = applied[key]
-            changes.append(Change(DELETE, trace_id, span_id, key, old.value, None, old.metadata))
+            change = Change(DELETE, trace_id, span_id, key, old.value, None, old.metadata)
+            changes.append(change._replace(path=path, line=line) if path else change)
         for batch in _chunks(removes):
             requests.append(Request(REMOVE, trace_id, span_id, (), tuple(batch)))
     groups: dict[Metadata, list[tuple[str, Value]]] = {}
