@@ -34,7 +34,7 @@ from orqsync.plan import same_value
 from orqsync.project import PROJECT_FILE, Settings
 from orqsync.provenance import capture
 from orqsync.render import value_text
-from orqsync.state import Applied, SpanId, StateFile
+from orqsync.state import Applied, SpanId, StateFile, atomic_write
 from orqsync.validate import Invalid, Value, check_value
 
 DEFAULT_OUT = "annotations/imported.yaml"
@@ -421,17 +421,6 @@ def render_yaml(labels: Mapping[tuple[str, str, str], Value], source: str) -> st
     return "\n".join(out) + "\n"
 
 
-def _write(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".tmp-{os.path.basename(path)}")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
 def _conflicts(
     labels: dict[tuple[str, str, str], _Label],
     display: str,
@@ -552,7 +541,7 @@ def import_labels(
             return Imported("", 0, 0, len(labels), plan_id)
         try:
             if to_declare:
-                _write(out_path, content)
+                atomic_write(out_path, content)
             if to_declare and out_path not in find_sources(settings):
                 raise OrqsyncError(
                     f"--out {out}: the file is not matched by sources "
@@ -575,7 +564,7 @@ def import_labels(
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(out_path)
                 else:
-                    _write(out_path, previous)
+                    atomic_write(out_path, previous)
             raise
         if to_adopt:
             _record(

@@ -294,17 +294,6 @@ def _write_plan_text(the_plan: Plan, settings: Settings) -> None:
     _out("".join(batch))
 
 
-def _plan_text(the_plan: Plan, settings: Settings) -> str:
-    from orqsync import render
-
-    return render.render_plan_text(
-        the_plan,
-        metadata_style=settings.metadata_style,
-        requests_per_minute=settings.requests_per_minute,
-        max_removals=settings.max_removals,
-    )
-
-
 def _confirm(auto_approve: bool) -> None:
     if auto_approve:
         return

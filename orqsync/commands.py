@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
 from orqsync.definitions import load_definitions
-from orqsync.desired import DesiredReader, DesiredState, load_desired, sha256
+from orqsync.desired import DesiredReader, DesiredState, definitions_hash, load_desired
 from orqsync.errors import OrqsyncError, ProblemsError, RemovalBudgetError
 from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
@@ -170,14 +170,6 @@ def text_keys(settings: Settings) -> frozenset[str]:
     if problems:
         raise ProblemsError(problems)
     return frozenset(key for key, definition in definitions.items() if definition.type == "text")
-
-
-def definitions_hash(settings: Settings) -> str:
-    try:
-        with open(settings.definitions_path, "rb") as handle:
-            return sha256(handle.read())
-    except OSError:
-        return ""  # gone: certainly not what a plan saw
 
 
 def apply(

@@ -88,6 +88,15 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def definitions_hash(settings: Settings) -> str:
+    """The content hash of definitions.yaml ("" when it is gone: no plan saw that)."""
+    try:
+        with open(settings.definitions_path, "rb") as handle:
+            return sha256(handle.read())
+    except OSError:
+        return ""
+
+
 def find_sources(settings: Settings) -> list[str]:
     """Absolute paths of the annotation files, sorted, the project's own files left out."""
     skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
@@ -129,8 +138,7 @@ class DesiredReader:
         )
         if problems:
             raise ProblemsError(problems)
-        with open(settings.definitions_path, "rb") as handle:
-            self.definitions_hash = sha256(handle.read())
+        self.definitions_hash = definitions_hash(settings)
         self.settings = settings
         self.builder = _Builder(settings, definitions, fast=fast)
         self.paths = find_sources(settings)

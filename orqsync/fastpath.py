@@ -32,7 +32,14 @@ from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.definitions import Definition
 from orqsync.validate import canonical_number
-from orqsync.yamlfile import Document, mapping_items, parse, resolve_plain
+from orqsync.yamlfile import (
+    BOOL_TEXTS,
+    NULL_TEXTS,
+    Document,
+    mapping_items,
+    parse,
+    resolve_plain,
+)
 
 Metadata = tuple[tuple[str, str], ...]
 FileMetadata = Callable[[Document, "MappingNode | None"], Metadata]
@@ -83,7 +90,6 @@ _FLOW_ITEM = re.compile(
 _FLOW_MAP = re.compile(r"\{([^\[\]{}\"'#]*)\}[ ]*(?:[ ]#.*)?\Z")
 # Plain scalars may not start with an indicator; '-' may start one when no space follows.
 _PLAIN_START = re.compile(r"[^\-?:,\[\]{}#&*!|>'\"%@`\s]|-[^\s\-]")
-_NULL = frozenset(("", "~", "null", "Null", "NULL"))
 
 PLAIN = ""  # the style of a plain scalar (PyYAML's None); quoted ones are '"' or "'"
 
@@ -326,7 +332,7 @@ class FastReader:
             text, style = scalar(raw)
         except _Bail:
             return _INVALID
-        if not style and text in _NULL:
+        if not style and text in NULL_TEXTS:
             return _INVALID
         if kind == "single_select":
             return text if text in definition.options else _INVALID
@@ -394,12 +400,12 @@ _BLOCK = "\x00"  # joins the items of a block list (the text can hold no NUL: se
 
 
 _ENTRIES: dict[int, re.Pattern[str]] = {}
-_NOT_IDS = _NULL | frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
+_NOT_IDS = NULL_TEXTS | BOOL_TEXTS
 
 
 def _select(definition: Definition, items: list[tuple[str, str]]) -> object:
     """The canonical value of a block list's items (text, style) under a select definition."""
-    if any(not style and text in _NULL for text, style in items):
+    if any(not style and text in NULL_TEXTS for text, style in items):
         return _INVALID
     texts = [text for text, _ in items]
     if definition.type == "multi_select" and all(t in definition.options for t in texts):

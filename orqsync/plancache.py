@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,7 +27,7 @@ from orqsync import __version__
 from orqsync.desired import DesiredState
 from orqsync.plan import Plan
 from orqsync.project import Settings
-from orqsync.state import SpanId, StateSnapshot
+from orqsync.state import SpanId, StateSnapshot, atomic_write
 
 FORMAT = "orqsync-plan-cache"
 FORMAT_VERSION = 2
@@ -194,13 +192,8 @@ class PlanCache:
             "context": self.context,
             "files": {name: fact.to_json() for name, fact in sorted(self.facts.items())},
         }
-        directory = os.path.dirname(self.path) or "."
         try:
-            os.makedirs(directory, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".tmp-cache-", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, separators=(",", ":"))
-            os.replace(temp, self.path)
+            atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
         except OSError:
             return
         self.changed = False

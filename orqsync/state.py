@@ -299,13 +299,19 @@ class StateSnapshot:
     Anything but the layout render_state writes is parsed whole (the same result, slower).
     """
 
-    def __init__(self, raw: bytes | None, content_hash: str, display: str) -> None:
-        self.raw = raw
+    def __init__(
+        self, raw: bytes | None, content_hash: str, display: str, whole: State | None = None
+    ) -> None:
+        """`whole`: a state already read in full (one with a journal folded in); its lines are
+        then not the file's, and `indexed` is False."""
+        self.raw = b"" if whole is not None else raw
         self.hash = content_hash
         self.display = display
         self._where: dict[SpanId, tuple[int, int]] | None = None
         self._rest: dict | None = None
-        self._whole: State | None = None
+        self._whole: State | None = whole
+        if whole is not None:
+            self._where = {span: (0, 0) for span in whole.spans}
 
     @property
     def indexed(self) -> bool:
@@ -455,12 +461,8 @@ class StateFile:
             if part is not None:
                 digest.update(part)
             digest.update(b"\0")
-        snapshot = StateSnapshot(raw, digest.hexdigest(), self.display)
-        if journal is not None:
-            snapshot.raw = b""  # not the whole story: see `indexed`
-            snapshot._whole = self.load()
-            snapshot._where = {span: (0, 0) for span in snapshot._whole.spans}
-        return snapshot
+        whole = self.load() if journal is not None else None
+        return StateSnapshot(raw, digest.hexdigest(), self.display, whole)
 
     def load(self) -> State:
         """The state with any journal left by an interrupted apply folded in (in memory)."""
@@ -521,8 +523,8 @@ class StateFile:
         os.makedirs(directory, exist_ok=True)
         text = render_state(state)
         if os.path.exists(self.path):
-            _atomic_write(self.backup_path, _read_bytes(self.path))
-        _atomic_write(self.path, text.encode("utf-8"))
+            atomic_write(self.backup_path, _read_bytes(self.path))
+        atomic_write(self.path, text.encode("utf-8"))
         if os.path.exists(self.journal_path):
             os.unlink(self.journal_path)
         fsync_dir(directory)
@@ -533,7 +535,7 @@ class StateFile:
         entries = self._journal_entries()
         if entries and _extends(entries[0], state):
             keep = "".join(_dumps(entry) + "\n" for entry in entries)
-            _atomic_write(self.journal_path, keep.encode("utf-8"))  # drops a torn tail
+            atomic_write(self.journal_path, keep.encode("utf-8"))  # drops a torn tail
             return Journal(self.journal_path, header=None, continued=len(entries) > 1)
         return Journal(self.journal_path, header=_begin(state), continued=False)
 
@@ -566,10 +568,7 @@ class Journal:
     def __init__(self, path: str, header: dict | None, continued: bool) -> None:
         self.continued = continued  # it holds work of an earlier, interrupted apply
         self.path = path
-        self._lock = threading.Lock()  # guards writes and the counters
-        self._sync = threading.Lock()  # one fsync at a time
-        self._written = 0  # lines handed to the operating system
-        self._synced = 0  # lines known to be on disk
+        self._lock = threading.Lock()  # one writer at a time
         self._handle: IO[str] = open(path, "a" if header is None else "w", encoding="utf-8")  # noqa: SIM115
         self._submitted = threading.Condition()
         self._pending: list[object] = []
@@ -607,10 +606,8 @@ class Journal:
                     if not self._pending:
                         return  # closing, and everything submitted is done
                     batch, self._pending = self._pending, []
-                with self._lock:
-                    upto = self._written
                 try:
-                    os.fsync(self._handle.fileno())
+                    os.fsync(self._handle.fileno())  # covers every line written before it
                 except OSError as exc:
                     self._failure = StateError(
                         f"{self.path}: the journal could not be written to disk ({exc.strerror})",
@@ -618,18 +615,14 @@ class Journal:
                         "in the journal, and the next apply finishes the work",
                     )
                     return
-                with self._sync:
-                    self._synced = max(self._synced, upto)
                 self._on_durable(batch)
         except BaseException as exc:  # raised by submit() and close(): nothing passes silently
             self._failure = exc
 
-    def _write(self, line: str) -> int:
+    def _write(self, line: str) -> None:
         with self._lock:
             self._handle.write(line)
-            self._handle.flush()
-            self._written += 1
-            return self._written
+            self._handle.flush()  # from here on, the line outlives the process
 
     def intend(self, request_id: str) -> None:
         """A request is about to be sent. Not fsynced: losing it loses only a statistic."""
@@ -637,15 +630,9 @@ class Journal:
         self._write(f'{{"op":"intent","req":"{request_id}"}}\n')
 
     def record(self, entry: dict) -> None:
-        """A request succeeded: durable before it counts as done."""
-        mine = self._write(_dumps(entry) + "\n")
-        with self._sync:
-            if self._synced >= mine:
-                return  # an fsync that began after this line was written covered it
-            with self._lock:
-                upto = self._written
-            os.fsync(self._handle.fileno())
-            self._synced = upto
+        """Write a line and wait until it is on disk (the header; used before the flusher)."""
+        self._write(_dumps(entry) + "\n")
+        os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         """Make every submission durable and done, then close; re-raise a flusher failure."""
@@ -664,8 +651,11 @@ def _read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace `path` with `data` in one step (temp file, fsync, rename): readers see the old
+    file or the new one, never a part."""
     directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -33,6 +33,8 @@ MAX_DEPTH = 64
 
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _NULL = {"", "~", "null", "Null", "NULL"}
+NULL_TEXTS = frozenset(_NULL)  # plain scalars that are null (YAML 1.2 core)
+BOOL_TEXTS = frozenset(_BOOL)  # plain scalars that are booleans
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _SPECIAL_FLOAT = {
