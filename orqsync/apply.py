@@ -18,7 +18,7 @@ from typing import Protocol
 
 from orqsync.errors import ApiError
 from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
-from orqsync.state import Journal, Provenance, State, StateFile
+from orqsync.state import InSync, Journal, Provenance, State, StateFile
 
 
 class Api(Protocol):
@@ -230,8 +230,10 @@ def apply_plan(
     max_requests: int | None = None,
     max_duration: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    in_sync: InSync | None = None,
 ) -> Report:
-    """Send `plan` against `state` (mutated as requests succeed) and write the state file."""
+    """Send `plan` against `state` (mutated as requests succeed) and write the state file.
+    `in_sync` (the plan's) is recorded in the state only when every request succeeded."""
     reporter = reporter or QuietReporter()
     total = len(plan.requests)
     reporter.started(total)
@@ -268,7 +270,8 @@ def apply_plan(
         journal.close()
         # Fold what finished into the state file even when stopped early: nothing is lost.
         if run.done or journal.continued:
-            state_file.write(state)
+            complete = run.done == total and not (run.failures or run.errors or run.stopped)
+            state_file.write(state, in_sync if complete else None)
         else:
             state_file.discard_journal()
     if run.errors:

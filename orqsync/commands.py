@@ -14,7 +14,15 @@ from orqsync.errors import OrqsyncError, ProblemsError, RemovalBudgetError
 from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
-from orqsync.plancache import Fact, PlanCache, cache_path, context_hash
+from orqsync.plancache import (
+    Fact,
+    PlanCache,
+    accounted,
+    cache_path,
+    context_hash,
+    coverage,
+    vouched,
+)
 from orqsync.planfile import (
     Base,
     SavedPlan,
@@ -26,7 +34,7 @@ from orqsync.planfile import (
 )
 from orqsync.project import Settings
 from orqsync.provenance import capture
-from orqsync.state import Provenance, SpanId, State, StateFile, StateSnapshot
+from orqsync.state import InSync, Provenance, SpanId, State, StateFile, StateSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +48,10 @@ class Planned:
     state: State
     snapshot: StateSnapshot
     files_read: int = 0  # annotation files parsed; the others were proved in sync
+    in_sync: InSync | None = None  # what a complete apply of the plan may record
 
     def document(self, metadata_style: str) -> dict[str, object]:
-        return plan_document(self.plan, self.base, metadata_style)
+        return plan_document(self.plan, self.base, metadata_style, self.in_sync)
 
     def whole_state(self) -> State:
         """The whole state (for label counts), whatever the plan left out."""
@@ -96,60 +105,85 @@ def plan(
     *,
     incremental: bool = True,
 ) -> Planned:
-    """The plan. Files that an earlier plan proved in sync, and are unchanged, are left out
-    with their spans' state lines (plancache.py); the plan is the one a full read gives."""
+    """The plan. Files proved in sync (by an earlier plan's cache, or by the record of the
+    apply that wrote the state) and unchanged are left out with their spans' state lines
+    (plancache.py); the plan is the one a full read gives."""
     reader = DesiredReader(settings)
     hashes = reader.hashes()
     snapshot = state_file(settings).snapshot()
-    cache = PlanCache.load(cache_path(settings), context_hash(settings, reader.definitions_hash))
-    held = cache.holding(hashes, snapshot) if incremental and snapshot.indexed else {}
-    left_some_out = bool(held)
+    context = context_hash(settings, reader.definitions_hash)
+    cache = PlanCache.load(cache_path(settings), context)
+    incremental = incremental and snapshot.indexed
+    held = cache.holding(hashes, snapshot) if incremental else {}
+    vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
+    left_some_out = bool(held or vouched_for)
     try:
-        desired = _read_changed(reader, held)
+        desired = _read_changed(reader, snapshot, held, vouched_for)
     except ProblemsError:
         if not left_some_out:
             raise
         load_desired(settings)  # the problems as a full read reports them, in its order
         raise
-    left_out = {span for fact in held.values() for span in fact.spans}
-    state = snapshot.state(left_out)
+    if vouched_for:  # the state's spans are those read and those left out: keep the read
+        state = snapshot.state(only=desired.spans)
+    else:
+        state = snapshot.state({span for fact in held.values() for span in fact.spans})
     base = Base(state.lineage, state.serial, snapshot.hash, reader.definitions_hash, hashes)
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
-    if incremental and snapshot.indexed and not targets and not excludes:
+    whole = not targets and not excludes
+    if incremental and whole:
         cache.prune(hashes)
         cache.record(desired, result, snapshot, desired.files)
         cache.save()
-    return Planned(result, base, state, snapshot, len(desired.files))
+    in_sync = coverage(desired, hashes, held, vouched_for, context) if whole else None
+    return Planned(result, base, state, snapshot, len(desired.files), in_sync)
 
 
-def _read_changed(reader: DesiredReader, held: dict[str, Fact]) -> DesiredState:
-    """Read every file whose fact does not hold, then any left-out file that shares a span
-    with one read, until none does. Mutates `held` (files pulled back in are removed)."""
+def _read_changed(
+    reader: DesiredReader,
+    snapshot: StateSnapshot,
+    held: dict[str, Fact],
+    vouched_for: dict[str, int],
+) -> DesiredState:
+    """Read every file neither held nor vouched for, then any held file that shares a span
+    with one read, until none does; then the files vouched for, unless the state's spans are
+    exactly those read, held and vouched for. Mutates `held` and `vouched_for` (the files
+    pulled back in are removed)."""
     by_span: dict[SpanId, list[str]] = {}
     for name, fact in held.items():
         for span in fact.spans:
             by_span.setdefault(span, []).append(name)
     paths = {reader.display(path): path for path in reader.paths}
-    pending = [path for name, path in paths.items() if name not in held]
-    while pending:
+    pending = [path for name, path in paths.items() if name not in held and name not in vouched_for]
+    while True:
         for path in pending:
             reader.add(path)
         pending = []
-        if not by_span:
-            break
-        for span in reader.builder.spans:
+        for span in reader.builder.spans if by_span else ():
             for name in by_span.get(span, ()):
                 if name in held:
                     del held[name]
                     pending.append(paths[name])
-    return reader.result()
+        if not pending and vouched_for:
+            known = set(reader.builder.spans).union(*(fact.spans for fact in held.values()))
+            if not accounted(snapshot, known, vouched_for):
+                pending = [paths[name] for name in vouched_for]
+                vouched_for.clear()
+        if not pending:
+            return reader.result()
 
 
 def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
     """A plan made just now, in the form apply takes (so it is checked the same way)."""
     requests = [request_json(request, metadata_style) for request in planned.plan.requests]
-    return SavedPlan(planned.plan, planned.base, plan_id(planned.base, requests), metadata_style)
+    return SavedPlan(
+        planned.plan,
+        planned.base,
+        plan_id(planned.base, requests),
+        metadata_style,
+        planned.in_sync,
+    )
 
 
 def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:
@@ -216,6 +250,7 @@ def apply(
                 reporter=counting,
                 max_requests=max_requests,
                 max_duration=max_duration,
+                in_sync=planned.in_sync,
             )
         except BaseException as exc:
             stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"

@@ -13,6 +13,19 @@ file whose fact holds, and the state lines of its spans. A file that now shares 
 file being read is read too, until no file left out shares a span with one read. Any doubt
 (another orqsync version, other definitions or settings, a state being recovered from a journal)
 means no fact is used.
+
+A fresh clone has no cache, so the state itself carries the facts of the complete apply that
+wrote it (its `in_sync` record, state.py):
+
+    F with content hash h declares spans whose span_sum is s, shares none with another file,
+    and the plan of F against this state's lines is empty.
+
+These name no spans (a committed list of every span would be as big as the state), so a plan
+checks them together: it reads every other file, and the state's spans must be exactly those
+read plus those of the files left out, each once: span sums add up, so the state's sum less
+the sums of the spans read and of the files left out must be zero. Anything else (a span
+gone from a file read, a file read now declaring a span of one left out) and the files left
+out are read after all. The record is used only while the state's text before it is unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +40,14 @@ from orqsync import __version__
 from orqsync.desired import DesiredState
 from orqsync.plan import Plan
 from orqsync.project import Settings
-from orqsync.state import SpanId, StateSnapshot, atomic_write
+from orqsync.state import (
+    InSync,
+    SpanId,
+    StateSnapshot,
+    atomic_write,
+    span_sum,
+    sum_difference,
+)
 
 FORMAT = "orqsync-plan-cache"
 FORMAT_VERSION = 2
@@ -197,3 +217,57 @@ class PlanCache:
         except OSError:
             return
         self.changed = False
+
+
+def vouched(
+    snapshot: StateSnapshot, context: str, hashes: dict[str, str], held: dict[str, Fact]
+) -> dict[str, int]:
+    """The files the state's in_sync record vouches for, besides those `held` (cache facts):
+    unchanged since, in the same context. Name -> the span_sum of the spans each declares.
+    They may be left out only if `accounted` says so once the rest is read."""
+    record = snapshot.in_sync()
+    if record is None or record.context != context:
+        return {}
+    return {
+        name: spans
+        for name, (digest, spans) in record.files.items()
+        if name not in held and hashes.get(name) == digest
+    }
+
+
+def accounted(snapshot: StateSnapshot, known: Iterable[SpanId], left_out: dict[str, int]) -> bool:
+    """True when the state's spans are exactly the `known` ones it has (spans read, or of
+    files the cache holds) and those of the files `left_out` on the state's word, each once."""
+    record = snapshot.in_sync()
+    if record is None or record.spans is None:
+        return False
+    present = span_sum(span for span in known if snapshot.line(span))
+    return sum_difference(record.spans, present, *left_out.values()) == 0
+
+
+def coverage(
+    desired: DesiredState,
+    hashes: dict[str, str],
+    held: dict[str, Fact],
+    vouched_for: dict[str, int],
+    context: str,
+) -> InSync:
+    """What a complete apply of this plan may record (state.InSync): the files read that
+    share no span and declare no feedback (all in sync once applied), and the files left out."""
+    declared: dict[str, set[SpanId]] = {name: set() for name in desired.files}
+    declarers: dict[SpanId, set[str]] = {}
+    for span, keys in desired.spans.items():
+        for annotation in keys.values():
+            declared[annotation.path].add(span)
+            declarers.setdefault(span, set()).add(annotation.path)
+    with_feedback = {record.path for record in desired.feedback.values()}
+    files: dict[str, tuple[str, int]] = {}
+    for name, spans in declared.items():
+        if name not in with_feedback and all(len(declarers[span]) == 1 for span in spans):
+            files[name] = (hashes[name], span_sum(spans))
+    for name, fact in held.items():
+        if not fact.shares:
+            files[name] = (fact.hash, span_sum(fact.spans))
+    for name, spans in vouched_for.items():
+        files[name] = (hashes[name], spans)
+    return InSync(context, files)

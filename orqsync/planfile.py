@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
 from orqsync.plan import ANNOTATE, REMOVE, Change, Plan, Request
-from orqsync.state import State, feedback_pairs
+from orqsync.state import InSync, State, feedback_pairs
 from orqsync.wire import method_and_path, request_body
 
 FORMAT = "orqsync-plan"
@@ -40,6 +40,7 @@ class SavedPlan:
     base: Base
     plan_id: str
     metadata_style: str
+    in_sync: InSync | None = None  # what a complete apply records in the state
 
 
 def _json(value: object) -> object:
@@ -103,10 +104,32 @@ def plan_id(base: Base, requests: list[dict[str, object]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def plan_document(plan: Plan, base: Base, metadata_style: str) -> dict[str, object]:
+def in_sync_json(in_sync: InSync) -> dict[str, object]:
+    files = {
+        name: {"hash": digest, "spans": f"{spans:032x}"}
+        for name, (digest, spans) in sorted(in_sync.files.items())
+    }
+    return {"context": in_sync.context, "files": files}
+
+
+def _in_sync_from_json(data: dict | None, base: Base) -> InSync | None:
+    """The record a saved plan carries; only files at the content the plan was made from."""
+    if data is None:
+        return None
+    files = {
+        str(name): (str(item["hash"]), int(item["spans"], 16))
+        for name, item in data["files"].items()
+        if base.files.get(name) == item["hash"]
+    }
+    return InSync(str(data["context"]), files)
+
+
+def plan_document(
+    plan: Plan, base: Base, metadata_style: str, in_sync: InSync | None = None
+) -> dict[str, object]:
     """The JSON form of a plan (`plan --format json` and `plan --out`)."""
     requests = [request_json(request, metadata_style) for request in plan.requests]
-    return {
+    document: dict[str, object] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "orqsync_version": __version__,
@@ -123,6 +146,9 @@ def plan_document(plan: Plan, base: Base, metadata_style: str) -> dict[str, obje
         "changes": [change_json(change) for change in plan.changes],
         "requests": requests,
     }
+    if in_sync is not None:
+        document["in_sync"] = in_sync_json(in_sync)
+    return document
 
 
 def _request_from_json(data: dict) -> Request:
@@ -189,24 +215,26 @@ def load_plan(path: str) -> SavedPlan:
             "make the plan again with this orqsync",
         )
     try:
-        base = data["base"]
+        base_data = data["base"]
         plan = Plan(
             tuple(_change_from_json(item) for item in data["changes"]),
             tuple(_request_from_json(item) for item in data["requests"]),
         )
+        base = Base(
+            base_data["lineage"],
+            int(base_data["serial"]),
+            base_data["state_hash"],
+            base_data["definitions_hash"],
+            dict(base_data["files"]),
+        )
         return SavedPlan(
             plan,
-            Base(
-                base["lineage"],
-                int(base["serial"]),
-                base["state_hash"],
-                base["definitions_hash"],
-                dict(base["files"]),
-            ),
+            base,
             str(data["plan_id"]),
             str(data["metadata_style"]),
+            _in_sync_from_json(data.get("in_sync"), base),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise OrqsyncError(
             f"{path}: the plan file is damaged (field {exc})", "make the plan again"
         ) from None

@@ -33,6 +33,40 @@ FORMAT_VERSION = 1
 SpanId = tuple[str, str]
 Metadata = tuple[tuple[str, str], ...]
 
+_SUM_MODULUS = 1 << 128
+
+
+def span_sum(spans: Iterable[SpanId]) -> int:
+    """The sum of the spans' hashes modulo 2**128: a fingerprint of a set of spans that adds
+    and subtracts, so that the spans of many files can be checked against the state's without
+    being listed. Equal sums mean equal collections, but for a 2**-128 chance."""
+    total = 0
+    for trace_id, span_id in spans:
+        key = f"{len(trace_id)}:{trace_id}{span_id}".encode()
+        total += int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "big")
+    return total % _SUM_MODULUS
+
+
+def sum_difference(total: int, *parts: int) -> int:
+    """`total` less the `parts`, modulo 2**128 (zero: the parts make up the total)."""
+    return (total - sum(parts)) % _SUM_MODULUS
+
+
+@dataclass(frozen=True, slots=True)
+class InSync:
+    """The files a complete apply left in sync with the state it wrote (plancache.py says
+    what a plan makes of it): each file's content hash and the span_sum of the spans it
+    declares, for one context (definitions, settings, orqsync version).
+
+    `spans` is the span_sum of the whole state as written: render_state computes it, with the
+    hash of the text before the record (`body`); a snapshot gives the record back only while
+    that text is unchanged.
+    """
+
+    context: str
+    files: dict[str, tuple[str, int]]
+    spans: int | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
@@ -152,10 +186,12 @@ def _array(name: str, lines: list[str], last: bool = False) -> str:
     return f'"{name}": [{inner}]' + ("" if last else ",")
 
 
-def render_state(state: State) -> str:
+def render_state(state: State, in_sync: InSync | None = None) -> str:
     """The state file's text: deterministic, sorted, one span or record per line.
 
     Each annotation names its provenance by id; the records sit once each in `provenance`.
+    `in_sync` is a claim the caller makes about the state written (a complete apply's): it
+    ends the file, with the hash of all the text before it.
     """
     provenance: dict[str, Provenance] = {}
     ids: dict[Provenance, str] = {}  # one hash per apply, not one per annotation
@@ -190,20 +226,35 @@ def render_state(state: State) -> str:
         _dumps({"id": record_id, **record.to_json()})
         for record_id, record in sorted(provenance.items())
     ]
-    return (
-        "\n".join(
-            [
-                "{",
-                f'"format_version": {FORMAT_VERSION},',
-                f'"lineage": {_dumps(state.lineage)},',
-                f'"serial": {state.serial},',
-                _array("provenance", provenance_lines),
-                _array("spans", span_lines),
-                _array("feedback", feedback_lines, last=True),
-                "}",
-            ]
-        )
-        + "\n"
+    body = "\n".join(
+        [
+            "{",
+            f'"format_version": {FORMAT_VERSION},',
+            f'"lineage": {_dumps(state.lineage)},',
+            f'"serial": {state.serial},',
+            _array("provenance", provenance_lines),
+            _array("spans", span_lines),
+            _array("feedback", feedback_lines, last=in_sync is None),
+        ]
+    )
+    if in_sync is None:
+        return body + "\n}\n"
+    body += "\n"
+    files = [
+        f'{_dumps(name)}: {{"hash":{_dumps(digest)},"spans":"{spans:032x}"}}'
+        for name, (digest, spans) in sorted(in_sync.files.items())
+    ]
+    inner = "\n" + ",\n".join(files) + "\n" if files else ""
+    return body + "\n".join(
+        [
+            '"in_sync": {',
+            f'"context": {_dumps(in_sync.context)},',
+            f'"body": "{hashlib.sha256(body.encode("utf-8")).hexdigest()}",',
+            f'"spans": "{span_sum(state.spans):032x}",',
+            f'"files": {{{inner}}}',
+            "}",
+            "}\n",
+        ]
     )
 
 
@@ -284,31 +335,46 @@ def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> Sta
 
 
 _SPANS_OPEN = b'\n"spans": [\n'
+_IN_SYNC_OPEN = b'\n"in_sync": {\n'
+_NO_SPANS = b'\n"spans": [],\n"feedback": ['
 _SPANS_CLOSE = b'\n],\n"feedback": ['
 _PLACEHOLDER = b"lines indexed by StateSnapshot"  # JSON keeps a later "spans" key instead
 # How render_state starts a span line. JSON escapes quotes inside strings, so this can only
 # match at the start of a line; ids with escapes do not match and send the file to the
 # full parser (the count of matches and lines then differs).
 _SPAN_START = re.compile(rb'\{"trace_id":"([^"\\]*)","span_id":"([^"\\]*)",')
+_SEARCHES = 4096  # binary searches of a state's lines before indexing them all is cheaper
 
 
 class StateSnapshot:
     """A state file's bytes as read once: their hash, and where each span's line is, so that
     a plan of a few changed files parses a few lines, not a state of 100,000 spans.
 
+    The lines are found by an index of them all, or, in a file whose in_sync record vouches
+    that it is exactly as render_state wrote it (sorted, one span a line), by binary search.
     Anything but the layout render_state writes is parsed whole (the same result, slower).
     """
 
     def __init__(
-        self, raw: bytes | None, content_hash: str, display: str, whole: State | None = None
+        self,
+        raw: bytes | None,
+        content_hash: str,
+        display: str,
+        whole: State | None = None,
+        body_hash: str = "",
     ) -> None:
         """`whole`: a state already read in full (one with a journal folded in); its lines are
-        then not the file's, and `indexed` is False."""
+        then not the file's, and `indexed` is False. `body_hash`: the hash of the text before
+        the in_sync record (see `in_sync_start`), when there is one."""
         self.raw = b"" if whole is not None else raw
         self.hash = content_hash
+        self.body_hash = body_hash
         self.display = display
         self._where: dict[SpanId, tuple[int, int]] | None = None
+        self._lines: tuple[int, int] | None = None  # where the span lines are, once located
+        self._searches = 0
         self._rest: dict | None = None
+        self._record: InSync | None = None
         self._whole: State | None = whole
         if whole is not None:
             self._where = {span: (0, 0) for span in whole.spans}
@@ -316,6 +382,8 @@ class StateSnapshot:
     @property
     def indexed(self) -> bool:
         """True when line() gives the file's own lines (so their hashes mean something)."""
+        if self.in_sync() is not None:
+            return True
         self._index()
         return self._whole is None or self.raw is None
 
@@ -326,12 +394,80 @@ class StateSnapshot:
 
     def line(self, span: SpanId) -> bytes:
         """The span's line of the file as written (no trailing comma); empty when absent."""
+        if self._where is None and self._searches < _SEARCHES and self.in_sync() is not None:
+            self._searches += 1  # past a few thousand, one index of all lines is cheaper
+            begin, finish = self._search(span)
+            return self.raw[begin:finish]  # type: ignore[index]
         self._index()
         assert self._where is not None
         where = self._where.get(span)
         if where is None or self.raw is None:
             return b""
         return self.raw[where[0] : where[1]]
+
+    def _search(self, span: SpanId) -> tuple[int, int]:
+        """Where the span's line is, by binary search of the sorted lines; (0, 0) for none."""
+        assert self._lines is not None and self.raw is not None
+        raw = self.raw
+        low, high = self._lines  # `low` is a line's start; every line left starts before `high`
+        end = high
+        while low < high:
+            middle = (low + high) // 2
+            start = raw.rfind(b"\n", low, middle) + 1 or low  # of the line holding `middle`
+            newline = raw.find(b"\n", start, end)
+            finish = end if newline < 0 else newline - 1  # without the ","
+            found = self._ids(start, finish)
+            if found == span:
+                return start, finish
+            if found < span:
+                if newline < 0:
+                    break
+                low = newline + 1
+            else:
+                high = start
+        return 0, 0
+
+    def _ids(self, start: int, finish: int) -> SpanId:
+        """The ids a line starts with (render_state writes them first)."""
+        assert self.raw is not None
+        match = _SPAN_START.match(self.raw, start, finish)
+        try:
+            if match is not None:
+                return match[1].decode(), match[2].decode()
+            record = json.loads(self.raw[start:finish])  # ids with escapes
+            return str(record["trace_id"]), str(record["span_id"])
+        except (ValueError, KeyError, TypeError):
+            raise StateError(
+                f"{self.display}: the state file is damaged (a span line is not as orqsync "
+                "writes it, though its in_sync record says the file is unchanged)",
+                f"restore it from git or from {os.path.basename(self.display)}.backup",
+            ) from None
+
+    def _locate(self) -> bool:
+        """Find the span lines and read the rest (header, provenance records, feedback, the
+        in_sync record); False when the file is not laid out as render_state writes it."""
+        if self._lines is not None:
+            return True
+        raw = self.raw
+        if raw is None or self._whole is not None:
+            return False
+        start = raw.find(_SPANS_OPEN)
+        end = raw.find(_SPANS_CLOSE, start)
+        if start < 0 or end < 0:
+            empty = raw.find(_NO_SPANS)
+            if empty < 0:
+                return False
+            self._rest = _load_json(_utf8(raw, self.display), self.display)
+            if self._rest.get("spans") != []:
+                return False
+            self._lines = (empty, empty)
+            return True
+        rest = raw[:start] + b'\n"spans": "' + _PLACEHOLDER + b'",' + raw[end + 3 :]
+        self._rest = _load_json(_utf8(rest, self.display), self.display)
+        if self._rest.get("spans") != _PLACEHOLDER.decode():
+            return False  # a second "spans" key: let the full parser have its say
+        self._lines = (start + len(_SPANS_OPEN), end)
+        return True
 
     def _index(self) -> None:
         if self._where is not None:
@@ -340,17 +476,14 @@ class StateSnapshot:
         if raw is None:
             self._where, self._whole = {}, State.new()
             return
-        start = raw.find(_SPANS_OPEN)
-        end = raw.find(_SPANS_CLOSE, start)
-        if start < 0 or end < 0:
+        if not self._locate():
             self._parse_whole()
             return
-        rest = raw[:start] + b'\n"spans": "' + _PLACEHOLDER + b'",' + raw[end + 3 :]
-        self._rest = _load_json(_utf8(rest, self.display), self.display)
-        if self._rest.get("spans") != _PLACEHOLDER.decode():
-            self._parse_whole()  # a second "spans" key: let the full parser have its say
+        assert self._lines is not None
+        first, end = self._lines
+        if first == end:
+            self._where = {}  # no spans
             return
-        first = start + len(_SPANS_OPEN)
         starts = []
         ids = []
         try:
@@ -375,10 +508,12 @@ class StateSnapshot:
         assert self.raw is not None
         self._whole = parse_state(_utf8(self.raw, self.display), self.display)
         self._where = {span: (0, 0) for span in self._whole.spans}  # not lines: see `indexed`
+        self._record = None
 
     def provenance_ids(self) -> frozenset[str]:
         """The ids of the provenance records in the file."""
-        self._index()
+        if not self._locate():
+            self._index()
         if self._rest is None:
             return frozenset()
         try:
@@ -386,10 +521,46 @@ class StateSnapshot:
         except (KeyError, TypeError):
             return frozenset()
 
-    def state(self, leave_out: set[SpanId] | frozenset[SpanId] = frozenset()) -> State:
-        """The state, without the spans in `leave_out` (a plan that knows they are in sync)."""
+    def in_sync(self) -> InSync | None:
+        """The in_sync record of the complete apply that wrote this file, while the text
+        before it is unchanged (a record about other lines says nothing); None otherwise,
+        and for anything not quite as render_state writes it."""
+        if self._record is not None:
+            return self._record
+        if not self.body_hash or self._whole is not None or not self._locate():
+            return None
+        assert self._rest is not None
+        data = self._rest.get("in_sync")
+        try:
+            if data["body"] != self.body_hash:
+                return None
+            files = {
+                str(name): (str(item["hash"]), int(item["spans"], 16))
+                for name, item in data["files"].items()
+            }
+            self._record = InSync(str(data["context"]), files, int(data["spans"], 16))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return self._record
+
+    def state(
+        self,
+        leave_out: set[SpanId] | frozenset[SpanId] = frozenset(),
+        only: Iterable[SpanId] | None = None,
+    ) -> State:
+        """The state, without the spans in `leave_out` (a plan that knows they are in sync),
+        or with only the spans `only` it has."""
+        if only is not None and self._where is None and self.in_sync() is not None:
+            lines = [self.line(span) for span in only]
+            if self._where is None:  # still no index: the lines were searched for
+                assert self._rest is not None
+                records = (json.loads(line) for line in lines if line)
+                return _state_of(self._rest, records, self.display)
         self._index()
         assert self._where is not None
+        if only is not None:
+            kept = set(only).intersection(self._where)
+            leave_out = {span for span in self._where if span not in kept}
         if self._whole is not None:
             whole = self._whole
             if not leave_out:
@@ -414,6 +585,11 @@ class StateSnapshot:
                     yield json.loads(raw[begin:finish])
                 except ValueError:
                     raise _DamagedLine from None
+
+
+def in_sync_start(raw: bytes) -> int:
+    """Where the in_sync record starts (the text before it ends in a newline); 0 for none."""
+    return raw.rfind(_IN_SYNC_OPEN) + 1
 
 
 class _DamagedLine(Exception):
@@ -457,12 +633,21 @@ class StateFile:
         raw = _read_bytes(self.path) if os.path.exists(self.path) else None
         journal = _read_bytes(self.journal_path) if self.has_journal() else None
         digest = hashlib.sha256()
-        for part in (raw, journal):
-            if part is not None:
-                digest.update(part)
-            digest.update(b"\0")
+        body_hash = ""
+        if raw is not None:
+            start = in_sync_start(raw)
+            if start:  # the hash of the text before the record, on the way (one pass)
+                digest.update(memoryview(raw)[:start])
+                body_hash = digest.copy().hexdigest()
+                digest.update(memoryview(raw)[start:])
+            else:
+                digest.update(raw)
+        digest.update(b"\0")
+        if journal is not None:
+            digest.update(journal)
+        digest.update(b"\0")
         whole = self.load() if journal is not None else None
-        return StateSnapshot(raw, digest.hexdigest(), self.display, whole)
+        return StateSnapshot(raw, digest.hexdigest(), self.display, whole, body_hash)
 
     def load(self) -> State:
         """The state with any journal left by an interrupted apply folded in (in memory)."""
@@ -514,14 +699,15 @@ class StateFile:
     def has_journal(self) -> bool:
         return os.path.exists(self.journal_path)
 
-    def write(self, state: State) -> None:
-        """Bump the serial and write atomically; keep the previous file as a backup."""
+    def write(self, state: State, in_sync: InSync | None = None) -> None:
+        """Bump the serial and write atomically; keep the previous file as a backup.
+        `in_sync`: only a complete apply knows which files the state is now in sync with."""
         state.serial += 1
         if not state.lineage:
             state.lineage = str(uuid.uuid4())
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, exist_ok=True)
-        text = render_state(state)
+        text = render_state(state, in_sync)
         if os.path.exists(self.path):
             atomic_write(self.backup_path, _read_bytes(self.path))
         atomic_write(self.path, text.encode("utf-8"))

@@ -27,8 +27,11 @@ import httpx
 import pytest
 import yaml
 
+from orqsync import commands
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
 from orqsync.markdown import MARKER
+from orqsync.plancache import cache_path
+from orqsync.project import load_project
 from orqsync.scaffold import DEFINITIONS, GITIGNORE
 
 pytestmark = pytest.mark.skipif(
@@ -228,7 +231,6 @@ class Job:
     artifacts: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
     skipped: bool = False
-    restored: str = ""  # the key of the plan cache restored, if any
 
     @property
     def failed(self) -> bool:
@@ -261,7 +263,6 @@ class GitHub:
     project_dir: str
     runs: count = field(default_factory=lambda: count(7001))
     jobs: list[Job] = field(default_factory=list)
-    caches: dict[str, bytes] = field(default_factory=dict)  # actions/cache, oldest first
 
     def checkout(self, workspace: Path, ref: str, depth: int) -> None:
         """What actions/checkout@v4 does: fetch `ref` (depth 0: all history) and check it out."""
@@ -394,21 +395,6 @@ class GitHub:
                     return StepRun(name, "failure", stderr=f"no files at {given['path']}")
             else:
                 job.artifacts[given["name"]] = path
-        elif action == "actions/cache/restore":
-            assert version == "v4"
-            keys = [given["key"]] if given["key"] in self.caches else []
-            prefix = given.get("restore-keys", "\0")
-            keys = keys or [key for key in self.caches if key.startswith(prefix)][-1:]
-            if keys:  # the exact key, else the newest whose key starts with restore-keys
-                target = job.workspace / given["path"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(self.caches[keys[0]])
-                job.restored = keys[0]
-        elif action == "actions/cache/save":
-            assert version == "v4"
-            path = job.workspace / given["path"]
-            if path.exists() and given["key"] not in self.caches:
-                self.caches[given["key"]] = path.read_bytes()
         elif action == "marocchino/sticky-pull-request-comment":
             assert given["header"] == "orqsync"
             if "path" in given:
@@ -621,7 +607,6 @@ SETUP = {
 PLANNED = {
     **SETUP,
     "Validate": "success",
-    "Restore the plan cache": "played",
     "Plan": "success",
     "Render the plan": "success",
     "Upload the plan": "played",
@@ -631,7 +616,6 @@ PLANNED = {
 NOT_PLANNED = {
     **SETUP,
     "Validate": "failure",
-    "Restore the plan cache": "skipped",
     "Plan": "skipped",
     "Render the plan": "skipped",
     "Upload the plan": "skipped",
@@ -640,12 +624,9 @@ NOT_PLANNED = {
 }
 APPLIED = {
     **SETUP,
-    "Restore the plan cache": "played",
     "Apply": "success",
     "Commit the state": "success",
     "Keep the state as an artifact": "played",
-    "Record the plan cache": "success",
-    "Save the plan cache": "played",
 }
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 PLAN_ID = r"[0-9a-f]{16}"
@@ -675,6 +656,14 @@ def assert_state_pushed(w: World, job: Job, applied: str) -> str:
     return sha
 
 
+def files_read(w: World, job: Job) -> int:
+    """How many annotation files a plan in the job's fresh checkout reads, without the plan
+    cache the job's own plan left: the others are vouched for by the committed state."""
+    project = load_project(str(job.workspace / w.rel))
+    Path(cache_path(project)).unlink(missing_ok=True)
+    return commands.plan(project).files_read
+
+
 def first_push(w: World) -> tuple[str, str]:
     """(1) main gets the project; the apply workflow applies it and commits the state."""
     w.write("orqsync.yaml", PROJECT.format(base_url=w.server.url))
@@ -687,9 +676,9 @@ def first_push(w: World) -> tuple[str, str]:
     assert "Apply complete: 3 requests sent." in job.steps["Apply"].stdout
     assert w.held() == w.desired()
     state_1 = assert_state_pushed(w, job, first)
-    # the files are now in sync: the cache that says so is saved for the next plans
-    assert list(w.hub.caches) == [f"orqsync-plan-cache-{job.run_id}"]
-    assert b'"annotations/support.yaml"' in w.hub.caches[f"orqsync-plan-cache-{job.run_id}"]
+    # the state the bot committed says which files it is in sync with, for the next plans
+    committed = json.loads(git(w.hub.origin, "show", f"main:{w.prefix}.orqsync/state.json"))
+    assert list(committed["in_sync"]["files"]) == ["annotations/support.yaml"]
     return first, state_1
 
 
@@ -703,7 +692,6 @@ def relabel_pull_request(w: World) -> int:
     sent = w.requests()
     job, _ = w.open_pull_request("relabel", "bob")
     assert outcomes(job) == PLANNED, job.log
-    assert job.restored.startswith("orqsync-plan-cache-")  # the plan read what changed
     validate = job.steps["Validate"].stdout.splitlines()
     assert validate[0] == "::notice title=orqsync::no problems found"
     assert not [line for line in validate if line.startswith("::error")]
@@ -876,6 +864,7 @@ def test_pull_request_then_merge_on_the_example_workflows(world):
     job, _ = w.open_pull_request("docs", "alice")
     assert outcomes(job) == PLANNED, job.log
     assert job.steps["Plan"].stdout.endswith("No changes.\n")
+    assert files_read(w, job) == 0  # both files are as the last apply left them
     assert job.comments == [
         f"{MARKER}\n## orqsync plan\n\nNo changes. The labels in orq.ai match the repository.\n"
     ]
@@ -899,6 +888,7 @@ def test_pull_request_then_merge_on_the_example_workflows(world):
     job, _ = w.open_pull_request("recheck", "alice")
     assert outcomes(job) == PLANNED, job.log
     assert "| | `bad` | 2 | 3 | +1 |\n| | `good` | 1 | 0 | -1 |\n" in job.comments[0]
+    assert files_read(w, job) == 1  # support.yaml; triage.yaml is vouched for by the state
     recheck = w.merge("recheck", ALICE)
     job = w.push_main("alice")
     assert outcomes(job) == APPLIED, job.log

@@ -2,13 +2,16 @@
 
 Random sequences of edits (files written, rewritten, moved spans, spans shared between files,
 files deleted, duplicates), applies (complete, or stopped part way), and state edits (a span
-forgotten, the state restored from an older copy) run on a project on disk. After every step
-the incremental plan (with the cache of earlier plans) and a full read must agree: the same
-changes and requests in the same order, or the same problems.
+forgotten, a line edited by hand, the state restored from an older copy) run on a project on
+disk. After every step a full read and two incremental plans must agree: one with the cache
+of earlier plans, and one as in a fresh clone (no cache: only the record the last complete
+apply left in the state). They give the same changes and requests in the same order, or the
+same problems.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,12 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orqsync import commands
-from orqsync.apply import journal_entry
 from orqsync.errors import ProblemsError, StateError
+from orqsync.plan import Request
 from orqsync.plancache import cache_path
 from orqsync.project import load_project
 from orqsync.scaffold import DEFINITIONS
-from orqsync.state import Provenance
 
 PROJECT = """\
 version: 1
@@ -67,6 +69,7 @@ steps = st.one_of(
     st.tuples(st.just("apply"), st.just(1.0)),
     st.tuples(st.just("apply"), st.just(1.0)),
     st.tuples(st.just("forget"), st.sampled_from(SPANS)),
+    st.tuples(st.just("edit state"), st.sampled_from(("good", "bad", "true"))),
     st.tuples(st.just("save state")),
     st.tuples(st.just("restore state")),
 )
@@ -80,20 +83,43 @@ def outcome(root: Path, incremental: bool) -> tuple[object, ...]:
     return ("plan", planned.plan.changes, planned.plan.requests, planned.base)
 
 
+def fresh_clone_outcome(root: Path) -> tuple[object, ...]:
+    """The incremental plan without the plan cache (as in a fresh clone); the cache is put
+    back after, so that the next steps still test it."""
+    cache = Path(cache_path(load_project(str(root))))
+    kept = cache.read_bytes() if cache.exists() else None
+    cache.unlink(missing_ok=True)
+    try:
+        return outcome(root, incremental=True)
+    finally:
+        cache.unlink(missing_ok=True)
+        if kept is not None:
+            cache.write_bytes(kept)
+
+
+class AcceptingApi:
+    """orq.ai that takes every request."""
+
+    def send(self, request: Request) -> None:
+        pass
+
+
 def apply_part(root: Path, fraction: float) -> None:
-    """What an apply that succeeded for the first `fraction` of its requests leaves."""
+    """An apply (the real one) that stops after the first `fraction` of its requests; a
+    complete one records in the state which files it is in sync with."""
     project = load_project(str(root))
     try:
-        planned = commands.plan(project, incremental=False)
+        planned = commands.plan(project)
     except ProblemsError:
         return
-    files = commands.state_file(project)
-    state = files.load()
-    done = planned.plan.requests[: round(len(planned.plan.requests) * fraction)]
-    for request in done:
-        state.fold(journal_entry(request, Provenance(commit="c", plan_id="p")))
-    if done:
-        files.write(state)
+    total = len(planned.plan.requests)
+    commands.apply(
+        project,
+        commands.as_saved(planned, project.metadata_style),
+        AcceptingApi(),
+        max_requests=None if fraction == 1.0 else round(total * fraction),
+        environ={},
+    )
 
 
 def run(root: Path, step: tuple) -> None:
@@ -112,6 +138,13 @@ def run(root: Path, step: tuple) -> None:
         state = files.load()
         if state.spans.pop(step[1], None) is not None:
             files.write(state)
+    elif kind == "edit state" and state_path.exists():  # by hand: the record is not touched
+        text = state_path.read_text(encoding="utf-8")
+        for old in ('"value":"good"', '"value":"bad"', '"value":true', '"value":false'):
+            if old in text and step[1] not in old:
+                new = '"value":' + (f'"{step[1]}"' if step[1] != "true" else "true")
+                state_path.write_text(text.replace(old, new, 1), encoding="utf-8")
+                break
     elif kind == "save state" and state_path.exists():
         shutil.copy(state_path, root / "saved-state.json")
     elif kind == "restore state" and (root / "saved-state.json").exists():
@@ -131,23 +164,32 @@ def test_incremental_plan_equals_full_plan_after_any_edits(first: list, sequence
             (root / name).write_text(text, encoding="utf-8")
         for step in sequence:
             run(root, step)
-            assert outcome(root, incremental=True) == outcome(root, incremental=False), step
+            full = outcome(root, incremental=False)
+            assert fresh_clone_outcome(root) == full, step
+            assert outcome(root, incremental=True) == full, step
 
 
-def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> None:
-    """Not vacuous: after a plan that finds a file in sync, the next plan skips reading it."""
-    (tmp_path / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
-    (tmp_path / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
-    (tmp_path / "annotations").mkdir()
+def four_files(root: Path) -> None:
+    """A project of four files of one span each."""
+    (root / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+    (root / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+    (root / "annotations").mkdir()
     for index, name in enumerate(FILES):
         trace_id, span_id = SPANS[index]
-        (tmp_path / name).write_text(
+        (root / name).write_text(
             f"version: 1\nspans:\n  - trace_id: {trace_id}\n    span_id: {span_id}\n"
             "    annotations:\n      rating: good\n",
             encoding="utf-8",
         )
+
+
+def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> None:
+    """Not vacuous: after a plan that finds a file in sync, the next plan skips reading it."""
+    four_files(tmp_path)
     apply_part(tmp_path, 1.0)
     project = load_project(str(tmp_path))
+    files = commands.state_file(project)
+    files.write(files.load())  # a state with no in_sync record: only the cache can help
     assert commands.plan(project).files_read == 4  # no cache yet: every file read
     assert os.path.exists(cache_path(project))
     assert commands.plan(project).files_read == 0  # all four proved in sync
@@ -158,6 +200,47 @@ def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> No
     assert planned.files_read == 1
     assert [change.key for change in planned.plan.changes] == ["rating"]
     assert planned.plan.changes[0].new == "bad"
+
+
+def test_a_fresh_clone_is_planned_from_the_record_of_the_last_apply(tmp_path: Path) -> None:
+    """Not vacuous: with no cache, the state's in_sync record lets a plan read only the files
+    changed since the apply; a span gone from a file makes it read them all."""
+    four_files(tmp_path)
+    project = load_project(str(tmp_path))
+    apply_part(tmp_path, 1.0)
+    state_path = Path(project.state_path)
+    assert list(json.loads(state_path.read_text(encoding="utf-8"))["in_sync"]["files"]) == [*FILES]
+
+    def fresh_plan() -> commands.Planned:
+        Path(cache_path(project)).unlink(missing_ok=True)
+        return commands.plan(project)
+
+    assert fresh_plan().files_read == 0
+    (tmp_path / FILES[1]).write_text(
+        (tmp_path / FILES[1]).read_text().replace("good", "bad"), encoding="utf-8"
+    )
+    planned = fresh_plan()
+    assert planned.files_read == 1
+    assert [(change.key, change.new) for change in planned.plan.changes] == [("rating", "bad")]
+    (tmp_path / FILES[2]).write_text("version: 1\nspans: []\n", encoding="utf-8")
+    planned = fresh_plan()
+    assert planned.files_read == 4  # the span gone is in no file read: all are read
+    assert [(c.action, c.span_id) for c in planned.plan.changes] == [
+        ("update", SPANS[1][1]),
+        ("delete", SPANS[2][1]),
+    ]
+    apply_part(tmp_path, 0.5)  # one request of two: the record is left out
+    assert "in_sync" not in json.loads(state_path.read_text(encoding="utf-8"))
+    assert fresh_plan().files_read == 4
+    apply_part(tmp_path, 1.0)
+    assert fresh_plan().files_read == 0
+    state_path.write_text(  # a hand edit of a line: the record no longer speaks for it
+        state_path.read_text(encoding="utf-8").replace('"value":"good"', '"value":"bad"', 1),
+        encoding="utf-8",
+    )
+    planned = fresh_plan()
+    assert planned.files_read == 4
+    assert [(change.key, change.new) for change in planned.plan.changes] == [("rating", "good")]
 
 
 def test_a_state_that_lost_a_provenance_record_is_refused_even_from_the_cache(

@@ -5,9 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orqsync.errors import StateError
-from orqsync.state import Applied, Provenance, State, StateFile, parse_state, render_state
+from orqsync.state import (
+    Applied,
+    InSync,
+    Provenance,
+    State,
+    StateFile,
+    parse_state,
+    render_state,
+    span_sum,
+)
 
 PROV = Provenance(commit="abc", author="alice", applied_at="2026-11-23T00:00:00Z", plan_id="p1")
 
@@ -184,3 +195,51 @@ def test_an_id_that_is_not_utf8_is_a_state_error_not_a_crash(tmp_path) -> None:
     (tmp_path / "state.json").write_bytes(raw)
     with pytest.raises(StateError, match="not UTF-8"):
         files.snapshot().state()
+
+
+ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    spans=st.lists(st.tuples(ids, ids), unique=True, max_size=30),
+    absent=st.lists(st.tuples(ids, ids), max_size=10),
+)
+def test_the_lines_of_a_vouched_state_are_found_by_search_as_by_the_index(
+    tmp_path_factory: pytest.TempPathFactory, spans: list, absent: list
+) -> None:
+    """With its in_sync record valid, a state's lines are found by binary search; it finds the
+    lines the full index finds (ids with quotes, escapes and any character included), and
+    nothing for a span the state does not have."""
+    state = State("lineage", 1)
+    for trace_id, span_id in spans:
+        state.spans[(trace_id, span_id)] = {"rating": Applied("good", (), Provenance(commit="c"))}
+    path = tmp_path_factory.mktemp("state") / "state.json"
+    files = StateFile(str(path))
+    files.write(state, InSync("context", {"a.yaml": ("hash", span_sum(spans))}))
+    searched = files.snapshot()
+    assert searched.in_sync() == InSync(
+        "context", {"a.yaml": ("hash", span_sum(spans))}, span_sum(spans)
+    )
+    written = {}  # each span's line, read plainly
+    for line in path.read_bytes().split(b"\n"):
+        if line.startswith(b'{"trace_id":'):
+            record = json.loads(line.removesuffix(b","))
+            written[(record["trace_id"], record["span_id"])] = line.removesuffix(b",")
+    for span in [*spans, *absent]:
+        assert searched.line(span) == written.get(span, b"")
+    only = [*spans, *absent]
+    assert searched.state(only=only) == StateFile(str(path)).load()
+    path.write_bytes(path.read_bytes().replace(b'"serial": 2', b'"serial": 3'))
+    assert files.snapshot().in_sync() is None  # the text before the record changed
+
+
+def test_only_a_complete_write_with_a_record_carries_it(tmp_path) -> None:
+    """A write that makes no claim (anything but a complete apply) drops the record."""
+    files = StateFile(str(tmp_path / "state.json"))
+    state = State("lineage", 1)
+    files.write(state, InSync("context", {}))
+    assert files.snapshot().in_sync() == InSync("context", {}, 0)
+    files.write(files.load())
+    assert files.snapshot().in_sync() is None
+    assert "in_sync" not in json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
