@@ -111,6 +111,18 @@ def _effect(request: Request, provenance: Provenance) -> dict:
     return {"op": "feedback_remove", "id": body["id"]}
 
 
+def fold_success(state: State, entry: dict, request: Request, provenance: Provenance) -> None:
+    """What `state.fold(entry)` does with a success's journal entry, taken from the request
+    at hand (its values and metadata are already in the state's form: a third of the cost)."""
+    if request.kind == ANNOTATE:
+        span = (request.trace_id, request.span_id)
+        state.set_keys(span, request.items, request.metadata, provenance)
+    elif request.kind == REMOVE:
+        state.remove_keys((request.trace_id, request.span_id), request.keys)
+    else:
+        state.fold(entry, provenance)
+
+
 def chains(requests: tuple[Request, ...]) -> list[list[Request]]:
     """Requests grouped by chain, each chain in plan order, chains in order of first request."""
     grouped: dict[tuple[str, ...], list[Request]] = {}
@@ -160,12 +172,12 @@ class _Run:
         entry = journal_entry(request, self.provenance, request_id)
         self.journal.submit(entry, (entry, request))
 
-    def durable(self, batch: list) -> None:
+    def durable(self, batch: list[tuple[dict, Request]]) -> None:
         """Successes now on disk (called by the journal's flusher, in submission order)."""
         total = len(self.plan.requests)
         for entry, request in batch:
             with self.lock:
-                self.state.fold(entry, self.provenance)
+                fold_success(self.state, entry, request, self.provenance)
                 self.done += 1
                 done = self.done
             self.reporter.finished_request(request, done, total)

@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import IO, NamedTuple
 
 from orqsync.errors import StateError
@@ -138,17 +139,11 @@ class State:
         if provenance is None:
             provenance = Provenance.from_json(entry.get("provenance", {}))
         if op == "set":
-            span = self.spans.setdefault((entry["trace_id"], entry["span_id"]), {})
+            values = [(key, _value(value)) for key, value in entry["values"].items()]
             metadata = _metadata(entry.get("metadata", {}))
-            for key, value in entry["values"].items():
-                span[key] = Applied(_value(value), metadata, provenance)
+            self.set_keys((entry["trace_id"], entry["span_id"]), values, metadata, provenance)
         elif op == "remove":
-            span_id = (entry["trace_id"], entry["span_id"])
-            span = self.spans.get(span_id, {})
-            for key in entry["keys"]:
-                span.pop(key, None)
-            if not span:
-                self.spans.pop(span_id, None)
+            self.remove_keys((entry["trace_id"], entry["span_id"]), entry["keys"])
         elif op == "feedback_put":
             body = entry["body"]
             self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
@@ -156,6 +151,28 @@ class State:
             self.feedback.pop(entry["id"], None)
         else:
             raise StateError(f"unknown journal entry {op!r}")
+
+    def set_keys(
+        self,
+        span: SpanId,
+        values: Iterable[tuple[str, Value]],
+        metadata: Metadata,
+        provenance: Provenance,
+    ) -> None:
+        """Keys set on a span (a successful annotate request; `metadata` sorted)."""
+        keys = self.spans.get(span)
+        if keys is None:
+            keys = self.spans[span] = {}
+        for key, value in values:
+            keys[key] = Applied(value, metadata, provenance)
+
+    def remove_keys(self, span: SpanId, keys: Iterable[str]) -> None:
+        """Keys removed from a span (a successful remove request)."""
+        held = self.spans.get(span, {})
+        for key in keys:
+            held.pop(key, None)
+        if not held:
+            self.spans.pop(span, None)
 
 
 def _metadata(data: dict[str, str]) -> Metadata:
@@ -175,6 +192,9 @@ def feedback_pairs(body: Mapping[str, object]) -> tuple[tuple[str, object], ...]
 
 def _jsonable(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
+
+
+_quote = encode_basestring  # what _dumps gives for a str, without its per-call set-up
 
 
 def _dumps(data: object) -> str:
@@ -202,21 +222,29 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
             provenance[ids[record]] = record
         return ids[record]
 
+    # Each annotation as _dumps gives it (keys sorted: by, metadata, value), from pieces
+    # made once each: a state holds few distinct provenances, metadata and labels.
+    heads: dict[tuple[str, Provenance, Metadata], str] = {}
+    values: dict[tuple[type, Value], str] = {}
     span_lines = []
     for (trace_id, span_id), keys in sorted(state.spans.items()):
-        annotations = {}
-        for key, applied in keys.items():
-            item: dict[str, object] = {
-                "value": _jsonable(applied.value),
-                "by": by(applied.provenance),
-            }
-            if applied.metadata:
-                item["metadata"] = dict(applied.metadata)
-            annotations[key] = item
+        items = []
+        for key in sorted(keys):
+            value, metadata, record = keys[key]
+            head = heads.get((key, record, metadata))
+            if head is None:
+                meta = f',"metadata":{_dumps(dict(metadata))}' if metadata else ""
+                head = f'{_quote(key)}:{{"by":{_quote(by(record))}{meta},"value":'
+                heads[(key, record, metadata)] = head
+            text = values.get((type(value), value))
+            if text is None:
+                text = _quote(value) if type(value) is str else _dumps(_jsonable(value))
+                values[(type(value), value)] = text
+            items.append(f"{head}{text}}}")
         # ids first: a line (and a git diff of it) starts with the span it is about
         span_lines.append(
-            f'{{"trace_id":{_dumps(trace_id)},"span_id":{_dumps(span_id)},'
-            f'"annotations":{_dumps(annotations)}}}'
+            f'{{"trace_id":{_quote(trace_id)},"span_id":{_quote(span_id)},'
+            f'"annotations":{{{",".join(items)}}}}}'
         )
     feedback_lines = []
     for _, record in sorted(state.feedback.items()):

@@ -24,7 +24,7 @@ from strategies import (
     values,
 )
 
-from orqsync.apply import apply_plan, chains, journal_entry
+from orqsync.apply import apply_plan, chains, fold_success, journal_entry
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
 from orqsync.errors import ApiError
 from orqsync.plan import (
@@ -166,6 +166,21 @@ def expected_state_spans(scenario: Scenario) -> Snapshot:
 
 def desired_feedback(desired: DesiredState) -> dict[str, dict[str, object]]:
     return {record_id: record.body() for record_id, record in desired.feedback.items()}
+
+
+@FAST
+@given(scenario=scenarios())
+def test_a_success_folds_from_its_request_as_from_its_journal_entry(scenario: Scenario) -> None:
+    """apply folds a success from the request at hand; recovery folds the journal entry read
+    back. Both give the same state."""
+    plan = make_plan(scenario.desired, scenario.state, scenario.owned_keys)
+    direct, journalled = copy_state(scenario.state), copy_state(scenario.state)
+    for request in plan.requests:
+        entry = journal_entry(request, PROVENANCES[1])
+        fold_success(direct, entry, request, PROVENANCES[1])
+        journalled.fold(json.loads(json.dumps(entry)))
+    assert direct == journalled
+    assert render_state(direct) == render_state(journalled)
 
 
 def fold_plan(state: State, plan: Plan, through_json: bool = True) -> None:

@@ -243,3 +243,47 @@ def test_only_a_complete_write_with_a_record_carries_it(tmp_path) -> None:
     files.write(files.load())
     assert files.snapshot().in_sync() is None
     assert "in_sync" not in json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
+
+
+values = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(st.text(max_size=4), max_size=3).map(tuple),
+)
+metadata = st.dictionaries(st.text(min_size=1, max_size=4), st.text(max_size=4), max_size=2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    spans=st.dictionaries(
+        st.tuples(ids, ids),
+        st.dictionaries(st.text(min_size=1, max_size=5), st.tuples(values, metadata), min_size=1),
+        max_size=8,
+    )
+)
+def test_each_span_line_is_canonical_json_and_reads_back(spans: dict) -> None:
+    """render_state builds lines from pieces; each is exactly the canonical JSON (keys sorted,
+    ids first) and the state reads back equal."""
+    state = State("lineage", 1)
+    for span, keys in spans.items():
+        state.spans[span] = {
+            key: Applied(value, tuple(sorted(meta.items())), Provenance(commit=key))
+            for key, (value, meta) in keys.items()
+        }
+    text = render_state(state)
+    assert parse_state(text, "state.json") == state
+    for line in text.split("\n"):
+        if line.startswith('{"trace_id":'):
+            record = json.loads(line.removesuffix(","))
+            canonical = (
+                f'{{"trace_id":{json.dumps(record["trace_id"], ensure_ascii=False)},'
+                f'"span_id":{json.dumps(record["span_id"], ensure_ascii=False)},'
+                '"annotations":'
+                + json.dumps(
+                    record["annotations"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                )
+                + "}"
+            )
+            assert line.removesuffix(",") == canonical
