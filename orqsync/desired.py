@@ -7,6 +7,7 @@ import functools
 import glob
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -115,6 +116,20 @@ def owned(key: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
+def _metadata_merger() -> Callable[[Metadata, dict[str, str]], Metadata]:
+    """merge(base, raw): the metadata `base` with `raw` over it, one tuple for each distinct
+    result (the planner compares metadata by identity first)."""
+    known: dict[Metadata, Metadata] = {}
+
+    def merge(base: Metadata, raw: dict[str, str]) -> Metadata:
+        merged = dict(base)
+        merged.update(normalize_metadata(raw))
+        key = tuple(sorted(merged.items()))
+        return known.setdefault(key, key)
+
+    return merge
+
+
 def load_desired(settings: Settings, *, fast: bool = True) -> DesiredState:
     """Read definitions and every annotation file; raise ProblemsError listing all problems.
 
@@ -212,10 +227,17 @@ class _Builder:
         self.feedback: dict[str, Feedback] = {}
         self.files: dict[str, str] = {}
         self.problems: list[Problem] = []
-        self._metadata: dict[Metadata, Metadata] = {}
+        self._merge_metadata = _metadata_merger()
         self._owned_keys: dict[str, bool] = {}
+        # The fast reader gets no bound method of the builder: that cycle would keep every
+        # annotation alive until the interpreter's last collection (main() turns the collector
+        # off), which then has to walk them all at exit.
         self.fast = FastReader(
-            definitions, settings.string_limit, self._owned, self._merge_metadata, Annotation
+            definitions,
+            settings.string_limit,
+            functools.partial(owned, patterns=settings.owned_keys),
+            self._merge_metadata,
+            Annotation,
         )
         self.use_fast = fast
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
@@ -227,7 +249,7 @@ class _Builder:
             self.problems.extend(problems)
             return
         self.files[display] = sha256(raw if raw is not None else text.encode("utf-8"))
-        fast = self.fast.read(text, display, self._file_metadata) if self.use_fast else None
+        fast = self.fast.read(text, display, self._file_metadata, raw) if self.use_fast else None
         if fast is not None and self._add_fast(fast):
             self.fast_files += 1
             return
@@ -266,6 +288,10 @@ class _Builder:
         """Take a file the fast reader vouched for; False (nothing taken) when one of its
         annotations is declared twice, so that the strict reader reports where."""
         spans = self.spans
+        declared_once = dict(fast.spans)
+        if len(declared_once) == len(fast.spans) and spans.keys().isdisjoint(declared_once):
+            spans.update(declared_once)  # the common case: each span once, in one file
+            return True
         pending: dict[SpanId, dict[str, Annotation]] = {}
         for span_id, declared in fast.spans:
             before = pending.get(span_id)
@@ -294,12 +320,6 @@ class _Builder:
             return base
         raw = {name: scalar_text(value) or "" for name, _, value in mapping_items(doc, node)}
         return self._merge_metadata(base, raw)
-
-    def _merge_metadata(self, base: Metadata, raw: dict[str, str]) -> Metadata:
-        merged = dict(base)
-        merged.update(normalize_metadata(raw))
-        key = tuple(sorted(merged.items()))
-        return self._metadata.setdefault(key, key)
 
     def _owned(self, key: str) -> bool:
         known = self._owned_keys.get(key)

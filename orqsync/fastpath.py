@@ -49,19 +49,30 @@ HEAD_FIELDS = frozenset(("version", "metadata"))
 
 # Characters that make the strict reader's job different from ours send the file to it: line
 # breaks other than \n (YAML also breaks lines at \r, NEL, LS, PS), tabs, a byte order mark
-# inside the text, and anything YAML does not allow in a stream. Checked on the bytes (three
-# times faster than a regular expression on the text): control bytes, then the encodings of
-# U+0080-U+009F, LS, PS, a byte order mark, U+FFFE and U+FFFF.
+# inside the text, and anything YAML does not allow in a stream. Checked on the UTF-8 bytes:
+# deleting the usual ASCII bytes (at memory speed) leaves control bytes and the few non-ASCII
+# characters, in which a short search finds the encodings of U+0080-U+009F, LS, PS, a byte
+# order mark, U+FFFE and U+FFFF. Deleting ASCII bytes cannot join two characters into one of
+# those: each starts with a lead byte, and a lead byte is always followed by its own
+# continuation bytes, which are not ASCII.
 _ASCII_USUAL = bytes([0x0A, *range(0x20, 0x7F)])
-_BYTES_USUAL = bytes([0x0A, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_NOT_ASCII = bytes(range(0x80, 0x100))
 _UNUSUAL_UTF8 = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|\xef\xbf[\xbe\xbf]")
+_BOM = b"\xef\xbb\xbf"
 
 
-def _unusual(text: str) -> bool:
-    if text.isascii():  # the common case, checked at memory speed
-        return bool(text.encode("ascii").translate(None, _ASCII_USUAL))
-    raw = text.encode("utf-8")
-    return bool(raw.translate(None, _BYTES_USUAL)) or _UNUSUAL_UTF8.search(raw) is not None
+def _unusual(text: str, raw: bytes | None = None) -> bool:
+    """Whether `text` holds a character that sends it to the strict reader. `raw`, when given,
+    is the file's bytes that `text` was decoded from (decode_text drops a leading byte order
+    mark from the text, so it is dropped here too)."""
+    if raw is None:
+        raw = text.encode("utf-8")
+    elif raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]  # decode_text took it off the text
+    rest = raw.translate(None, _ASCII_USUAL)
+    if not rest:
+        return False
+    return bool(rest.translate(None, _NOT_ASCII)) or _UNUSUAL_UTF8.search(rest) is not None
 
 
 _SPANS_LINE = re.compile(r"^spans:(?:[ ]+#[^\n]*|[ ]*)\n", re.M)
@@ -99,7 +110,6 @@ class _Bail(Exception):
 
 
 _INVALID = object()  # a value the strict reader must report
-_UNIQUE: dict[str, object] = {}  # the memo of keys whose values are not remembered; stays empty
 
 
 def _plain(raw: str, flow: bool) -> str:
@@ -126,6 +136,19 @@ def scalar(raw: str) -> tuple[str, str]:
             return _unescape(match.group(1)), '"'
         return match.group(2).replace("''", "'"), "'"
     return _plain(raw, flow=False), PLAIN
+
+
+def _simple_text(raw: str) -> bool:
+    """Whether `raw` is a plain scalar that is exactly the text as written, not null: it starts
+    with a letter or digit and holds no ':' or '#' (so no mapping and no comment), nor spaces
+    at its end. Most free text is; scalar() gives such text unchanged."""
+    return (
+        raw[:1].isalnum()
+        and raw[-1] != " "
+        and ":" not in raw
+        and "#" not in raw
+        and raw not in NULL_TEXTS
+    )
 
 
 def _unescape(text: str) -> str:
@@ -184,18 +207,26 @@ class FastReader:
         self.string_limit = string_limit
         self.owned = owned
         self.merge_metadata = merge_metadata
-        self._values: dict[str, dict[str, object]] = {}
+        # (key, rest of line) -> (key, canonical value): labels repeat, so most cost a lookup
+        self._known: dict[tuple[str, str], tuple[str, object]] = {}
+        self._keys: dict[str, tuple[str, bool]] = {}  # key -> (key, whether it is free text)
         self._metadata: dict[tuple[Metadata, str], Metadata] = {}
+        self._numbers: list[int] = []
 
-    def read(self, text: str, path: str, file_metadata: FileMetadata) -> FastFile | None:
-        """The file's spans, or None when the strict reader must read it."""
+    def read(
+        self, text: str, path: str, file_metadata: FileMetadata, raw: bytes | None = None
+    ) -> FastFile | None:
+        """The file's spans, or None when the strict reader must read it. `raw`, when given,
+        is the file's content, which `text` was decoded from (it saves encoding it again)."""
         try:
-            return self._read(text, path, file_metadata)
+            return self._read(text, path, file_metadata, raw)
         except _Bail:
             return None
 
-    def _read(self, text: str, path: str, file_metadata: FileMetadata) -> FastFile:
-        if _unusual(text):
+    def _read(
+        self, text: str, path: str, file_metadata: FileMetadata, raw: bytes | None
+    ) -> FastFile:
+        if _unusual(text, raw):
             raise _Bail
         if not text.endswith("\n"):
             text += "\n"
@@ -276,37 +307,62 @@ class FastReader:
         """{key: annotation} of one span's `annotations:` block."""
         pattern = _ENTRIES.get(width)
         if pattern is None:
-            pattern = _ENTRIES[width] = re.compile(rf"^ {{{width}}}(\S[^\n]*?): ([^\n]*)\n", re.M)
-        entries = pattern.findall(block)
+            # `key: value` lines with keys as _KEY takes them; any other line (a comment, a
+            # block list, another key) leaves the count short: _numbered_entries reads those.
+            pattern = _ENTRIES[width] = re.compile(
+                rf"^ {{{width}}}([A-Za-z_][A-Za-z0-9_.\-/]*): ([^\n]*)\n", re.M
+            )
+        entries: list[tuple[str, str]] = pattern.findall(block)
         if len(entries) == block.count("\n"):
-            numbered = [(key, raw, first + offset) for offset, (key, raw) in enumerate(entries)]
+            numbers = self._line_numbers(first, len(entries))
         else:
-            numbered = _numbered_entries(block, width, first)
-        values = self._values
+            entries, numbers = _numbered_entries(block, width, first)
+        known = self._known
         make = self.annotation
         new = tuple.__new__  # the annotation type is a named tuple: skip its Python __new__
         annotations = {}
-        for key, raw, number in numbered:
-            memo = values.get(key)
-            if memo is None:
-                memo = values[key] = self._key_memo(key)
-            value = memo.get(raw)
-            if value is None:
-                value = self._check(key, raw)
-                if value is _INVALID:
-                    raise _Bail
-                if memo is not _UNIQUE:
-                    memo[raw] = value
+        for entry, number in zip(entries, numbers, strict=True):
+            found = known.get(entry)
+            if found is None:
+                found = self._entry(entry)
+            key, value = found
             annotations[key] = new(make, (value, metadata, path, number))
-        if len(annotations) != len(numbered):
+        if len(annotations) != len(entries):
             raise _Bail  # a key twice in one span
         return annotations
 
-    def _key_memo(self, key: str) -> dict[str, object]:
-        if key not in self.definitions or not _KEY.match(key) or not self.owned(key):
+    def _line_numbers(self, first: int, count: int) -> list[int]:
+        """[first, first + 1, ...], count of them. Every file has a line 20, 21...: one int
+        object for each number, instead of one for each annotation, saves memory and time."""
+        end = first + count
+        numbers = self._numbers
+        if end > len(numbers):
+            numbers.extend(range(len(numbers), end + 1000))
+        return numbers[first:end]
+
+    def _entry(self, entry: tuple[str, str]) -> tuple[str, object]:
+        """(key, canonical value) of an entry (key, rest of line) not seen before; remembered
+        unless the key holds free text, which is mostly distinct (remembering it would cost
+        more than it saves). The key is one string object for all the spans that use it."""
+        key, raw = entry
+        known_key = self._keys.get(key)
+        if known_key is None:
+            if key not in self.definitions or not _KEY.match(key) or not self.owned(key):
+                raise _Bail
+            known_key = self._keys[key] = (key, self.definitions[key].type == "text")
+        key, free_text = known_key
+        if free_text and _simple_text(raw):
+            # What _check gives for such text, without its general steps: it is the value.
+            if len(raw) > self.string_limit:
+                raise _Bail
+            return (key, raw)
+        value = self._check(key, raw)
+        if value is _INVALID:
             raise _Bail
-        # Free text is mostly distinct: remembering it would cost more than it saves.
-        return _UNIQUE if self.definitions[key].type == "text" else {}
+        found = (key, value)
+        if not free_text:
+            self._known[entry] = found
+        return found
 
     def _span_metadata(self, base: Metadata, raw: str) -> Metadata:
         known = self._metadata.get((base, raw))
@@ -357,10 +413,14 @@ class FastReader:
         return _INVALID
 
 
-def _numbered_entries(block: str, width: int, first: int) -> list[tuple[str, str, int]]:
-    """(key, rest of line, line number) of an annotation block with comments, blank lines or
-    block lists (`key:` then `- item` lines), whose items come back joined by _BLOCK."""
-    numbered = []
+def _numbered_entries(
+    block: str, width: int, first: int
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """The entries (key, rest of line) of an annotation block with comments, blank lines or
+    block lists (`key:` then `- item` lines, whose items come back joined by _BLOCK), and
+    their line numbers."""
+    entries: list[tuple[str, str]] = []
+    numbers: list[int] = []
     lines = block.split("\n")[:-1]
     offset = 0
     while offset < len(lines):
@@ -389,11 +449,13 @@ def _numbered_entries(block: str, width: int, first: int) -> list[tuple[str, str
                 offset += 1
             if not items:
                 raise _Bail
-            numbered.append((key, _BLOCK + _BLOCK.join(items), first + offset - len(items) - 1))
+            entries.append((key, _BLOCK + _BLOCK.join(items)))
+            numbers.append(first + offset - len(items) - 1)
             continue
-        numbered.append((key, raw, first + offset))
+        entries.append((key, raw))
+        numbers.append(first + offset)
         offset += 1
-    return numbered
+    return entries, numbers
 
 
 _BLOCK = "\x00"  # joins the items of a block list (the text can hold no NUL: see _unusual)

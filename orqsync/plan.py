@@ -251,14 +251,15 @@ def _only_creations(
     span: SpanId, want: dict[str, Annotation], changes: list[Change], requests: list[Request]
 ) -> bool:
     """Plan a span with nothing applied, when all its values share metadata; else False."""
-    keys = sorted(want)
-    if not keys:
+    chosen = sorted(want.items())  # keys are distinct: the annotations are never compared
+    if not chosen:
         return True
-    metadata = want[keys[0]].metadata
-    if any(want[key].metadata != metadata for key in keys):
-        return False
+    metadata = chosen[0][1].metadata
+    for _, got in chosen:
+        # Metadata tuples are shared (desired.py keeps one of each), so `is` mostly decides.
+        if got.metadata is not metadata and got.metadata != metadata:
+            return False
     trace_id, span_id = span
-    chosen = [(key, want[key]) for key in keys]
     changes.extend(
         [
             _new(
@@ -280,9 +281,13 @@ def _only_creations(
             for key, got in chosen
         ]
     )
-    for start in range(0, len(keys), BATCH_LIMIT):
-        items = tuple((key, want[key].value) for key in keys[start : start + BATCH_LIMIT])
+    items = tuple([(key, got.value) for key, got in chosen])
+    if len(items) <= BATCH_LIMIT:
         requests.append(_new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, ())))
+        return True
+    for start in range(0, len(items), BATCH_LIMIT):
+        batch = items[start : start + BATCH_LIMIT]
+        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, batch, (), metadata, ())))
     return True
 
 

@@ -8,8 +8,10 @@ desired state (values, metadata, lines) or the same problems, word for word.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_inputs import CASES, project_of
 
-from orqsync.desired import load_desired
+from orqsync.desired import DesiredReader, load_desired
 from orqsync.errors import ProblemsError
 from orqsync.project import load_project
 from orqsync.scaffold import DEFINITIONS
@@ -34,9 +36,29 @@ metadata: {source: orqsync}
 
 
 def outcome(root: Path, fast: bool) -> tuple[object, ...]:
-    """What reading the project gives: the desired state, or the problems as printed."""
+    """What reading the project gives: the desired state, or the problems as printed.
+
+    The fast reader is run both ways it is used: with each file's text only (validate), and
+    with its bytes too, read beforehand to hash them (plan); the two must agree."""
+    if fast:
+        with_text = _outcome(root, fast=True, bytes_first=False)
+        with_bytes = _outcome(root, fast=True, bytes_first=True)
+        assert with_text == with_bytes
+        return with_text
+    return _outcome(root, fast=False, bytes_first=False)
+
+
+def _outcome(root: Path, fast: bool, bytes_first: bool) -> tuple[object, ...]:
     try:
-        desired = load_desired(load_project(str(root)), fast=fast)
+        settings = load_project(str(root))
+        if bytes_first:
+            reader = DesiredReader(settings, fast=fast)
+            reader.hashes()  # as commands.plan does: the reader keeps the bytes it hashed
+            for path in reader.paths:
+                reader.add(path)
+            desired = reader.result()
+        else:
+            desired = load_desired(settings, fast=fast)
     except ProblemsError as error:
         return ("problems", [problem.render() for problem in error.problems])
     return ("desired", desired.spans, desired.feedback, desired.files, desired.definitions_hash)
@@ -209,6 +231,13 @@ VALUES = {
         "<<x",
         "a, b",
         "100",
+        "trailing space ",
+        "NULL",
+        "Null",
+        "2nd try",
+        "élan",
+        "½ right",
+        "a\x7fb",
     ),
     "approved": ("true", "false", "True", "FALSE", "yes", "on", '"true"', "1", "tRue"),
     "unknown_key": ("x",),
@@ -249,7 +278,7 @@ HEADS = (
 SPANS_LINES = ("spans:\n", "spans: # the reviewed spans\n", "spans:  \n", "spans:#c\n")
 ANNOTATIONS_LINES = ("annotations:\n", "annotations: # c\n", "annotations:#c\n")
 TAILS = ("", "# done\n", "\n\n", "feedback: []\n", "spans: []\n", "version: 1\n")
-NOISE = ("", "# a comment\n", "\n", "    # indented comment\n")
+NOISE = ("", "# a comment\n", "\n", "    # indented comment\n", "      # note: a comment\n")
 
 
 def mostly(pool: tuple, clean: int) -> st.SearchStrategy:
@@ -396,3 +425,37 @@ def test_a_file_emptied_to_spans_with_nothing_under_it_is_refused_not_planned_as
         assert "annotations/a.yaml:2:7: spans: expected a list, got an empty value" in (
             result.stderr
         )
+
+
+def test_nothing_keeps_the_annotations_alive_once_the_reader_is_dropped(tmp_path: Path) -> None:
+    """The CLI runs with the cycle collector off: a reference cycle through the reader would
+    keep every annotation until the interpreter's last collection, which walks them all."""
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLES / "quickstart", root, ignore=shutil.ignore_patterns(".orqsync"))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        reader = DesiredReader(load_project(str(root)))
+        for path in reader.paths:
+            reader.add(path)
+        builder = weakref.ref(reader.builder)
+        del reader
+        assert builder() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def test_a_comment_with_a_colon_among_the_annotations_is_read_the_fast_way(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nspans:\n  - trace_id: t\n    span_id: s\n    annotations:\n"
+        "      rating: good\n      # note: checked twice\n      correction: Fine as it is\n"
+    )
+    (tmp_path / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+    (tmp_path / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.yaml").write_text(text, encoding="utf-8")
+    assert fast_files(tmp_path) == 1
+    assert outcome(tmp_path, fast=True) == outcome(tmp_path, fast=False)
+    _, spans, *_ = outcome(tmp_path, fast=True)
+    assert spans[("t", "s")]["correction"].line == 8
