@@ -797,7 +797,8 @@ class Bench:
                 0.1,
             )
         )
-        # 2b: a fresh clone (CI without a restored cache): no plan cache, everything read.
+        # 2b: a fresh clone (a CI job): no plan cache, only the committed state and its
+        # in_sync record, left by the complete apply that wrote it.
         cold = []
         for number in range(1, self.args.repeat + 1):
             self.restore_state(project, cache)
@@ -807,7 +808,7 @@ class Bench:
         self.results.add(
             self.ratio_row(
                 "2b",
-                "Pull-request plan in a fresh clone (no plan cache: everything read)",
+                "Pull-request plan in a fresh clone (no plan cache; the state's in_sync record)",
                 cold,
                 0.1,
             )
