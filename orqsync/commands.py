@@ -15,6 +15,7 @@ from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, hist
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
 from orqsync.plancache import (
+    Coverage,
     Fact,
     PlanCache,
     accounted,
@@ -48,7 +49,12 @@ class Planned:
     state: State
     snapshot: StateSnapshot
     files_read: int = 0  # annotation files parsed; the others were proved in sync
-    in_sync: InSync | None = None  # what a complete apply of the plan may record
+    coverage: Coverage | None = None  # the files a complete apply leaves in sync
+
+    @property
+    def in_sync(self) -> InSync | None:
+        """What a complete apply of the plan records in the state."""
+        return self.coverage.record() if self.coverage is not None else None
 
     def document(self, metadata_style: str) -> dict[str, object]:
         return plan_document(self.plan, self.base, metadata_style, self.in_sync)
@@ -136,8 +142,8 @@ def plan(
         cache.prune(hashes)
         cache.record(desired, result, snapshot, desired.files)
         cache.save()
-    in_sync = coverage(desired, hashes, held, vouched_for, context) if whole else None
-    return Planned(result, base, state, snapshot, len(desired.files), in_sync)
+    covered = coverage(desired, hashes, held, vouched_for, context) if whole else None
+    return Planned(result, base, state, snapshot, len(desired.files), covered)
 
 
 def _read_changed(
