@@ -465,9 +465,10 @@ class StateSnapshot:
             record = json.loads(self.raw[start:finish])  # ids with escapes
             return str(record["trace_id"]), str(record["span_id"])
         except (ValueError, KeyError, TypeError):
+            line = self.raw.count(b"\n", 0, start) + 1
             raise StateError(
-                f"{self.display}: the state file is damaged (a span line is not as orqsync "
-                "writes it, though its in_sync record says the file is unchanged)",
+                f"{self.display}:{line}: the state file is damaged (a span line is not as "
+                "orqsync writes it, though its in_sync record says the file is unchanged)",
                 f"restore it from git or from {os.path.basename(self.display)}.backup",
             ) from None
 

@@ -60,3 +60,14 @@ def commit(root: Path, message: str, author: tuple[str, str] = ALICE) -> str:
     git(root, "add", "-A", author=author)
     git(root, "commit", "-q", "-m", message, author=author)
     return git(root, "rev-parse", "HEAD")
+
+
+BOT = ("orqsync-bot", "bot@example.com")
+
+
+def apply_and_commit(project) -> str:
+    """`orqsync apply` in the project (it must succeed), then the state committed by the
+    bot, as the apply workflow does; the state commit's sha."""
+    result = project.run("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    return commit(project.root, "orqsync apply", BOT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from gitrepo import ALICE, BOB, commit, init, isolate
+from gitrepo import ALICE, BOB, BOT, apply_and_commit, commit, init, isolate
 
 from orqsync.blame import read_span
 from orqsync.state import Applied, Provenance, State, parse_state, render_state
@@ -24,8 +24,6 @@ spans:
     annotations: {rating: bad}
 """
 
-BOT = ("orqsync-bot", "bot@example.com")
-
 
 @pytest.fixture
 def repo(make_project, monkeypatch):
@@ -34,12 +32,10 @@ def repo(make_project, monkeypatch):
     project = make_project(**{"annotations/a.yaml": A})
     init(project.root)
     project.alice = commit(project.root, "Alice labels t1", ALICE)
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    project.state1 = commit(project.root, "orqsync apply", BOT)
+    project.state1 = apply_and_commit(project)
     project.write("annotations/a.yaml", A.replace("rating: good", "rating: bad"))
     project.bob = commit(project.root, "Bob: t1/s1 is bad", BOB)
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    project.state2 = commit(project.root, "orqsync apply", BOT)
+    project.state2 = apply_and_commit(project)
     history = (project.root / ".orqsync" / "state.history.jsonl").read_text().splitlines()
     project.plans = [json.loads(line)["plan_id"] for line in history]
     project.times = [json.loads(line)["started"] for line in history]
@@ -86,8 +82,7 @@ def test_blame_of_a_span_lists_every_key_and_unchanged_keys_once(repo):
 def test_a_removed_label_names_the_state_commit_and_the_apply_that_removed_it(repo):
     repo.write("annotations/a.yaml", A.replace("      correction: Say it shorter.\n", ""))
     removal = commit(repo.root, "drop the correction", ALICE)
-    assert repo.run("apply", "--auto-approve").exit_code == 0
-    state3 = commit(repo.root, "orqsync apply", BOT)
+    state3 = apply_and_commit(repo)
     plan3 = json.loads(
         (repo.root / ".orqsync" / "state.history.jsonl").read_text().splitlines()[-1]
     )["plan_id"]

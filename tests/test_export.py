@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from gitrepo import ALICE, BOB, commit, init, isolate
+from gitrepo import ALICE, BOB, apply_and_commit, commit, init, isolate
 
 A = """\
 version: 1
@@ -34,8 +34,6 @@ spans:
       defects: [hallucination]
 """
 
-BOT = ("orqsync-bot", "bot@example.com")
-
 
 def manifest_and_rows(data: bytes) -> tuple[dict, list[dict]]:
     first, _, rest = data.partition(b"\n")
@@ -50,8 +48,7 @@ def repo(make_project, monkeypatch):
     project = make_project(**{"annotations/a.yaml": A})
     init(project.root)
     project.labels = commit(project.root, "labels", ALICE)
-    assert project.run("apply", "--auto-approve").exit_code == 0
-    project.state1 = commit(project.root, "orqsync apply", BOT)
+    project.state1 = apply_and_commit(project)
     return project
 
 
@@ -99,8 +96,7 @@ def test_the_same_commit_exports_the_same_bytes_now_and_later_with_at(repo):
     csv_first = repo.run("export", "--format", "csv").stdout.encode("utf-8")
     repo.write("annotations/a.yaml", A.replace("rating: good", "rating: bad"))
     commit(repo.root, "Bob: t2/s1 is bad", BOB)
-    assert repo.run("apply", "--auto-approve").exit_code == 0
-    later = commit(repo.root, "orqsync apply", BOT)
+    later = apply_and_commit(repo)
     now = repo.run("export").stdout.encode("utf-8")
     assert now != again
     assert manifest_and_rows(now)[0]["commit"] == later

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -287,3 +288,26 @@ def test_each_span_line_is_canonical_json_and_reads_back(spans: dict) -> None:
                 + "}"
             )
             assert line.removesuffix(",") == canonical
+
+
+def test_a_damaged_line_under_a_record_that_vouches_for_it_names_its_line(tmp_path) -> None:
+    """A record can vouch for text it was not written with only if someone wrote its hash by
+    hand; binary search then meets a line orqsync did not write and says where it is."""
+    path = tmp_path / "state.json"
+    files = StateFile(str(path))
+    state = State("lineage", 1)
+    for span_id in ("s1", "s2", "s3"):
+        state.spans[("t", span_id)] = {"rating": Applied("good", (), Provenance(commit="c"))}
+    files.write(state, InSync("context", {}))
+    text = path.read_text(encoding="utf-8")
+    body, _, record = text.partition('"in_sync": {\n')
+    damaged = body.replace('{"trace_id":"t","span_id":"s2"', '{"trace_id" "t","span_id":"s2"')
+    forged = record.replace(
+        hashlib.sha256(body.encode()).hexdigest(), hashlib.sha256(damaged.encode()).hexdigest()
+    )
+    path.write_text(damaged + '"in_sync": {\n' + forged, encoding="utf-8")
+    snapshot = files.snapshot()
+    assert snapshot.in_sync() is not None
+    line = 1 + next(n for n, x in enumerate(damaged.split("\n")) if x.startswith('{"trace_id" '))
+    with pytest.raises(StateError, match=rf"state\.json:{line}: the state file is damaged"):
+        snapshot.line(("t", "s2"))
