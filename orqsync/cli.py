@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +34,18 @@ if TYPE_CHECKING:
     from orqsync.plan import Plan, Request
     from orqsync.project import Settings
     from orqsync.state import State, StateFile
+
+
+# What a command made that only the end of the process frees: main() sets this to a list and
+# ends the process without freeing it (as mypy's fast exit does). Freeing the 1.5 million
+# objects of a 400,000-annotation plan one by one takes about 0.2 s; the operating system takes
+# the memory back at once. None when the commands run inside another program (the tests).
+_LEFT_FOR_EXIT: list[object] | None = None
+
+
+def _leave_for_exit(*results: object) -> None:
+    if _LEFT_FOR_EXIT is not None:
+        _LEFT_FOR_EXIT.extend(results)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -169,6 +182,7 @@ def validate(ctx: click.Context, fmt: str) -> int:
 
     try:
         desired = commands.validate(_settings(ctx))
+        _leave_for_exit(desired)
     except ProblemsError as exc:
         if fmt == "json":
             _out(render.problems_json(exc.problems))
@@ -237,6 +251,7 @@ def plan(
 
     settings = _settings(ctx)
     planned = commands.plan(settings, target, exclude)
+    _leave_for_exit(planned)
     if out_path or fmt == "json":
         document = planned.document(settings.metadata_style)
     if out_path:
@@ -693,5 +708,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     # orqsync reads and plans hundreds of thousands of small objects that hold no cycles; the
     # cycle collector's passes over them cost more than the work (about 40% of a big plan).
     # It stays off while reading and planning; apply turns it back on before sending.
+    global _LEFT_FOR_EXIT
     gc.disable()
-    cli.main(args=argv, prog_name="orqsync")
+    _LEFT_FOR_EXIT = []
+    try:
+        cli.main(args=argv, prog_name="orqsync")
+    except SystemExit as exc:
+        _exit(exc)
+
+
+def _exit(request: SystemExit) -> None:
+    """End the process with the exit code `request` asks for, without freeing what commands
+    left for the exit (_LEFT_FOR_EXIT). The streams are flushed first; if that fails (a
+    closed pipe), or the request is not a code, Python's own exit handles it as usual."""
+    code = 0 if request.code is None else request.code
+    if not isinstance(code, int):
+        raise request
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        raise request from None
+    os._exit(code)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.state import Applied, Metadata, SpanId, State, feedback_pairs
+from orqsync.state import Applied, Metadata, SpanId, State, feedback_pairs, sorted_spans
 from orqsync.validate import Value
 
 BATCH_LIMIT = 10
@@ -225,7 +225,7 @@ def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] =
     wanted = desired.spans
     held = state.spans
     spans = wanted.keys() | held.keys() if held else wanted
-    for span in sorted(spans):
+    for span in sorted_spans(spans):
         want = wanted.get(span, empty)
         have = held.get(span, empty)
         if not have and _only_creations(span, want, changes, requests):

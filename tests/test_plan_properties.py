@@ -8,6 +8,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from strategies import (
     values,
 )
 
+from orqsync import render
 from orqsync.apply import apply_plan, chains, fold_success, journal_entry
 from orqsync.desired import Annotation, DesiredState, Feedback, owned
 from orqsync.errors import ApiError
@@ -40,7 +42,15 @@ from orqsync.plan import (
     make_plan,
     same_value,
 )
-from orqsync.state import Applied, Metadata, State, StateFile, parse_state, render_state
+from orqsync.state import (
+    Applied,
+    Metadata,
+    State,
+    StateFile,
+    parse_state,
+    render_state,
+    sorted_spans,
+)
 
 SpanId = tuple[str, str]
 Typed = tuple[str, object]
@@ -569,3 +579,37 @@ def test_a_boolean_replacing_the_range_value_it_equals_in_python_is_an_update(
         spans={span: {"score": Annotation(1, metadata, "annotations/a.yaml", 3)}}, feedback={}
     )
     assert make_plan(desired, state, ("*",)).empty
+
+
+@FAST
+@given(scenario=scenarios(), start=st.integers(0, 6), data=st.data())
+def test_the_text_plans_counts_per_file_are_a_plain_count_in_any_order(
+    scenario: Scenario, start: int, data: st.DataObject
+) -> None:
+    """The text plan counts the changes it does not list per file, and the spans they are on,
+    where each span's run of changes starts. It trusts plan order only as far as it checks
+    it: in plan order, and in any other, it gives what a plain count gives."""
+    plan = make_plan(scenario.desired, scenario.state, scenario.owned_keys)
+    changes = plan.changes[start:]
+    shuffled = tuple(data.draw(st.permutations(changes)))
+    for order in (changes, shuffled):
+        counts: dict[str, dict[str, int]] = {}
+        spans: dict[str, set[tuple[bool, str, str]]] = {}
+        for change in order:
+            actions = counts.setdefault(change.path, {})
+            actions[change.action] = actions.get(change.action, 0) + 1
+            spans.setdefault(change.path, set()).add(
+                (change.feedback, change.trace_id, change.span_id)
+            )
+        expected = (counts, {path: len(found) for path, found in spans.items()})
+        assert render._counts_by_file(order) == expected
+    # Plan order is the order the run count expects: it never needs the set for span changes.
+    in_plan_order = tuple(change for change in changes if not change.feedback)
+    with mock.patch.object(render, "_counts_by_set", side_effect=AssertionError("out of order")):
+        render._counts_by_file(in_plan_order)
+
+
+@FAST
+@given(spans=st.lists(st.tuples(st.text(max_size=3), st.text(max_size=3)), unique=True))
+def test_sorted_spans_is_the_order_of_the_tuples(spans: list[tuple[str, str]]) -> None:
+    assert sorted_spans(spans) == sorted(spans)
