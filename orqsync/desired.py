@@ -172,6 +172,7 @@ class DesiredReader:
             )
         self.read: set[str] = set()
         self._raw: dict[str, bytes | None] = {}
+        self._digests: dict[str, str] = {}  # the hashes of the bytes in _raw
 
     def display(self, path: str) -> str:
         return self.settings.display(path)
@@ -182,7 +183,7 @@ class DesiredReader:
         for path in self.paths:
             raw = self._bytes(path)
             if raw is not None:
-                found[self.display(path)] = sha256(raw)
+                found[self.display(path)] = self._digests[path] = sha256(raw)
         return found
 
     def _bytes(self, path: str) -> bytes | None:
@@ -200,7 +201,7 @@ class DesiredReader:
             return
         self.read.add(path)
         raw = self._raw.pop(path, None)
-        self.builder.add_file(path, raw)
+        self.builder.add_file(path, raw, self._digests.pop(path, None))
 
     def result(self) -> DesiredState:
         """What the files read so far declare; ProblemsError if anything is wrong."""
@@ -242,13 +243,16 @@ class _Builder:
         self.use_fast = fast
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
 
-    def add_file(self, path: str, raw: bytes | None = None) -> None:
+    def add_file(self, path: str, raw: bytes | None = None, digest: str | None = None) -> None:
+        """Read one file: from disk, or from its bytes `raw` (and their hash `digest`)."""
         display = self.settings.display(path)
         text, problems = read_text(path, display) if raw is None else decode_text(raw, display)
         if text is None:
             self.problems.extend(problems)
             return
-        self.files[display] = sha256(raw if raw is not None else text.encode("utf-8"))
+        if digest is None:
+            digest = sha256(raw if raw is not None else text.encode("utf-8"))
+        self.files[display] = digest
         fast = self.fast.read(text, display, self._file_metadata, raw) if self.use_fast else None
         if fast is not None and self._add_fast(fast):
             self.fast_files += 1

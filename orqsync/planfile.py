@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
-from orqsync.plan import ANNOTATE, REMOVE, Change, Plan, Request
+from orqsync.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
 from orqsync.state import InSync, State, feedback_pairs
 from orqsync.wire import method_and_path, request_body
 
@@ -88,11 +87,10 @@ def change_json(change: Change) -> dict[str, object]:
 
 
 def summary(plan: Plan) -> dict[str, int]:
-    counts = Counter(change.action for change in plan.changes)
     return {
-        "create": counts["create"],
-        "update": counts["update"],
-        "delete": counts["delete"],
+        "create": plan.count(CREATE),
+        "update": plan.count(UPDATE),
+        "delete": plan.count(DELETE),
         "requests": len(plan.requests),
     }
 

@@ -590,6 +590,10 @@ def test_the_text_plans_counts_per_file_are_a_plain_count_in_any_order(
     where each span's run of changes starts. It trusts plan order only as far as it checks
     it: in plan order, and in any other, it gives what a plain count gives."""
     plan = make_plan(scenario.desired, scenario.state, scenario.owned_keys)
+    actions = Counter(change.action for change in plan.changes)
+    assert {action: plan.count(action) for action in (CREATE, UPDATE, DELETE)} == {
+        action: actions[action] for action in (CREATE, UPDATE, DELETE)
+    }
     changes = plan.changes[start:]
     shuffled = tuple(data.draw(st.permutations(changes)))
     for order in (changes, shuffled):
