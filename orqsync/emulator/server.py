@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from types import FrameType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .config import EmulatorConfig
 from .core import Emulator
@@ -143,31 +143,34 @@ def serve(
     """
     stopping = threading.Event()
     emulator = Emulator(config)
-    previous = _on_sigterm(stopping)
+    previous = _stop_on_signals(stopping)
     try:
         with EmulatorServer(emulator, host, port) as server:
             print(f"orqsync emulator listening on {server.url}", flush=True)
             if ready is not None:
                 ready(server.url)
-            try:
-                while not stopping.wait(0.2):
-                    pass
-            except KeyboardInterrupt:
+            while not stopping.wait(0.2):
                 pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         emulator.close()
 
 
-def _on_sigterm(stopping: threading.Event) -> signal.Handlers | Callable[..., object] | int | None:
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_on_signals(stopping: threading.Event) -> dict[int, Any]:
+    """Ctrl-C and SIGTERM set `stopping`; the previous handlers, to put back. A flag, not
+    KeyboardInterrupt: an exception raised wherever the main thread happens to be (printing
+    the ready line, stopping the server) could leave the server half stopped."""
     if threading.current_thread() is not threading.main_thread():
-        return None  # signals can only be handled in the main thread
+        return {}  # signals can only be handled in the main thread
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
 
 
 class _BadRequest(Exception):

