@@ -1,8 +1,9 @@
 """The state lock: one writer at a time, and a name for whoever holds it.
 
-The lock is a file beside the state (`state.json.lock`) created with O_EXCL, holding who took
-it, where, for what and when. A second writer fails at once with those details. A lock left
-by a process that died is released by `orqsync unlock LOCK_ID`, never silently broken.
+The lock is a file beside the state (`state.json.lock`), created only if it does not exist
+and whole from the start, holding who took it, where, for what and when. A second writer
+fails at once with those details. A lock left by a process that died is released by
+`orqsync unlock LOCK_ID`, never silently broken.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import getpass
 import json
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -78,9 +80,10 @@ def state_lock(
         ci_run=ci_run_url(env),
     )
     path = lock_path(state_path)
+    content = json.dumps(asdict(info)).encode("utf-8")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        _create(path, content)
     except FileExistsError:
         holder = read_lock(state_path)
         if holder is None or not _died_here(holder):
@@ -93,17 +96,43 @@ def state_lock(
         # The holder was a process on this machine that no longer runs (killed, crashed):
         # its lock protects nothing. Take it over; its journal is finished by this run.
         os.unlink(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(asdict(info), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        _create(path, content)
     try:
         yield info
     finally:
         current = read_lock(state_path)
         if current is not None and current.id == info.id:
             os.unlink(path)
+
+
+def _create(path: str, content: bytes) -> None:
+    """Create the lock file `path` holding `content`, whole from the first moment: the content
+    goes to a temporary file, which is then hard-linked to the lock's name (failing with
+    FileExistsError when the lock exists). A lock created empty and then written would, for a
+    moment, name no holder to a second run reading it. Where the file system has no hard
+    links, the lock is created empty and written at once."""
+    directory = os.path.dirname(path) or "."
+    fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        _write(fd, content)
+        os.chmod(temporary, 0o644)
+        try:
+            os.link(temporary, path)
+            return
+        except FileExistsError:
+            raise
+        except OSError:
+            pass  # no hard links on this file system
+    finally:
+        os.unlink(temporary)
+    _write(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), content)
+
+
+def _write(fd: int, content: bytes) -> None:
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _died_here(holder: LockInfo) -> bool:

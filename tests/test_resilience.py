@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -240,6 +241,32 @@ def test_unlock_releases_a_stuck_lock(make_project):
     released = project.run("unlock", holder.id)
     assert released.exit_code == 0
     assert read_lock(state_path) is None
+
+
+def test_a_lock_is_never_seen_without_its_holder(tmp_path):
+    """A run that finds the lock taken reads who holds it: the lock file exists only whole.
+    One thread takes and releases the lock over and over; another reads it meanwhile."""
+    state_path = str(tmp_path / ".orqsync" / "state.json")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def take_and_release() -> None:
+        for _ in range(300):
+            with state_lock(state_path, "apply"):
+                pass
+        stop.set()
+
+    taker = threading.Thread(target=take_and_release)
+    taker.start()
+    while not stop.is_set():
+        holder = read_lock(state_path)
+        if holder is not None:
+            seen.append(holder.id)
+    taker.join()
+    assert seen, "the reader never saw the lock held"
+    unreadable = seen.count("unreadable")
+    assert unreadable == 0, f"{unreadable} of {len(seen)} reads found a lock naming no holder"
+    assert os.listdir(tmp_path / ".orqsync") == []  # no lock, no temporary file left
 
 
 @pytest.mark.slow
