@@ -241,8 +241,7 @@ def _summary_table(plan: Plan) -> str:
         rest.update(row)
     if rest:
         lines.append(_counts_row(f"*{_count(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
-    total = Counter(c.action for c in plan.changes)
-    lines.append(_counts_row("**total**", total))
+    lines.append(_counts_row("**total**", plan.counts))
     return "\n".join(lines) + "\n\n"
 
 

@@ -848,14 +848,20 @@ def key_only_in_apply(w: World) -> None:
     assert KEY not in git(w.hub.origin, "log", "-p", "--all")
 
 
-def test_pull_request_then_merge_on_the_example_workflows(world):
-    w = world
+def first_five_steps(w: World) -> tuple[str, bytes]:
+    """(1)-(5): the first push, the relabel and typo pull requests, the merge and its apply,
+    blame, export. The state commit after the merge, and its export."""
     first, state_1 = first_push(w)
     sent = relabel_pull_request(w)
     typo_pull_request(w)
     merged, state_2, apply_2 = merge_relabel(w, sent)
     blame_after_pull(w, first, state_1, merged, state_2, apply_2)
-    exported = export_twice(w, merged, state_2)
+    return state_2, export_twice(w, merged, state_2)
+
+
+def test_pull_request_then_merge_on_the_example_workflows(world):
+    w = world
+    state_2, exported = first_five_steps(w)
 
     # (6) a pull request that changes no label plans nothing; merged, its apply commits nothing
     git(w.dev, "checkout", "-q", "-b", "docs", "main")
@@ -910,11 +916,5 @@ def test_pull_request_then_merge_on_the_example_workflows(world):
 
 @pytest.mark.parametrize("world", ["labels/prod"], indirect=True)
 def test_the_same_in_a_project_in_a_subfolder_of_the_repository(world):
-    w = world
-    first, state_1 = first_push(w)
-    sent = relabel_pull_request(w)
-    typo_pull_request(w)
-    merged, state_2, apply_2 = merge_relabel(w, sent)
-    blame_after_pull(w, first, state_1, merged, state_2, apply_2)
-    export_twice(w, merged, state_2)
-    key_only_in_apply(w)
+    first_five_steps(world)
+    key_only_in_apply(world)
