@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -47,13 +48,21 @@ _SPECIAL_FLOAT = {
     ".NaN": float("nan"),
 }
 _STANDARD_TAG = "tag:yaml.org,2002:"
-_ALLOWED_TAGS = frozenset(
-    ["!"]
-    + [
-        _STANDARD_TAG + name
-        for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "value")
-    ]
+# PyYAML resolves a plain ``<<`` to the merge tag wherever it stands; as a key it is refused in
+# `mapping_items`, as a value it is the text "<<" (YAML 1.2 has no merge keys).
+_STANDARD_TAGS = (
+    "str",
+    "int",
+    "float",
+    "bool",
+    "null",
+    "timestamp",
+    "seq",
+    "map",
+    "value",
+    "merge",
 )
+_ALLOWED_TAGS = frozenset(["!", *(_STANDARD_TAG + name for name in _STANDARD_TAGS)])
 
 
 @dataclass(slots=True)
@@ -64,15 +73,15 @@ class Document:
     root: Node | None
     problems: list[Problem] = field(default_factory=list)
 
-    def problem(self, node: Node | None, message: str, hint: str = "") -> Problem:
+    def problem(self, node: Node | yaml.Event | None, message: str, hint: str = "") -> Problem:
         line, column = position(node)
         found = Problem(self.path, line, column, message, hint)
         self.problems.append(found)
         return found
 
 
-def position(node: Node | None) -> tuple[int | None, int | None]:
-    """1-based line and column of a node."""
+def position(node: Node | yaml.Event | None) -> tuple[int | None, int | None]:
+    """1-based line and column of a node (or of a parser event)."""
     if node is None:
         return None, None
     return node.start_mark.line + 1, node.start_mark.column + 1
@@ -135,6 +144,41 @@ def _syntax_problem(text: str, path: str, exc: yaml.MarkedYAMLError) -> Problem:
     return Problem(path, line, column, f"invalid YAML: {what}", hint)
 
 
+_TOO_DEEP = (
+    "lists and mappings are nested too deeply",
+    "write the value with fewer levels of nesting",
+)
+
+_Located = TypeVar("_Located", Node, yaml.Event)
+
+
+def _outermost_flow(stack: list[_Located], deepest: _Located) -> _Located:
+    """Where too deep a nesting is reported: the outermost ``[``/``{`` that holds it (the start
+    of a one-line value that runs away), else the collection one level too deep."""
+    return next((item for item in stack if getattr(item, "flow_style", False)), deepest)
+
+
+def _too_deep(text: str) -> yaml.Event | None:
+    """The event to report when collections nest deeper than MAX_DEPTH before the first syntax
+    error, if they do.
+
+    The pure-Python parser reads events one at a time without recursion; libyaml's cannot be
+    used here, as its scanner reads a whole line of ``[`` ahead and hits its own limit first.
+    """
+    stack: list[yaml.Event] = []
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    return _outermost_flow(stack, event)
+                stack.append(event)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+    except yaml.YAMLError:
+        return None
+    return None
+
+
 def _char_at(text: str, mark: yaml.Mark) -> str:
     lines = text.split("\n")
     if mark.line < len(lines) and mark.column < len(lines[mark.line]):
@@ -147,8 +191,19 @@ def parse(text: str, path: str) -> Document:
     doc = Document(path, None)
     try:
         doc.root = yaml.compose(text, Loader=Loader)
-    except yaml.MarkedYAMLError as exc:
-        doc.problems.append(_syntax_problem(text, path, exc))
+    except (yaml.MarkedYAMLError, RecursionError) as exc:
+        # PyYAML has limits of its own on nesting, and they differ between releases: libyaml
+        # 0.2.5 as bundled by PyYAML 6.0.4 stops at 1,000 levels with its own words, and the
+        # pure-Python composer recurses until Python's stack runs out. Whenever composing
+        # fails, the file is read again as a stream of events, which never recurses and stops
+        # at MAX_DEPTH, so nesting is reported the same way whatever PyYAML does.
+        too_deep = _too_deep(text)
+        if too_deep is not None:
+            doc.problem(too_deep, *_TOO_DEEP)
+        elif isinstance(exc, yaml.MarkedYAMLError):
+            doc.problems.append(_syntax_problem(text, path, exc))
+        else:  # pragma: no cover - a recursion without deep nesting would be a PyYAML bug
+            raise
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         before = text[: exc.position]
         line = before.count("\n") + 1
@@ -280,12 +335,7 @@ class _Converter:
         if len(self.stack) >= MAX_DEPTH:
             if not self.exhausted:
                 self.exhausted = True
-                outer = next((n for n in self.stack if getattr(n, "flow_style", False)), node)
-                self.doc.problem(
-                    outer,
-                    "lists and mappings are nested too deeply",
-                    "write the value with fewer levels of nesting",
-                )
+                self.doc.problem(_outermost_flow(self.stack, node), *_TOO_DEEP)
             return None
         self.stack.append(node)
         try:
