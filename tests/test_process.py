@@ -69,7 +69,9 @@ def test_errors_and_usage_keep_their_exit_codes_and_messages(
 
     done = process(project, "plan", "--no-such-flag")
     assert done.returncode == 1
-    assert "Error: No such option '--no-such-flag'." in done.stderr
+    # click's own words, which its releases punctuate differently
+    assert "Error: No such option" in done.stderr
+    assert "--no-such-flag" in done.stderr
 
     done = process(project, "--version")
     assert (done.returncode, done.stderr) == (0, "")

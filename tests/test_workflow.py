@@ -211,7 +211,9 @@ def test_usage_errors_exit_1_not_2(make_project):
     project = make_project(**{"annotations/a.yaml": A})
     result = project.run("plan", "--detailed-exitcode", "--no-such-flag")
     assert result.exit_code == 1
-    assert "Error: No such option '--no-such-flag'." in result.stderr
+    # click's own words, which its releases punctuate differently
+    assert "Error: No such option" in result.stderr
+    assert "--no-such-flag" in result.stderr
 
 
 def test_feedback_records_are_put_and_removed(make_project):
