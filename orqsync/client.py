@@ -277,19 +277,7 @@ def make_client(
     env = os.environ if environ is None else environ
     base_url = settings.base_url
     if settings.embedded:
-        from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
-
-        data_dir = os.path.join(settings.root, ".orqsync")
-        os.makedirs(data_dir, exist_ok=True)
-        emulator = Emulator(
-            EmulatorConfig(
-                api_keys=(EMBEDDED_KEY,),
-                definitions_path=settings.definitions_path,
-                string_limit=settings.string_limit,
-                db_path=os.path.join(data_dir, "emulator.db"),
-            )
-        )
-        transport = transport or EmulatorTransport(emulator)
+        transport = transport or _embedded_transport(settings)
         api_key = EMBEDDED_KEY
         base_url = "http://embedded.orqsync.invalid"
     else:
@@ -312,3 +300,21 @@ def make_client(
         sleep=sleep,
         on_retry=on_retry,
     )
+
+
+def _embedded_transport(settings: Settings) -> httpx.BaseTransport:
+    """The in-process emulator of `base_url: embedded`, stored under the project's .orqsync/;
+    closing the client closes its database."""
+    from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
+
+    data_dir = os.path.join(settings.root, ".orqsync")
+    os.makedirs(data_dir, exist_ok=True)
+    emulator = Emulator(
+        EmulatorConfig(
+            api_keys=(EMBEDDED_KEY,),
+            definitions_path=settings.definitions_path,
+            string_limit=settings.string_limit,
+            db_path=os.path.join(data_dir, "emulator.db"),
+        )
+    )
+    return EmulatorTransport(emulator, owns_emulator=True)

@@ -220,15 +220,15 @@ def test_faults_injected_by_seed_are_retried_to_success():
             faults=FaultConfig(seed=7, error_rate=0.3, drop_rate=0.1, burst_429_rate=0.1),
         )
     )
-    api = OrqClient(
+    with OrqClient(
         "http://emulator",
         "k",
-        transport=EmulatorTransport(emulator),
+        transport=EmulatorTransport(emulator, owns_emulator=True),
         sleep=lambda s: None,
         pacer=Pacer(sleep=lambda s: None),
         max_attempts=20,
-    )
-    for number in range(50):
-        api.annotate("t", f"s{number}", [("rating", "good")])
-    assert len(emulator.annotations()) == 50
-    assert api.attempts > 50  # faults happened and were retried
+    ) as api:
+        for number in range(50):
+            api.annotate("t", f"s{number}", [("rating", "good")])
+        assert len(emulator.annotations()) == 50
+        assert api.attempts > 50  # faults happened and were retried

@@ -140,7 +140,9 @@ def test_a_refused_request_makes_a_partial_line_counting_it(make_project):
     )
     planned = commands.as_saved(commands.plan(settings), settings.metadata_style)
     with make_client(
-        settings, {"ORQ_API_KEY": "sk-secret-123"}, transport=EmulatorTransport(emulator)
+        settings,
+        {"ORQ_API_KEY": "sk-secret-123"},
+        transport=EmulatorTransport(emulator, owns_emulator=True),
     ) as client:
         report = commands.apply(settings, planned, client, author="Alice", environ={})
     assert len(report.failures) == 1

@@ -16,11 +16,17 @@ class EmulatorTransport(httpx.BaseTransport):
     """A sync httpx transport answering from `emulator`; a dropped request raises like a socket.
 
     A dropped request raises `httpx.RemoteProtocolError`, as httpx does when a server closes
-    the connection without answering.
+    the connection without answering. With `owns_emulator`, closing the transport (as closing
+    its httpx client does) closes the emulator's database too.
     """
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, *, owns_emulator: bool = False) -> None:
         self._emulator = emulator
+        self._owns_emulator = owns_emulator
+
+    def close(self) -> None:
+        if self._owns_emulator:
+            self._emulator.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
