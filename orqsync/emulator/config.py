@@ -15,6 +15,7 @@ class FaultConfig:
 
     seed: int = 0
     rate_limit_per_minute: float | None = None
+    rate_limit_burst: float | None = None  # the bucket's depth; None: a minute's budget
     burst_429_rate: float = 0.0
     error_rate: float = 0.0
     latency_ms: float = 0.0
@@ -29,6 +30,8 @@ class FaultConfig:
             raise ValueError(
                 f"rate_limit_per_minute must be positive or None, got {self.rate_limit_per_minute}"
             )
+        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
+            raise ValueError(f"rate_limit_burst must be at least 1, got {self.rate_limit_burst}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must not be negative, got {self.latency_ms}")
 

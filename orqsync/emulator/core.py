@@ -43,6 +43,7 @@ class LoggedRequest:
     path: str
     status: int
     fault: str | None
+    at: float = 0.0  # seconds since the emulator started (monotonic), when it answered
 
 
 _DROPPED = Response(0, {}, b"", drop=True)
@@ -60,6 +61,7 @@ class Emulator:
         )
         self._keys = frozenset(config.api_keys)
         self._faults = FaultInjector(config.faults)
+        self._started = time.monotonic()
         self._store = Store(config.db_path)
         self._log_lock = threading.Lock()
         self._log: list[LoggedRequest] = []
@@ -196,7 +198,8 @@ class Emulator:
     def _record(self, method: str, path: str, status: int, fault: Fault | None) -> None:
         with self._log_lock:
             name = fault.value if fault is not None else None
-            self._log.append(LoggedRequest(len(self._log) + 1, method, path, status, name))
+            at = time.monotonic() - self._started
+            self._log.append(LoggedRequest(len(self._log) + 1, method, path, status, name, at))
             self._by_status[status] += 1
             if name is not None:
                 self._by_fault[name] += 1

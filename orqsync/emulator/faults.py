@@ -55,7 +55,8 @@ class FaultInjector:
         with self._lock:
             self._random = random.Random(self._config.seed)
             limit = self._config.rate_limit_per_minute
-            self._capacity = max(limit, 1.0) if limit is not None else 0.0
+            burst = self._config.rate_limit_burst
+            self._capacity = 0.0 if limit is None else burst or max(limit, 1.0)
             self._tokens = self._capacity
             self._last = self._clock()
 
@@ -88,7 +89,8 @@ class FaultInjector:
 
     def _take_token(self, limit: float) -> tuple[bool, dict[str, str]]:
         # Caller holds the lock. A token bucket refilled at limit/60 per second, as deep as one
-        # minute's budget: the same long-run rate as orq's rolling 60 s window.
+        # minute's budget unless a burst is set: the same long-run rate as orq's rolling 60 s
+        # window.
         per_second = limit / 60.0
         now = self._clock()
         self._tokens = min(self._capacity, self._tokens + (now - self._last) * per_second)

@@ -65,6 +65,7 @@ def _requests(emulator: Emulator, params: dict[str, str]) -> Response:
                     "path": entry.path,
                     "status": entry.status,
                     "fault": entry.fault,
+                    "at": round(entry.at, 6),
                 }
                 for entry in entries
             ],

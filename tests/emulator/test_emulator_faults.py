@@ -112,6 +112,21 @@ def test_the_token_bucket_refills_with_time():
     assert [injector.decide().fault for _ in range(3)] == [None, None, Fault.RATE_LIMITED]
 
 
+def test_a_burst_sets_the_depth_of_the_bucket_and_the_headers_say_what_is_left():
+    clock = [0.0]
+    config = FaultConfig(rate_limit_per_minute=1200, rate_limit_burst=20)
+    injector = FaultInjector(config, clock=lambda: clock[0])
+    admitted = [injector.decide() for _ in range(20)]
+    assert all(decision.fault is None for decision in admitted)
+    assert [admitted[i].headers["X-RateLimit-Remaining"] for i in (0, 19)] == ["19", "0"]
+    assert admitted[0].headers["X-RateLimit-Limit"] == "1200"
+    assert injector.decide().fault is Fault.RATE_LIMITED
+    clock[0] += 0.05  # 20 a second: one more
+    assert [injector.decide().fault for _ in range(2)] == [None, Fault.RATE_LIMITED]
+    with pytest.raises(ValueError, match="rate_limit_burst must be at least 1"):
+        FaultConfig(rate_limit_per_minute=60, rate_limit_burst=0.5)
+
+
 def test_retry_after_is_a_whole_number_of_seconds_at_least_one():
     clock = [0.0]
     injector = FaultInjector(FaultConfig(rate_limit_per_minute=6000), clock=lambda: clock[0])
