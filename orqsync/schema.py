@@ -60,6 +60,20 @@ _HINTS = {
 }
 
 
+# What a value checked by a schema "pattern" should be, and what to write instead.
+_FORMS = {
+    "base_url": (
+        "an http(s) URL with a host, or embedded",
+        "write https://api.orq.ai (or another http:// or https:// address), or embedded for "
+        "the built-in emulator",
+    ),
+    "api_key_env": (
+        "the name of an environment variable",
+        "use letters, digits and _, not starting with a digit, e.g. ORQ_API_KEY",
+    ),
+}
+
+
 def _expected(types: object) -> str:
     kinds = set(types) if isinstance(types, list) else {types}
     if "string" in kinds:
@@ -129,6 +143,9 @@ def _problem(doc: Document, error: ValidationError) -> Problem:
     elif error.validator == "minItems" and error.instance == []:
         message = f"{where}: must not be empty"
         hint = _HINTS.get(str(path[-1]) if path else "", "add at least one item")
+    elif error.validator == "pattern":
+        form, hint = _FORMS.get(str(path[-1]) if path else "", ("the expected form", ""))
+        message = f"{where}: {_got(error.instance, False)} is not {form}"
     elif error.validator == "enum":
         choices = ", ".join(str(v) for v in error.validator_value)
         message = f"{where}: {error.instance!r} is not one of the allowed values"
