@@ -16,13 +16,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orqsync.errors import ApiError
+from orqsync.errors import ApiError, ApiHaltError
 from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
 from orqsync.state import InSync, Journal, Provenance, State, StateFile
 
+# Threads per request in flight. The Api keeps `parallelism` requests in flight at most (the
+# client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more
+# threads than slots keep every slot busy meanwhile.
+THREADS_PER_SLOT = 4
+
 
 class Api(Protocol):
-    """What the applier needs from orq.ai: send one request or raise ApiError."""
+    """What the applier needs from orq.ai: send one request or raise ApiError. It holds at
+    most `parallelism` requests in flight, however many threads call it."""
 
     def send(self, request: Request) -> None: ...
 
@@ -62,6 +68,7 @@ class Failure:
     status: int | None
     path: str = ""
     line: int = 0
+    cause: str = ""  # the message without the request's path, to group refusals by
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,10 @@ class Report:
     done: int
     failures: tuple[Failure, ...] = ()
     left: int = 0
-    stopped: str = ""  # why requests were left: "", "max requests", "max duration", "interrupted"
+    # why requests were left: "", "max requests", "max duration", "interrupted", or the
+    # reason of `halt`: "unauthorized", "unreachable", "outage"
+    stopped: str = ""
+    halt: ApiHaltError | None = None  # what stopped every request, when something did
 
     @property
     def complete(self) -> bool:
@@ -149,6 +159,7 @@ class _Run:
     started: int = 0
     failures: list[Failure] = field(default_factory=list)
     stopped: str = ""
+    halt: ApiHaltError | None = None
     errors: list[BaseException] = field(default_factory=list)
 
     def may_start(self) -> bool:
@@ -182,9 +193,16 @@ class _Run:
                 done = self.done
             self.reporter.finished_request(request, done, total)
 
+    def halted(self, error: ApiHaltError) -> None:
+        """No request can succeed: nobody starts another; the first halt is the one kept."""
+        with self.lock:
+            if self.halt is None:
+                self.halt = error
+                self.stopped = error.reason
+
     def failed(self, request: Request, error: ApiError) -> None:
         path, line = _origin(self.plan, request)
-        failure = Failure(request, error.message, error.status, path, line)
+        failure = Failure(request, error.message, error.status, path, line, error.cause)
         with self.lock:
             self.failures.append(failure)
         self.reporter.failed_request(failure)
@@ -220,6 +238,9 @@ def _worker(
                 run.sending(request_id)
                 try:
                     api.send(request)
+                except ApiHaltError as error:
+                    run.halted(error)
+                    return
                 except ApiError as error:
                     run.failed(request, error)
                     break
@@ -265,7 +286,7 @@ def apply_plan(
     queue_lock = threading.Lock()
     workers = [
         threading.Thread(target=_worker, args=(run, api, queue, queue_lock), daemon=True)
-        for _ in range(max(1, min(parallelism, total)))
+        for _ in range(max(1, min(parallelism * THREADS_PER_SLOT, total)))
     ]
     try:
         for worker in workers:
@@ -294,4 +315,5 @@ def apply_plan(
         failures=tuple(run.failures),
         left=total - run.done - len(run.failures),
         stopped=run.stopped if run.stopped != "error" else "",
+        halt=run.halt,
     )

@@ -9,12 +9,13 @@ Each command imports the modules it works with when it runs, so that `orqsync --
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -63,24 +64,49 @@ def _err(text: str) -> None:
 
 
 class ProgressReporter:
-    """A live line with an ETA on a terminal; a line every 10% (or 30 s) in CI logs."""
+    """A live line on a terminal; a line every 10% (or 30 s) in CI logs.
 
-    def __init__(self, interactive: bool) -> None:
+    Each line: requests done, refused, the pace, and the time left at that pace: the pace
+    measured over the last seconds once there is one, before that the rate the pacer holds
+    to (a fixed requests_per_minute, or the server's X-RateLimit-Limit). Refusals are counted
+    here and listed once, grouped, in the summary at the end.
+    """
+
+    MEASURED_OVER = 10.0  # seconds of finished requests that the measured pace comes from
+
+    def __init__(self, interactive: bool, rate: Callable[[], float | None] = lambda: None):
         self.interactive = interactive
+        self.rate = rate
         self.start = time.monotonic()
         self.last_print = 0.0
         self.last_decile = -1
+        self.refused = 0
+        self.finished: collections.deque[tuple[float, int]] = collections.deque()
 
     def started(self, total: int) -> None:
+        from orqsync.text import duration_text, plural
+
         self.start = time.monotonic()
-        _err(f"Applying {total} request{'s' if total != 1 else ''}...")
+        self.finished.append((self.start, 0))
+        rate = self.rate()
+        at = f" at up to {rate:.3g} a second, about {duration_text(total / rate)}" if rate else ""
+        _err(f"Applying {plural(total, 'request')}{at}...")
 
     def finished_request(self, request: Request, done: int, total: int) -> None:
+        self._progress(done, total)
+
+    def failed_request(self, failure: Failure) -> None:
+        self.refused += 1
+
+    def _progress(self, done: int, total: int) -> None:
         now = time.monotonic()
+        self.finished.append((now, done))
+        while len(self.finished) > 2 and now - self.finished[1][0] >= self.MEASURED_OVER:
+            self.finished.popleft()
         if self.interactive:
             if now - self.last_print >= 0.1 or done == total:
                 self.last_print = now
-                line = self._line(now, done, total).ljust(60)
+                line = self._line(now, done, total).ljust(72)
                 click.echo("\r" + line, err=True, nl=done == total)
             return
         decile = done * 10 // max(total, 1)
@@ -89,22 +115,32 @@ class ProgressReporter:
             self.last_print = now
             _err(self._line(now, done, total))
 
-    def _line(self, now: float, done: int, total: int) -> str:
-        from orqsync.render import duration_text
+    def _pace(self, now: float) -> float | None:
+        """Requests a second: measured once a few seconds of them are in, else the pacer's."""
+        first_time, first_done = self.finished[0]
+        last_time, last_done = self.finished[-1]
+        if last_time - first_time >= 2.0 and last_done > first_done:
+            return (last_done - first_done) / (last_time - first_time)
+        return self.rate()
 
-        eta = (now - self.start) / done * (total - done) if done else 0.0
-        return f"{done}/{total} requests ({done * 100 // max(total, 1)}%), " + (
-            f"about {duration_text(eta)} left" if done < total else "done"
-        )
+    def _line(self, now: float, done: int, total: int) -> str:
+        from orqsync.text import duration_text
+
+        parts = [f"{done:,}/{total:,} requests ({done * 100 // max(total, 1)}%)"]
+        if self.refused:
+            parts.append(f"{self.refused:,} refused")
+        pace = self._pace(now)
+        if pace:
+            parts.append(f"{pace:.3g} a second")
+        left = total - done - self.refused
+        if left <= 0:
+            parts.append("done")
+        elif pace:
+            parts.append(f"about {duration_text(left / pace)} left")
+        return ", ".join(parts)
 
     def note(self, text: str) -> None:
         _err(text)
-
-    def failed_request(self, failure: Failure) -> None:
-        where = f"{failure.path}:{failure.line}: " if failure.path else ""
-        if self.interactive:
-            click.echo("", err=True)
-        _err(f"{where}refused: {failure.message}")
 
 
 class OrqsyncGroup(click.Group):
@@ -329,6 +365,13 @@ def _confirm(auto_approve: bool) -> None:
 def _finish(report: Report, settings: Settings) -> int:
     from orqsync import render
 
+    if report.halt is not None:
+        # One message: why nothing more could be sent, and what was recorded before.
+        halt = report.halt
+        if report.failures:
+            _out("\n".join(render.render_refusals(report.failures)) + "\n")
+        halt.message += f". {render.halt_progress(report)}"
+        raise halt
     _out(render.render_report(report))
     if settings.embedded:
         _err("(api.base_url is embedded: the requests went to the built-in emulator, not orq.ai)")
@@ -386,9 +429,9 @@ def apply(
     if planned.plan.empty:
         _out("No changes in the saved plan.\n")
         return EXIT_OK
-    reporter = ProgressReporter(interactive=sys.stderr.isatty())
     gc.enable()  # a long run of network objects: let the collector work (see main)
     with make_client(settings) as client:
+        reporter = ProgressReporter(interactive=sys.stderr.isatty(), rate=client.pacer.rate)
         report = commands.apply(
             settings,
             planned,
@@ -656,18 +699,71 @@ def emulator() -> None:
 
 
 @emulator.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--definitions", type=click.Path(dir_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (the listening line says which).",
+)
+@click.option(
+    "--definitions",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A definitions.yaml; without it, orq.ai's built-in rating and defects.",
+)
 @click.option("--db", default=":memory:", show_default=True, help="SQLite file, or :memory:.")
-@click.option("--api-key", "api_keys", multiple=True, default=("emulator-key",), show_default=True)
-@click.option("--string-limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    default=("emulator-key",),
+    show_default=True,
+    help="A bearer key to accept (repeat for several).",
+)
+@click.option(
+    "--string-limit",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Longest string value accepted.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault injection.")
-@click.option("--rate-limit", type=float, help="Requests per minute before 429s.")
-@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1))
-@click.option("--burst-429-rate", default=0.0, type=click.FloatRange(0, 1))
-@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1))
-@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0))
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Requests per minute a token bucket admits; others get 429 with Retry-After and "
+    "X-RateLimit-* headers.",
+)
+@click.option(
+    "--rate-limit-burst",
+    type=click.FloatRange(min=1),
+    help="Depth of that bucket: requests admitted at once (default: a minute's worth).",
+)
+@click.option(
+    "--error-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests answered 500, 502 or 503.",
+)
+@click.option(
+    "--burst-429-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of requests answered 429 with Retry-After: 1 at random, whatever the rate.",
+)
+@click.option(
+    "--drop-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Share of connections closed without an answer (half after the write).",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Added to every answer.",
+)
 def emulator_serve(
     host: str,
     port: int,
@@ -677,6 +773,7 @@ def emulator_serve(
     string_limit: int,
     seed: int,
     rate_limit: float | None,
+    rate_limit_burst: float | None,
     error_rate: float,
     burst_429_rate: float,
     drop_rate: float,
@@ -694,6 +791,7 @@ def emulator_serve(
         faults=FaultConfig(
             seed=seed,
             rate_limit_per_minute=rate_limit,
+            rate_limit_burst=rate_limit_burst,
             burst_429_rate=burst_429_rate,
             error_rate=error_rate,
             latency_ms=latency_ms,

@@ -1,10 +1,21 @@
 """OrqClient: the only module that talks HTTP.
 
 Every httpx exception and every non-2xx status becomes an ApiError carrying the method, path,
-status and the server's message; nothing outside this module sees an httpx type. 401/403 and
-4xx validation errors are final; 429, 5xx, timeouts and dropped connections are retried with
-exponential backoff and full jitter, honouring Retry-After. The API key lives only in the
-Authorization header and is scrubbed from anything this module puts in an error.
+status and the server's message; nothing outside this module sees an httpx type. The API key
+lives only in the Authorization header and is scrubbed from anything this module puts in an
+error.
+
+What an answer leads to:
+- 2xx: done. 400/404/422 and other refusals: an ApiError for this request only.
+- 401/403: an ApiHaltError; every later `send` raises it at once, no request is sent again.
+- 429: retried after the pause the Pacer sets for everyone (Retry-After, else a backoff).
+- 5xx, 408, timeouts, dropped connections: retried after a short random delay of this
+  request's own (up to `max_attempts`), or, while most recent answers fail, after a pause
+  shared by everyone that does not use up attempts; failing for `outage_timeout` seconds
+  halts with exit 3. The server is protected by the shared pause, so a request's own delay
+  stays short: a retry of bad luck should not cost seconds.
+- no connection at all (refused, DNS, TLS): retried after shared pauses; unreachable for
+  `unreachable_timeout` seconds halts with exit 1.
 """
 
 from __future__ import annotations
@@ -20,59 +31,17 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from orqsync import __version__
-from orqsync.errors import ApiError, OrqsyncError
+from orqsync.errors import ApiError, ApiHaltError, OrqsyncError
+from orqsync.pacer import Outcome, Pacer, Ticket, rate_headers
 from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.project import Settings
 from orqsync.state import Metadata, feedback_pairs
+from orqsync.text import duration_text
 from orqsync.validate import Value
 from orqsync.wire import method_and_path, request_body
 
 EMBEDDED_KEY = "embedded-emulator"  # not a secret: the in-process emulator accepts only this
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class Pacer:
-    """Spaces requests: never above a fixed rate, slower after each 429, and everyone waits
-    out a 429's Retry-After (a rate limit names the whole client, not one request).
-
-    With no fixed rate the spacing adapts: a 429 doubles it, each success shrinks it by 2%.
-    """
-
-    MAX_INTERVAL = 60.0
-
-    def __init__(
-        self,
-        requests_per_minute: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.floor = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self.interval = self.floor
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next = 0.0
-        self._paused_until = 0.0
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next, self._paused_until)
-            self._next = start + self.interval
-        if start > now:
-            self._sleep(start - now)
-
-    def throttled(self, seconds: float) -> None:
-        """A 429: hold every request for `seconds` and lower the rate."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
-            self.interval = min(max(self.interval * 2, self.floor, 0.05), self.MAX_INTERVAL)
-
-    def succeeded(self) -> None:
-        if self.interval > self.floor:
-            with self._lock:
-                shrunk = self.interval * 0.98
-                self.interval = self.floor if shrunk < max(self.floor, 0.001) else shrunk
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -123,28 +92,40 @@ class OrqClient:
         base_url: str,
         api_key: str,
         *,
+        key_source: str = "the API key",
         metadata_style: str = "documented",
         timeout: float = 30.0,
-        max_attempts: int = 6,
+        max_attempts: int = 10,
+        unreachable_timeout: float = 60.0,
+        outage_timeout: float = 300.0,
         parallelism: int = 8,
         transport: httpx.BaseTransport | None = None,
+        requests_per_minute: float | None = None,
         pacer: Pacer | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 1.0,
         on_retry: Callable[[ApiError, float], None] | None = None,
     ) -> None:
         self._key = api_key
+        self.key_source = key_source  # where the key came from, for messages: "$ORQ_API_KEY"
         self.metadata_style = metadata_style
         self.max_attempts = max_attempts
-        self.pacer = pacer or Pacer(sleep=sleep)
-        self._sleep = sleep
+        self.unreachable_timeout = unreachable_timeout
+        self.outage_timeout = outage_timeout
+        # Sleeps end early once the client halts, so no thread waits out a pause for nothing.
+        self._halted = threading.Event()
+        self._halt: ApiHaltError | None = None
+        self._sleep = sleep or self._halted.wait
+        self.pacer = pacer or Pacer(requests_per_minute, clock=clock, sleep=self._sleep)
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._on_retry = on_retry
         self.attempts = 0  # every request sent, retries included
+        self._slots = threading.BoundedSemaphore(parallelism)
         self._http = httpx.Client(
             base_url=base_url,
             headers={
@@ -168,6 +149,10 @@ class OrqClient:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
     # Typed calls -------------------------------------------------------------------------
 
     def annotate(
@@ -188,81 +173,159 @@ class OrqClient:
     # The one way out ---------------------------------------------------------------------
 
     def send(self, request: Request) -> None:
-        """Send one request, retrying what can be retried; raise ApiError when it fails."""
+        """Send one request, retrying what can be retried; raise ApiError when it fails, and
+        ApiHaltError (now and on every later call) when no request can succeed."""
         method, path = method_and_path(request)
         content = json.dumps(request_body(request, self.metadata_style)).encode("utf-8")
-        attempt = 1
+        failures = 0  # answers that count against max_attempts
         while True:
-            self.pacer.wait()
-            try:
-                self._once(method, path, content)
-                self.pacer.succeeded()
+            # A slot is a request in flight (or about to be): a request that waits out its own
+            # backoff holds none, so the applier's other threads keep every slot busy.
+            with self._slots:
+                if self._halt is not None:
+                    raise self._halt
+                ticket = self.pacer.wait()
+                if self._halt is not None:
+                    raise self._halt
+                error = self._once(ticket, method, path, content)
+            if error is None:
                 return
-            except ApiError as error:
-                if not error.retryable or attempt >= self.max_attempts:
-                    if error.retryable:
-                        error.message += f" (gave up after {attempt} attempts)"
-                        error.hint = error.hint or "run apply again later to finish"
-                    raise
-                delay = self._backoff(attempt, error.retry_after)
-                if error.status == 429:
-                    self.pacer.throttled(delay)
-                if self._on_retry is not None:
-                    self._on_retry(error, delay)
-                if error.status != 429:
-                    self._sleep(delay)
-                attempt += 1
+            if not error.retryable:
+                if error.status in (401, 403):
+                    raise self._stop(self._unauthorized(error))
+                raise error
+            halt = self._halt_for(error)
+            if halt is not None:
+                raise self._stop(halt)
+            if error.status == 429 or isinstance(error, _Unreachable):
+                continue  # the pacer holds everyone for the pause
+            if self.pacer.systemic:
+                continue  # most requests fail: everyone backs off together, attempts are kept
+            failures += 1
+            if failures >= self.max_attempts:
+                error.message += f" (gave up after {failures} attempts)"
+                error.hint = error.hint or "run apply again later to finish"
+                raise error
+            delay = self._backoff(failures)
+            if self._on_retry is not None:
+                self._on_retry(error, delay)
+            self._sleep(delay)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def _stop(self, halt: ApiHaltError) -> ApiHaltError:
+        """Halt every sender: the first halt is the one all of them raise."""
+        if self._halt is None:
+            self._halt = halt
+            self._halted.set()
+        return self._halt
+
+    def _unauthorized(self, error: ApiError) -> ApiHaltError:
+        return ApiHaltError(
+            "unauthorized",
+            f"orq.ai refused {self.key_source} at {self.base_url}: {error.cause}",
+            hint=f"set {self.key_source.lstrip('$')} to a valid API key of this workspace "
+            "(orq.ai: Settings, API Keys)",
+            cause=error.cause,
+        )
+
+    def _halt_for(self, error: ApiError) -> ApiHaltError | None:
+        """The halt a retryable failure leads to once retrying cannot help, if it does."""
+        if isinstance(error, _Unreachable):
+            waited = self.pacer.unreachable_for()
+            if waited < self.unreachable_timeout:
+                return None
+            return ApiHaltError(
+                "unreachable",
+                f"cannot reach {self.base_url}: {error.cause} (for {duration_text(waited)})",
+                hint="check api.base_url in orqsync.yaml and the network; "
+                "api.unreachable_timeout_seconds sets how long to keep trying",
+                cause=error.cause,
+            )
+        if error.status == 429 and (error.retry_after or 0) > self.outage_timeout:
+            return ApiHaltError(
+                "outage",
+                f"orq.ai's rate limit asks to wait {duration_text(error.retry_after or 0)} "
+                f"({error.cause})",
+                hint="run apply again after that; what was sent is recorded in the state",
+                cause=error.cause,
+            )
+        failing = self.pacer.failing_for()
+        if failing < self.outage_timeout:
+            return None
+        return ApiHaltError(
+            "outage",
+            f"orq.ai at {self.base_url} has failed every request for "
+            f"{duration_text(failing)}; its last answer: {error.cause}",
+            hint="run apply again later to finish; api.outage_timeout_seconds sets how long "
+            "to keep trying",
+            cause=error.cause,
+        )
+
+    def _backoff(self, attempt: int) -> float:
         ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-        jittered = self._rng.uniform(0, ceiling)
-        return max(jittered, retry_after) if retry_after is not None else jittered
+        return self._rng.uniform(0, ceiling)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
-    def _once(self, method: str, path: str, content: bytes) -> None:
+    def _once(self, ticket: Ticket, method: str, path: str, content: bytes) -> ApiError | None:
+        """One attempt; the pacer hears how it was answered. None when it succeeded."""
         self.attempts += 1
+        where = f"{method} {path}"
         try:
             response = self._http.request(method, path, content=content)
-        except httpx.TimeoutException:
-            raise ApiError(
-                f"{method} {path}: timed out", method=method, path=path, retryable=True
-            ) from None
-        except httpx.ConnectError as exc:
-            raise ApiError(
-                self._scrub(f"{method} {path}: cannot connect to {self._http.base_url} ({exc})"),
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
+            self.pacer.answered(ticket, Outcome.UNREACHABLE)
+            cause = self._scrub(str(exc) or type(exc).__name__)
+            return _Unreachable(
+                f"{where}: cannot connect to {self.base_url} ({cause})",
                 method=method,
                 path=path,
                 retryable=True,
                 hint="check api.base_url in orqsync.yaml and your network",
-            ) from None
+                cause=cause,
+            )
+        except httpx.TimeoutException:
+            self.pacer.answered(ticket, Outcome.FAILED)
+            return ApiError(
+                f"{where}: timed out", method=method, path=path, retryable=True, cause="timed out"
+            )
         except httpx.TransportError as exc:
-            raise ApiError(
-                self._scrub(f"{method} {path}: connection failed ({type(exc).__name__}: {exc})"),
-                method=method,
-                path=path,
-                retryable=True,
-            ) from None
+            self.pacer.answered(ticket, Outcome.FAILED)
+            cause = self._scrub(f"connection failed ({type(exc).__name__}: {exc})")
+            return ApiError(
+                f"{where}: {cause}", method=method, path=path, retryable=True, cause=cause
+            )
         status = response.status_code
+        headers = rate_headers(response.headers)
         if 200 <= status < 300:
-            return
-        message = self._scrub(f"{method} {path}: HTTP {status}: {server_message(response)}")
+            self.pacer.answered(ticket, Outcome.OK, headers=headers)
+            return None
+        cause = self._scrub(f"HTTP {status}: {server_message(response)}")
         retryable = status in RETRYABLE_STATUS
+        retry_after = parse_retry_after(response.headers) if retryable else None
+        if status == 429:
+            self.pacer.answered(ticket, Outcome.THROTTLED, retry_after=retry_after, headers=headers)
+        else:
+            self.pacer.answered(ticket, Outcome.FAILED if retryable else Outcome.OK)
         hint = ""
         if status in (401, 403):
             hint = "check the API key (and that it belongs to this workspace)"
         elif status == 404:
             hint = "check that the key exists in orq.ai and in definitions.yaml, and the span id"
-        raise ApiError(
-            message,
+        return ApiError(
+            f"{where}: {cause}",
             method=method,
             path=path,
             status=status,
             retryable=retryable,
-            retry_after=parse_retry_after(response.headers) if retryable else None,
+            retry_after=retry_after,
             hint=hint,
+            cause=cause,
         )
+
+
+class _Unreachable(ApiError):
+    """No connection could be made: refused, no such host, a TLS failure, a bad scheme."""
 
 
 def make_client(
@@ -270,7 +333,7 @@ def make_client(
     environ: Mapping[str, str] | None = None,
     *,
     transport: httpx.BaseTransport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     on_retry: Callable[[ApiError, float], None] | None = None,
 ) -> OrqClient:
     """The client the project's settings ask for; `embedded` runs the in-process emulator."""
@@ -280,6 +343,7 @@ def make_client(
         transport = transport or _embedded_transport(settings)
         api_key = EMBEDDED_KEY
         base_url = "http://embedded.orqsync.invalid"
+        key_source = "the embedded emulator's key"
     else:
         api_key = env.get(settings.api_key_env, "")
         if not api_key:
@@ -288,15 +352,19 @@ def make_client(
                 f"export {settings.api_key_env}=<your orq.ai API key>, or set api.base_url: "
                 "embedded in orqsync.yaml to try orqsync against the built-in emulator",
             )
+        key_source = f"${settings.api_key_env}"
     return OrqClient(
         base_url,
         api_key,
+        key_source=key_source,
         metadata_style=settings.metadata_style,
         timeout=settings.timeout_seconds,
         max_attempts=settings.max_attempts,
+        unreachable_timeout=settings.unreachable_timeout_seconds,
+        outage_timeout=settings.outage_timeout_seconds,
         parallelism=settings.parallelism,
         transport=transport,
-        pacer=Pacer(settings.requests_per_minute, sleep=sleep),
+        requests_per_minute=settings.requests_per_minute,
         sleep=sleep,
         on_retry=on_retry,
     )

@@ -274,7 +274,7 @@ def apply(
                 reporter,
             )
             raise
-        if report.done or report.failures or state.serial != serial_before:
+        if report.done or report.failures or report.halt or state.serial != serial_before:
             _record_apply(
                 settings,
                 planned,

@@ -3,6 +3,8 @@
     OrqsyncError               exit 1 unless a subclass says otherwise
     ├── ProblemsError          one or more located problems in the user's files (exit 1)
     ├── ApiError               a request orq.ai refused or that never got an answer (exit 1)
+    │   └── ApiHaltError       no request can succeed now: a rejected key (exit 1), an
+    │                          unreachable server (exit 1), a lasting outage (exit 3)
     ├── StalePlanError         a saved plan no longer matches the state (exit 4)
     ├── RemovalBudgetError     the plan removes more than policy.max_removals (exit 5)
     └── StateError             a missing, corrupt, locked or newer-format state file (exit 1)
@@ -88,6 +90,7 @@ class ApiError(OrqsyncError):
         retryable: bool = False,
         retry_after: float | None = None,
         hint: str = "",
+        cause: str = "",
     ) -> None:
         super().__init__(message, hint)
         self.method = method
@@ -95,6 +98,21 @@ class ApiError(OrqsyncError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        # what went wrong without the request's path ("HTTP 404: ..."), to group refusals by
+        self.cause = cause or message
+
+
+class ApiHaltError(ApiError):
+    """No request can succeed now, so an apply stops sending at once.
+
+    `reason` is what the apply history and the report call the stop: "unauthorized",
+    "unreachable" or "outage". An outage leaves work that a later run finishes (exit 3).
+    """
+
+    def __init__(self, reason: str, message: str, *, hint: str = "", cause: str = "") -> None:
+        super().__init__(message, hint=hint, cause=cause)
+        self.reason = reason
+        self.exit_code = EXIT_PARTIAL if reason == "outage" else EXIT_ERROR
 
 
 class StalePlanError(OrqsyncError):

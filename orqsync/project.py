@@ -29,7 +29,9 @@ class Settings:
     parallelism: int = 8
     requests_per_minute: float | None = None
     timeout_seconds: float = 30.0
-    max_attempts: int = 6
+    max_attempts: int = 10
+    unreachable_timeout_seconds: float = 60.0
+    outage_timeout_seconds: float = 300.0
     definitions: str = "definitions.yaml"
     sources: tuple[str, ...] = ("annotations/**/*.yaml",)
     state: str = ".orqsync/state.json"
@@ -118,6 +120,12 @@ def load_project(directory: str) -> Settings:
         requests_per_minute=api.get("requests_per_minute", defaults.requests_per_minute),
         timeout_seconds=float(api.get("timeout_seconds", defaults.timeout_seconds)),
         max_attempts=api.get("max_attempts", defaults.max_attempts),
+        unreachable_timeout_seconds=float(
+            api.get("unreachable_timeout_seconds", defaults.unreachable_timeout_seconds)
+        ),
+        outage_timeout_seconds=float(
+            api.get("outage_timeout_seconds", defaults.outage_timeout_seconds)
+        ),
         definitions=data.get("definitions", defaults.definitions),
         sources=tuple(data.get("sources", defaults.sources)),
         state=data.get("state", defaults.state),

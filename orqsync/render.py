@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from operator import attrgetter
 
-from orqsync.apply import Report
+from orqsync.apply import Failure, Report
 from orqsync.errors import Problem
 from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
 from orqsync.planfile import summary
+from orqsync.text import duration_text, plural
 from orqsync.wire import method_and_path, request_body
 
 MAX_REQUEST_LINES = 100
@@ -88,14 +89,6 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {counts['create']} to add, {counts['update']} to change, "
         f"{counts['delete']} to remove; {requests} request{'s' if requests != 1 else ''}."
     )
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} seconds"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} minutes"
-    return f"{seconds / 3600:.1f} hours"
 
 
 def _groups(changes: tuple[Change, ...], limit: int) -> tuple[list[list[Change]], int]:
@@ -265,23 +258,62 @@ def iter_plan_text(
     yield "\n".join(out) + "\n"
 
 
+SHOWN_PER_CAUSE = 3  # refused requests listed under each cause in an apply's summary
+
+_HOW_TO_FINISH = {
+    "max requests": "--max-requests was reached; run apply again to send the rest.",
+    "max duration": "--max-duration was reached; run apply again to send the rest.",
+    "interrupted": "run apply again to send the rest.",
+    "outage": "run apply again later to send the rest.",
+}
+
+
 def render_report(report: Report) -> str:
-    lines = []
-    for failure in report.failures:
-        where = f"{failure.path}:{failure.line}: " if failure.path else ""
-        lines.append(f"{where}refused: {failure.message}")
+    """An apply's summary: refusals grouped by cause with the first few of each, then one
+    line that says what was done and how to finish."""
+    lines = render_refusals(report.failures)
     if report.complete:
-        lines.append(
-            f"Apply complete: {report.done} request{'s' if report.done != 1 else ''} sent."
-        )
-    else:
-        why = f" ({report.stopped})" if report.stopped else ""
-        lines.append(
-            f"Apply partial{why}: {report.done} of {report.total} requests done, "
-            f"{len(report.failures)} refused, {report.left} left. The state is saved; "
-            "fix what was refused and run apply again to finish."
-        )
+        lines.append(f"Apply complete: {plural(report.done, 'request')} sent.")
+        return "\n".join(lines) + "\n"
+    why = f" ({report.stopped})" if report.stopped else ""
+    counts = f"{report.done:,} of {plural(report.total, 'request')} done"
+    if report.failures:
+        counts += f", {len(report.failures):,} refused"
+    if report.left:
+        counts += f", {report.left:,} left"
+    finish = _HOW_TO_FINISH.get(report.stopped, "run apply again to finish.")
+    if report.failures:
+        finish = "fix what was refused and " + finish
+    lines.append(f"Apply partial{why}: {counts}. The state is saved; {finish}")
     return "\n".join(lines) + "\n"
+
+
+def halt_progress(report: Report) -> str:
+    """What an apply that halted had done: the sentence that ends its one error message."""
+    refused = f" ({len(report.failures):,} refused)" if report.failures else ""
+    if not report.done:
+        return f"None of the {plural(report.total, 'request')} succeeded{refused}"
+    done = f"{report.done:,} of {plural(report.total, 'request')}"
+    return f"Stopped after {done} succeeded{refused}; they are recorded in the state"
+
+
+def render_refusals(failures: tuple[Failure, ...]) -> list[str]:
+    """Refused requests grouped by cause, most frequent first, the first few of each."""
+    if not failures:
+        return []
+    by_cause: dict[str, list[Failure]] = {}
+    for failure in failures:
+        by_cause.setdefault(failure.cause or failure.message, []).append(failure)
+    lines = [f"Refused by orq.ai: {plural(len(failures), 'request')}"]
+    for cause, group in sorted(by_cause.items(), key=lambda item: -len(item[1])):
+        lines.append(f"  {plural(len(group), 'request')}: {cause}")
+        for failure in sorted(group, key=lambda f: (f.path, f.line))[:SHOWN_PER_CAUSE]:
+            method, path = method_and_path(failure.request)
+            where = f"{failure.path}:{failure.line}: " if failure.path else ""
+            lines.append(f"    {where}{method} {path}")
+        if len(group) > SHOWN_PER_CAUSE:
+            lines.append(f"    and {len(group) - SHOWN_PER_CAUSE:,} more")
+    return lines
 
 
 def problems_json(problems: list[Problem]) -> str:

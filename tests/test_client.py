@@ -8,9 +8,10 @@ import random
 import httpx
 import pytest
 
-from orqsync.client import OrqClient, Pacer, parse_retry_after, server_message
+from orqsync.client import OrqClient, parse_retry_after, server_message
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport, FaultConfig
-from orqsync.errors import ApiError
+from orqsync.errors import EXIT_ERROR, EXIT_PARTIAL, ApiError, ApiHaltError
+from orqsync.pacer import Pacer
 
 SECRET = "sk-orq-0123456789-verysecretvalue"
 
@@ -30,14 +31,32 @@ class Recorder:
         return answer
 
 
+class FakeTime:
+    """A clock that only sleeping moves; every sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def client(handler, *, sleeps: list[float] | None = None, **kwargs) -> OrqClient:
-    record = sleeps if sleeps is not None else []
+    time = FakeTime()
+    if sleeps is not None:
+        time.sleeps = sleeps
     return OrqClient(
         "https://api.example.test",
         SECRET,
+        key_source="$ORQ_API_KEY",
         transport=httpx.MockTransport(handler),
-        sleep=record.append,
-        pacer=Pacer(sleep=record.append),
+        clock=time.clock,
+        sleep=time.sleep,
         rng=random.Random(1),
         **kwargs,
     )
@@ -138,7 +157,7 @@ def test_retries_stop_after_max_attempts_with_a_clear_error():
     assert caught.value.status == 500
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 404, 422])
 def test_client_errors_are_final_and_not_retried(status):
     handler = Recorder(httpx.Response(status, json={"message": "nope"}))
     with pytest.raises(ApiError) as caught:
@@ -149,11 +168,25 @@ def test_client_errors_are_final_and_not_retried(status):
     assert caught.value.message == f"POST /v2/traces/t/spans/s/annotation: HTTP {status}: nope"
 
 
-def test_401_hint_points_at_the_key():
-    handler = Recorder(httpx.Response(401, json={"message": "Authorization token is invalid"}))
-    with pytest.raises(ApiError) as caught:
-        client(handler).remove("t", "s", ["k"])
-    assert caught.value.hint == "check the API key (and that it belongs to this workspace)"
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_rejected_key_halts_the_client_and_names_where_the_key_came_from(status):
+    handler = Recorder(httpx.Response(status, json={"message": "Authorization token is invalid"}))
+    api = client(handler)
+    with pytest.raises(ApiHaltError) as caught:
+        api.remove("t", "s", ["k"])
+    halt = caught.value
+    assert (halt.reason, halt.exit_code) == ("unauthorized", EXIT_ERROR)
+    assert halt.message == (
+        "orq.ai refused $ORQ_API_KEY at https://api.example.test: "
+        f"HTTP {status}: Authorization token is invalid"
+    )
+    assert halt.hint == (
+        "set ORQ_API_KEY to a valid API key of this workspace (orq.ai: Settings, API Keys)"
+    )
+    with pytest.raises(ApiHaltError) as again:  # every later call, without sending
+        api.annotate("t", "s2", [("rating", "good")])
+    assert again.value is halt
+    assert len(handler.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -175,20 +208,100 @@ def test_server_message_falls_back_to_raw_text():
     )
 
 
-def test_the_api_key_never_appears_in_an_error_even_when_the_server_echoes_it():
-    handler = Recorder(httpx.Response(401, json={"message": f"key {SECRET} is not valid"}))
+@pytest.mark.parametrize("status", [400, 401])
+def test_the_api_key_never_appears_in_an_error_even_when_the_server_echoes_it(status):
+    handler = Recorder(httpx.Response(status, json={"message": f"key {SECRET} is not valid"}))
     with pytest.raises(ApiError) as caught:
         client(handler).remove("t", "s", ["k"])
     assert SECRET not in caught.value.render()
     assert "key *** is not valid" in caught.value.message
 
 
-def test_connection_errors_name_the_host_but_never_the_key():
-    handler = Recorder(httpx.ConnectError("connection refused"))
-    with pytest.raises(ApiError) as caught:
-        client(handler, max_attempts=2).remove("t", "s", ["k"])
-    assert "cannot connect to https://api.example.test" in caught.value.message
-    assert SECRET not in caught.value.render()
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ConnectError("[Errno 111] Connection refused"),
+        httpx.ConnectError("[Errno -2] Name or service not known"),
+        httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+        httpx.ConnectTimeout("timed out"),
+    ],
+)
+def test_an_unreachable_server_halts_after_the_timeout_with_one_message(failure):
+    handler = Recorder(failure)
+    sleeps: list[float] = []
+    api = client(handler, sleeps=sleeps, unreachable_timeout=60)
+    with pytest.raises(ApiHaltError) as caught:
+        api.remove("t", "s", ["k"])
+    halt = caught.value
+    assert (halt.reason, halt.exit_code) == ("unreachable", EXIT_ERROR)
+    assert halt.message.startswith(f"cannot reach https://api.example.test: {failure} (for ")
+    assert "api.unreachable_timeout_seconds" in halt.hint
+    assert SECRET not in halt.render()
+    # the shared backoff grows, so a minute is a handful of attempts, not hundreds
+    assert 60 <= sum(sleeps) <= 90
+    assert len(handler.requests) <= 10
+    with pytest.raises(ApiHaltError):
+        api.remove("t", "s2", ["k"])
+    assert len(handler.requests) <= 10
+
+
+def test_a_url_with_another_scheme_is_unreachable_not_retried_per_request():
+    api = OrqClient("ftp://example.test", SECRET, unreachable_timeout=0.001, sleep=lambda s: None)
+    with pytest.raises(ApiHaltError) as caught:
+        api.remove("t", "s", ["k"])
+    assert caught.value.reason == "unreachable"
+    assert caught.value.message.startswith("cannot reach ftp://example.test: ")
+
+
+def test_a_lasting_outage_shares_one_backoff_then_halts_with_exit_3():
+    handler = Recorder(httpx.Response(503, json={"message": "Service Unavailable"}))
+    sleeps: list[float] = []
+    api = client(handler, sleeps=sleeps, max_attempts=3, outage_timeout=300)
+    with pytest.raises(ApiHaltError) as caught:
+        for number in range(20):  # while most answers fail, attempts are not used up
+            try:
+                api.remove("t", f"s{number}", ["k"])
+            except ApiHaltError:
+                raise
+            except ApiError as refused:
+                assert "gave up after 3 attempts" in refused.message
+    halt = caught.value
+    assert (halt.reason, halt.exit_code) == ("outage", EXIT_PARTIAL)
+    assert halt.message.startswith("orq.ai at https://api.example.test has failed every request")
+    assert halt.message.endswith("its last answer: HTTP 503: Service Unavailable")
+    assert 300 <= sum(sleeps) <= 400
+    assert len(handler.requests) < 40  # backoff grows to its cap: not hundreds of requests
+
+
+def test_flapping_5xx_converge_without_giving_up():
+    # Bursts of failures longer than max_attempts (10): once most recent answers fail, the
+    # shared backoff waits them out and they stop using up a request's attempts.
+    script = ([httpx.Response(502, text="bad gateway")] * 15 + [httpx.Response(200)] * 8) * 5
+    handler = Recorder(*script, httpx.Response(200))
+    api = client(handler)
+    for number in range(45):
+        api.remove("t", f"s{number}", ["k"])
+    assert len(handler.requests) == 15 * 5 + 45
+
+
+def test_a_rate_limit_that_asks_to_wait_longer_than_the_outage_timeout_halts_at_once():
+    handler = Recorder(httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "x"}))
+    with pytest.raises(ApiHaltError) as caught:
+        client(handler, outage_timeout=300).remove("t", "s", ["k"])
+    assert caught.value.reason == "outage"
+    assert caught.value.message.startswith("orq.ai's rate limit asks to wait 60 minutes")
+    assert len(handler.requests) == 1
+
+
+def test_x_ratelimit_headers_set_the_pace():
+    headers = {"X-RateLimit-Limit": "120", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}
+    handler = Recorder(httpx.Response(200, headers=headers))
+    sleeps: list[float] = []
+    api = client(handler, sleeps=sleeps)
+    for number in range(5):
+        api.remove("t", f"s{number}", ["k"])
+    assert api.pacer.rate() == 2.0  # 120 a minute
+    assert sum(sleeps) == pytest.approx(2.0)  # four starts after the first, half a second apart
 
 
 def test_retry_after_is_read_in_seconds_dates_and_milliseconds():
@@ -211,6 +324,7 @@ def test_a_fixed_rate_is_never_exceeded():
     for _ in range(5):
         pacer.wait()
     assert clock[0] == pytest.approx(4.0)  # five requests at one a second: 0, 1, 2, 3, 4
+    assert pacer.rate() == 1.0
 
 
 def test_faults_injected_by_seed_are_retried_to_success():

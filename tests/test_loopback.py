@@ -62,11 +62,15 @@ def test_apply_over_tcp_writes_what_orq_accepts_and_reports_what_it_refuses(proj
     result = project.run("apply", "--auto-approve", env={"ORQ_API_KEY": KEY})
     assert result.exit_code == 3
     assert (
-        "annotations/a.yaml:12: refused: POST /v2/traces/cb2289e8eae4e587f8bba591734cc831/spans/"
-        '0000000000000002/annotation: HTTP 404: The human review with key "ghost" for workspace '
-        "emulator-workspace was not found."
+        "Refused by orq.ai: 1 request\n"
+        '  1 request: HTTP 404: The human review with key "ghost" for workspace '
+        "emulator-workspace was not found.\n"
+        "    annotations/a.yaml:12: POST /v2/traces/cb2289e8eae4e587f8bba591734cc831/spans/"
+        "0000000000000002/annotation\n"
+        "Apply partial: 2 of 3 requests done, 1 refused. The state is saved; fix what was "
+        "refused and run apply again to finish.\n"
     ) in result.stdout
-    assert "Apply partial: 2 of 3 requests done, 1 refused, 0 left." in result.stdout
+    assert "refused" not in result.stderr.replace("1 refused", "")  # listed once, in stdout
     rows = inspect(server, "/_emulator/annotations")["annotations"]
     assert {(r["span_id"], r["key"]): r["value"] for r in rows} == {
         ("274c568b4fffdfc5", "rating"): "good",
@@ -85,13 +89,49 @@ def test_apply_over_tcp_writes_what_orq_accepts_and_reports_what_it_refuses(proj
     assert "Plan: 2 to add, 0 to change, 0 to remove; 1 request." in plan.stdout
 
 
-def test_a_wrong_key_is_refused_without_retrying_and_never_shown(project, server):
+def many_spans(count: int) -> str:
+    spans = "".join(
+        f"  - {{trace_id: {'a' * 32}, span_id: {n:016x}, annotations: {{rating: good}}}}\n"
+        for n in range(1, count + 1)
+    )
+    return "version: 1\nspans:\n" + spans
+
+
+def test_a_wrong_key_stops_the_apply_at_once_with_one_message(make_project, server):
     wrong = "sk-orq-wrong-key-1234567890"
+    project = make_project(base_url=server.url, **{"annotations/a.yaml": many_spans(200)})
     result = project.run("apply", "--auto-approve", env={"ORQ_API_KEY": wrong})
-    assert result.exit_code == 3
-    assert "HTTP 401: Authorization token is invalid" in result.output
+    assert result.exit_code == 1
+    assert result.stderr.count("error:") == 1
+    assert (
+        f"error: orq.ai refused $ORQ_API_KEY at {server.url}: "
+        "HTTP 401: Authorization token is invalid. "
+        "None of the 200 requests succeeded\n"
+        "  hint: set ORQ_API_KEY to a valid API key of this workspace (orq.ai: Settings, API Keys)"
+    ) in result.stderr
+    assert "refused" not in result.stdout  # not a refusal of each span, one stop
     assert wrong not in result.output
-    assert inspect(server, "/_emulator/requests")["count"] == 3  # one each, no retries
+    assert inspect(server, "/_emulator/requests")["count"] <= 4  # api.parallelism, in flight
+    history = (project.root / ".orqsync" / "state.history.jsonl").read_text()
+    assert json.loads(history.splitlines()[-1])["stopped"] == "unauthorized"
+
+
+def test_a_port_with_nothing_listening_stops_the_apply_with_one_message(make_project):
+    project = make_project(base_url="http://127.0.0.1:1", **{"annotations/a.yaml": many_spans(50)})
+    settings = (project.root / "orqsync.yaml").read_text()
+    project.write(
+        "orqsync.yaml",
+        settings.replace(
+            "  parallelism: 4\n", "  parallelism: 4\n  unreachable_timeout_seconds: 1\n"
+        ),
+    )
+    result = project.run("apply", "--auto-approve", env={"ORQ_API_KEY": KEY})
+    assert result.exit_code == 1
+    assert result.stderr.count("error:") == 1
+    assert "error: cannot reach http://127.0.0.1:1: " in result.stderr
+    assert "None of the 50 requests succeeded" in result.stderr
+    assert "api.unreachable_timeout_seconds" in result.stderr
+    assert "Refused by orq.ai" not in result.stdout
 
 
 def test_a_missing_key_stops_before_anything_is_sent(project, server):

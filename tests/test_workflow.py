@@ -272,7 +272,10 @@ def test_max_duration_zero_stops_before_the_first_request_and_leaves_the_state_a
     project = make_project(**{"annotations/a.yaml": A})
     result = project.run("apply", "--auto-approve", "--max-duration", "0")
     assert result.exit_code == 3
-    assert "Apply partial (max duration): 0 of 2 requests done, 0 refused, 2 left." in result.stdout
+    assert (
+        "Apply partial (max duration): 0 of 2 requests done, 2 left. The state is saved; "
+        "--max-duration was reached; run apply again to send the rest."
+    ) in result.stdout
     assert not (project.root / ".orqsync" / "state.json").exists()
     assert not (project.root / ".orqsync" / "state.json.journal").exists()
 
