@@ -49,8 +49,9 @@ from corpus import (  # noqa: E402
     pull_request_change,
     write_text,
 )
+from pacing import pacing_runs  # noqa: E402
 
-ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8)
 KEY_ENV = "ORQSYNC_BENCH_KEY"
 EMULATOR_KEY = "bench-emulator-key"
 PARALLELISM = 8
@@ -738,6 +739,69 @@ class Bench:
             )
         )
 
+    # scenario 8
+
+    def scenario_pacing(self) -> None:
+        say(
+            "\n[8] Apply at the server's rate limit, through random 429s and through 5xx "
+            "(bench/pacing.py: one emulator served per part, single-request spans)"
+        )
+
+        def run_apply(label: str, project: Path) -> float:
+            argv = [*self.orqsync, "-C", str(project), "apply", "--auto-approve"]
+            return self.runner.run(label, argv, env=self.env).seconds
+
+        found = pacing_runs(self.workdir, self.orqsync, run_apply, say, key=EMULATOR_KEY)
+        self.results.raw["pacing"] = found
+        limited, clean = found["limited"], found["clean"]
+        noisy, stormy = found["noisy"], found["stormy"]
+        assert isinstance(limited, dict) and isinstance(clean, dict)
+        assert isinstance(noisy, dict) and isinstance(stormy, dict)
+        ideal = (limited["requests"] - 20) / 20
+        answered = sum(v for k, v in limited["statuses"].items() if k != "exact")
+        throttled = limited["statuses"].get("429", 0)
+        ratio = limited["seconds"] / ideal
+        share = throttled / answered
+        self.results.add(
+            Row(
+                "8a",
+                f"Apply at a limit of 1,200/min, burst 20: {limited['requests']:,} requests",
+                f"{seconds_text(limited['seconds'])}, {throttled} answered 429 ({share:.1%})",
+                f"{seconds_text(ideal)} (ideal: (requests - burst) / rate)",
+                ratio,
+                "≤ 1.1 × ideal, ≤ 2% 429s, exact",
+                ratio <= 1.1 and share <= 0.02 and limited["statuses"]["exact"],
+            )
+        )
+        base = clean["seconds"] + noisy["waits"]
+        ratio = noisy["seconds"] / base
+        self.results.add(
+            Row(
+                "8b",
+                "Apply through 5% random 429s (Retry-After: 1)",
+                f"{seconds_text(noisy['seconds'])}, {noisy['statuses'].get('429', 0)} 429s",
+                f"{seconds_text(base)} (clean apply {seconds_text(clean['seconds'])} + "
+                f"{seconds_text(noisy['waits'])} of waits asked)",
+                ratio,
+                "≤ 1.2 × reference, exact",
+                ratio <= 1.2 and noisy["statuses"]["exact"],
+            )
+        )
+        ratio = stormy["seconds"] / clean["seconds"]
+        failed = sum(v for k, v in stormy["statuses"].items() if k.startswith("5") or k == "0")
+        self.results.add(
+            Row(
+                "8c",
+                "Apply through 20% 5xx and 5% dropped connections",
+                f"{seconds_text(stormy['seconds'])}, {failed} failed attempts in the last run",
+                f"{seconds_text(clean['seconds'])} (clean apply)",
+                ratio,
+                "≤ 1.5 × reference, exact",
+                ratio <= 1.5 and stormy["statuses"]["exact"],
+                runs_text(stormy["runs"]) + " / clean " + runs_text(clean["runs"]),
+            )
+        )
+
     # scenario 2
 
     def scenario_pull_request(self) -> None:
@@ -942,7 +1006,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--startup-repeat", type=int, help="runs of scenario 7 (default 20; quick 5)"
     )
     parser.add_argument(
-        "--scenarios", default="1,2,3,4,5,6,7", help="which scenarios, e.g. 1,2 (default all)"
+        "--scenarios", default="1,2,3,4,5,6,7,8", help="which scenarios, e.g. 1,2 (default all)"
     )
     parser.add_argument(
         "--workdir",
@@ -1019,6 +1083,7 @@ def main(argv: list[str]) -> int:
         (4, bench.scenario_apply),
         (2, bench.scenario_pull_request),
         (5, bench.scenario_memory),
+        (8, bench.scenario_pacing),
     ]
     try:
         for number, scenario in order:
