@@ -8,6 +8,13 @@ with the row's line, before anything is written. Then, under the state lock, a Y
 declaring the new labels is written and read back through the normal loader (a failure there
 removes it again), and the labels enter the state with an `import-<file hash>` provenance, so
 that `orqsync plan` finds nothing to do for them.
+
+An export gives each label's metadata too, and the import keeps it exactly: the YAML file
+says it (in the file's `metadata` what most spans share, in a span's `metadata` the rest; a
+span whose keys carry different metadata is written once for each), so that the labels read
+back with the same metadata, over the project's own from orqsync.yaml. An annotation file can
+override the project's metadata but not take a name of it away: a label whose metadata lacks
+one is refused. Rows of trace_id, span_id, key, value say no metadata: theirs is the project's.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import io
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,19 +37,23 @@ from orqsync.desired import Annotation, DesiredState, find_sources, load_desired
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.export import CSV_COLUMNS, FORMAT
 from orqsync.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
+from orqsync.ids import id_problem
 from orqsync.lock import state_lock
 from orqsync.plan import same_value
-from orqsync.project import PROJECT_FILE, Settings
+from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.provenance import capture
 from orqsync.render import value_text
-from orqsync.state import Applied, SpanId, StateFile, atomic_write
+from orqsync.state import Applied, Metadata, SpanId, StateFile, atomic_write
 from orqsync.validate import Invalid, Value, check_value
+from orqsync.yamlfile import resolve_plain
 
 DEFAULT_OUT = "annotations/imported.yaml"
 FORMATS = ("jsonl", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _STR = "tag:yaml.org,2002:str"
 _COLUMNS = ("trace_id", "span_id", "key", "value")
+# The metadata names an annotation file can hold (schemas/annotations.schema.json).
+METADATA_NAMES = ("identityId", "identity_id", "source", "reviewerId")
 
 
 class ImportProblemsError(ProblemsError):
@@ -63,6 +75,7 @@ class Row:
     span_id: object
     key: str
     node: Node
+    metadata: Metadata | None = None  # as an export gives it; None: the row says none
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +129,30 @@ def text_node(text: str, definition: Definition | None) -> Node | str:
     return _scalar(text.strip(), False)  # range, boolean: read as YAML would read them
 
 
+def read_metadata(data: object, what: str) -> Metadata | Invalid:
+    """Metadata as an export writes it (a JSON object of names and texts), in the names the
+    state keeps; or why an annotation file could not hold it."""
+    if not isinstance(data, dict):
+        return Invalid(
+            f"{what} must be a JSON object, got {_json(data)}", 'write {"source": "..."}'
+        )
+    for name, value in data.items():
+        if name not in METADATA_NAMES:
+            return Invalid(
+                f'{what}: "{name}" is not a metadata name an annotation file can hold',
+                f"the names are {', '.join(METADATA_NAMES)}",
+            )
+        if not isinstance(value, str):
+            return Invalid(f"{what}: {name} must be text, got {_json(value)}", "write it in quotes")
+    if "identityId" in data and "identity_id" in data:
+        return Invalid(f"{what}: identityId and identity_id are one name", "keep one of them")
+    return tuple(sorted(normalize_metadata(data).items()))
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
 def detect_format(path: str, fmt: str | None) -> str:
     if fmt:
         return fmt
@@ -155,10 +192,7 @@ def _read_jsonl(text: str, display: str) -> tuple[list[Row], list[Problem]]:
         if "manifest" in data:
             continue  # the first line of an `orqsync export`
         if isinstance(data.get("annotations"), dict) and "key" not in data:  # an export row
-            for key, value in data["annotations"].items():
-                rows.append(
-                    Row(number, data.get("trace_id"), data.get("span_id"), key, json_node(value))
-                )
+            rows += _export_row(data, number, display, problems)
             continue
         missing = [name for name in _COLUMNS if name not in data]
         if missing:
@@ -179,6 +213,28 @@ def _read_jsonl(text: str, display: str) -> tuple[list[Row], list[Problem]]:
             Row(number, data["trace_id"], data["span_id"], data["key"], json_node(data["value"]))
         )
     return rows, problems
+
+
+def _export_row(data: dict, line: int, display: str, problems: list[Problem]) -> list[Row]:
+    """The labels of one JSONL export row, each with its metadata (a key missing from
+    "metadata" has none; a row with no "metadata" at all says none)."""
+    metadata = data.get("metadata")
+    if "metadata" in data and not isinstance(metadata, dict):
+        problems.append(
+            Problem(display, line, None, f'"metadata" must be a JSON object, got {_json(metadata)}')
+        )
+        return []
+    rows = []
+    for key, value in data["annotations"].items():
+        meta: Metadata | Invalid | None = None
+        if metadata is not None:
+            meta = read_metadata(metadata.get(key, {}), f'the metadata of "{key}"')
+            if isinstance(meta, Invalid):
+                problems.append(Problem(display, line, None, meta.message, meta.hint))
+                continue
+        trace_id, span_id = data.get("trace_id"), data.get("span_id")
+        rows.append(Row(line, trace_id, span_id, key, json_node(value), meta))
+    return rows
 
 
 def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[Row], list[Problem]]:
@@ -245,18 +301,52 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
             )
             continue
         trace_id, span_id = cells[columns["trace_id"]], cells[columns["span_id"]]
-        items = (
-            [(key, cells[columns[key]]) for key in keys if cells[columns[key]] != ""]
-            if export
-            else [(cells[columns["key"]], cells[columns["value"]])]
-        )
-        for key, value in items:
+        if not export:
+            key, value = cells[columns["key"]], cells[columns["value"]]
             node = text_node(value, definitions.get(key))
             if isinstance(node, str):
                 problems.append(Problem(display, line, None, node, "write a JSON list or a|b"))
                 continue
             rows.append(Row(line, trace_id, span_id, key, node))
+            continue
+        for key in keys:
+            row = _export_cells(key, cells, columns, definitions)
+            if isinstance(row, Invalid):
+                problems.append(Problem(display, line, None, row.message, row.hint))
+            elif row is not None:
+                node, metadata = row
+                rows.append(Row(line, trace_id, span_id, key, node, metadata))
     return rows, problems
+
+
+def _export_cells(
+    key: str, cells: list[str], columns: dict[str, int], definitions: Definitions
+) -> tuple[Node, Metadata | None] | Invalid | None:
+    """The label `key` of a CSV export row with its metadata, or None when the row has none.
+
+    An empty value cell is no label, unless one of the key's other cells is filled: then it
+    is an empty text (export writes `{}` as its metadata when nothing else would be)."""
+    value = cells[columns[key]]
+    named = [columns.get(f"{key}.{column}") for column in CSV_COLUMNS]
+    if value == "" and not any(cells[index] for index in named if index is not None):
+        return None
+    definition = definitions.get(key)
+    if value == "" and (definition is None or definition.type == "text"):
+        node: Node | str = _scalar("", True)
+    else:
+        node = text_node(value, definition)
+    if isinstance(node, str):
+        return Invalid(node, "write a JSON list or a|b")
+    index = columns.get(f"{key}.metadata")
+    if index is None:
+        return node, None
+    what = f'the cell "{key}.metadata"'
+    try:
+        data = json.loads(cells[index]) if cells[index] else {}
+    except json.JSONDecodeError:
+        return Invalid(f"{what} is not JSON", 'write a JSON object like {"source": "..."}')
+    metadata = read_metadata(data, what)
+    return metadata if isinstance(metadata, Invalid) else (node, metadata)
 
 
 def read_rows(
@@ -271,34 +361,39 @@ def read_rows(
     except OSError as exc:
         raise OrqsyncError(f"{display}: cannot read the file: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         problem = Problem(display, line, None, "the file is not UTF-8", "save it as UTF-8")
         return [], [problem], raw
     if fmt == "jsonl":
-        rows, problems = _read_jsonl(text, display)
-    else:
+        rows, problems = _read_jsonl(text.replace("\r\n", "\n"), display)
+    else:  # the csv module reads \r\n line ends itself, and keeps them inside quoted cells
         rows, problems = _read_csv(text, display, definitions)
     return rows, problems, raw
 
 
-def _id_problem(value: object, what: str) -> tuple[str, str] | None:
+def _id_problem(value: object, what: str, id_format: str) -> tuple[str, str] | None:
     if not isinstance(value, str):
         return f"{what} must be text, got {json.dumps(value)}", f"write the {what} in quotes"
     if not value.strip():
         return f"{what} is empty", f"write the {what}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return f"{what} holds a control character", "remove it"
     if value != value.strip():
         return f"{what} has leading or trailing spaces", "remove the spaces"
-    if any(ord(c) < 0x20 for c in value):
-        return f"{what} holds a control character", "remove it"
-    return None
+    return id_problem(value, what, id_format)
 
 
 @dataclass(frozen=True, slots=True)
 class _Label:
     line: int
     value: Value
+    metadata: Metadata | None  # the row's, exactly; None: the row says none
+
+
+def metadata_text(metadata: Metadata) -> str:
+    return _json(dict(metadata))
 
 
 def check_rows(
@@ -310,6 +405,8 @@ def check_rows(
     """Each row's canonical value, or why the API (or the project) would refuse it."""
     labels: dict[tuple[str, str, str], _Label] = {}
     problems: list[Problem] = []
+    # Rows whose metadata lacks names the project's metadata gives every label, by those names
+    lacking: dict[tuple[str, ...], list[Row]] = {}
 
     def problem(row: Row, message: str, hint: str = "") -> None:
         problems.append(Problem(display, row.line, None, message, hint))
@@ -317,7 +414,10 @@ def check_rows(
     for row in rows:
         bad_ids = [
             p
-            for p in (_id_problem(row.trace_id, "trace_id"), _id_problem(row.span_id, "span_id"))
+            for p in (
+                _id_problem(row.trace_id, "trace_id", settings.id_format),
+                _id_problem(row.span_id, "span_id", settings.id_format),
+            )
             if p
         ]
         for message, hint in bad_ids:
@@ -344,22 +444,55 @@ def check_rows(
             continue
         if bad_ids:
             continue
-        if not _encodable((row.trace_id, row.span_id, row.key, value)):
+        if not _encodable((row.trace_id, row.span_id, row.key, value, row.metadata)):
             problem(row, "the row holds a lone surrogate (\\ud800-\\udfff): not valid Unicode")
             continue
         assert isinstance(row.trace_id, str) and isinstance(row.span_id, str)
         label = (row.trace_id, row.span_id, row.key)
+        if row.metadata is not None:
+            held = dict(row.metadata)
+            missing = tuple(name for name in sorted(settings.metadata) if name not in held)
+            if missing:
+                lacking.setdefault(missing, []).append(row)
         previous = labels.get(label)
         if previous is not None:
+            where = f'"{row.key}" of span {row.trace_id}/{row.span_id} is also on line'
             if not same_value(previous.value, value):
                 problem(
                     row,
-                    f'"{row.key}" of span {row.trace_id}/{row.span_id} is also on line '
-                    f"{previous.line} with another value ({value_text(previous.value)})",
+                    f"{where} {previous.line} with another value ({value_text(previous.value)})",
                     "keep one of the two rows",
                 )
+            elif None not in (previous.metadata, row.metadata) and (
+                previous.metadata != row.metadata
+            ):
+                assert previous.metadata is not None
+                problem(
+                    row,
+                    f"{where} {previous.line} with other metadata "
+                    f"({metadata_text(previous.metadata)})",
+                    "keep one of the two rows",
+                )
+            elif previous.metadata is None:
+                labels[label] = _Label(previous.line, previous.value, row.metadata)
             continue
-        labels[label] = _Label(row.line, value)
+        labels[label] = _Label(row.line, value, row.metadata)
+    for missing, found in lacking.items():
+        first = found[0]
+        assert first.metadata is not None
+        others = len(found) - 1
+        more = (
+            f" ({others} more label{'s' if others > 1 else ''} of the file too)" if others else ""
+        )
+        names = ", ".join(missing)
+        problem(
+            first,
+            f'"{first.key}" of span {first.trace_id}/{first.span_id} has the metadata '
+            f"{metadata_text(first.metadata)}, without {names}, which {PROJECT_FILE} gives "
+            f"every label{more}",
+            f"an annotation file cannot take a name of the project's metadata away: remove "
+            f"{names} from metadata in {PROJECT_FILE}, or import into a project without it",
+        )
     return labels, problems
 
 
@@ -401,23 +534,86 @@ def _yaml_value(value: Value) -> str:
     return yaml_text(value)
 
 
-def render_yaml(labels: Mapping[tuple[str, str, str], Value], source: str) -> str:
-    """The annotation file declaring `labels`: sorted, ids always quoted."""
-    spans: dict[SpanId, dict[str, Value]] = {}
-    for (trace_id, span_id, key), value in labels.items():
-        spans.setdefault((trace_id, span_id), {})[key] = value
+_PLAIN_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*")
+
+
+def _metadata_value(text: str) -> str:
+    """A metadata value in a flow mapping: plain when YAML reads it back as that text (the fast
+    reader takes those), else double-quoted."""
+    if (
+        _PLAIN_TEXT.fullmatch(text)
+        and text.lower() not in _RESERVED
+        and resolve_plain(text) == text
+    ):
+        return text
+    return yaml_text(text)
+
+
+def _flow_metadata(metadata: Mapping[str, str]) -> str:
+    items = ", ".join(f"{name}: {_metadata_value(text)}" for name, text in sorted(metadata.items()))
+    return "{" + items + "}"
+
+
+def _file_metadata(targets: list[dict[str, str]], project: Mapping[str, str]) -> dict[str, str]:
+    """What the file's `metadata` says, over the project's: for each name that every target
+    has, the value most spans give it (ties: the least), unless the project gives that already.
+    Names some target lacks stay out, as spans cannot take a name away."""
+    if not targets:
+        return {}
+    names = set(targets[0]).intersection(*targets[1:])
+    chosen = {}
+    for name in sorted(names):
+        counts = Counter(target[name] for target in targets)
+        value = min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+        if project.get(name) != value:
+            chosen[name] = value
+    return chosen
+
+
+def render_yaml(
+    labels: Mapping[tuple[str, str, str], Value],
+    source: str,
+    metadata: Mapping[tuple[str, str, str], Metadata] | None = None,
+    project: Mapping[str, str] | None = None,
+) -> str:
+    """The annotation file declaring `labels`: sorted, ids always quoted. Each label reads back
+    with its `metadata` (the project's, `project`, when not given), which must hold every name
+    of the project's: the file's and spans' metadata say the difference. A span whose keys
+    carry different metadata is written once for each."""
+    project = dict(project or {})
+    base = tuple(sorted(project.items()))
+    given = metadata or {}
+    spans: dict[SpanId, dict[Metadata, dict[str, Value]]] = {}
+    for label, value in labels.items():
+        trace_id, span_id, key = label
+        groups = spans.setdefault((trace_id, span_id), {})
+        groups.setdefault(given.get(label, base), {})[key] = value
+    targets = [dict(target) for groups in spans.values() for target in groups]
+    file_meta = _file_metadata(targets, project)
+    head = {**project, **file_meta}
     out = [
         f"# Labels adopted from {os.path.basename(source)} by `orqsync import`: they already",
         "# existed in orq.ai. Edit them here like any other annotation.",
         "version: 1",
-        "spans:",
     ]
-    for (trace_id, span_id), keys in sorted(spans.items()):
-        out.append(f"  - trace_id: {yaml_text(trace_id)}")
-        out.append(f"    span_id: {yaml_text(span_id)}")
-        out.append("    annotations:")
-        for key, value in sorted(keys.items()):
-            out.append(f"      {_yaml_key(key)}: {_yaml_value(value)}")
+    if file_meta:
+        out.append(f"metadata: {_flow_metadata(file_meta)}")
+    out.append("spans:")
+    for (trace_id, span_id), groups in sorted(spans.items()):
+        entries = []
+        for target, keys in groups.items():
+            missing = set(head) - {name for name, _ in target}
+            assert not missing, f"metadata {target} lacks {missing}: check_rows refuses it"
+            own = {name: text for name, text in target if head.get(name) != text}
+            entries.append((_flow_metadata(own) if own else "", keys))
+        for own_text, keys in sorted(entries, key=lambda entry: entry[0]):
+            out.append(f"  - trace_id: {yaml_text(trace_id)}")
+            out.append(f"    span_id: {yaml_text(span_id)}")
+            if own_text:
+                out.append(f"    metadata: {own_text}")
+            out.append("    annotations:")
+            for key, value in sorted(keys.items()):
+                out.append(f"      {_yaml_key(key)}: {_yaml_value(value)}")
     return "\n".join(out) + "\n"
 
 
@@ -428,53 +624,67 @@ def _conflicts(
     skip_file: str,
     state_spans: Mapping[SpanId, Mapping[str, Applied]],
 ) -> tuple[list[Problem], set[tuple[str, str, str]], set[tuple[str, str, str]]]:
-    """Rows that contradict the YAML or the state; and which labels each already holds."""
+    """Rows that contradict the YAML or the state (in value, or in metadata when the row
+    gives it); and which labels each already holds."""
     problems = []
     in_yaml: set[tuple[str, str, str]] = set()
     in_state: set[tuple[str, str, str]] = set()
     for label, row in sorted(labels.items(), key=lambda item: item[1].line):
         trace_id, span_id, key = label
         where = f'"{key}" of span {trace_id}/{span_id}'
+
+        def problem(message: str, hint: str, row: _Label = row) -> None:
+            problems.append(Problem(display, row.line, None, message, hint))
+
         annotation: Annotation | None = declared.spans.get((trace_id, span_id), {}).get(key)
         if annotation is not None and annotation.path != skip_file:
-            if same_value(annotation.value, row.value):
-                in_yaml.add(label)
-            else:
-                problems.append(
-                    Problem(
-                        display,
-                        row.line,
-                        None,
-                        f"{where} is declared at {annotation.path}:{annotation.line} as "
-                        f"{value_text(annotation.value)}; the import says {value_text(row.value)}",
-                        "leave the row out, or change the YAML first: import adopts only "
-                        "labels the repository does not declare otherwise",
-                    )
+            hint = (
+                "leave the row out, or change the YAML first: import adopts only labels the "
+                "repository does not declare otherwise"
+            )
+            at = f"{annotation.path}:{annotation.line}"
+            if not same_value(annotation.value, row.value):
+                problem(
+                    f"{where} is declared at {at} as {value_text(annotation.value)}; "
+                    f"the import says {value_text(row.value)}",
+                    hint,
                 )
                 continue
+            if row.metadata is not None and row.metadata != annotation.metadata:
+                problem(
+                    f"{where} is declared at {at} with the metadata "
+                    f"{metadata_text(annotation.metadata)}; the import says "
+                    f"{metadata_text(row.metadata)}",
+                    hint,
+                )
+                continue
+            in_yaml.add(label)
         applied = state_spans.get((trace_id, span_id), {}).get(key)
-        if applied is not None:
-            if same_value(applied.value, row.value):
-                in_state.add(label)
-            else:
-                prov = applied.provenance
-                by = ", ".join(
-                    x
-                    for x in (prov.author, f"commit {prov.commit[:7]}" if prov.commit else "")
-                    if x
-                )
-                problems.append(
-                    Problem(
-                        display,
-                        row.line,
-                        None,
-                        f"{where} is in the state as {value_text(applied.value)}"
-                        + (f" (applied by {by})" if by else "")
-                        + f"; the import says {value_text(row.value)}",
-                        "the state records what orqsync wrote: leave the row out, or if orq.ai "
-                        "really holds the imported value, `orqsync state rm` the label first",
-                    )
-                )
+        if applied is None:
+            continue
+        hint = (
+            "the state records what orqsync wrote: leave the row out, or if orq.ai really holds "
+            "the imported {}, `orqsync state rm` the label first"
+        )
+        if not same_value(applied.value, row.value):
+            prov = applied.provenance
+            by = ", ".join(
+                x for x in (prov.author, f"commit {prov.commit[:7]}" if prov.commit else "") if x
+            )
+            problem(
+                f"{where} is in the state as {value_text(applied.value)}"
+                + (f" (applied by {by})" if by else "")
+                + f"; the import says {value_text(row.value)}",
+                hint.format("value"),
+            )
+        elif row.metadata is not None and row.metadata != applied.metadata:
+            problem(
+                f"{where} is in the state with the metadata {metadata_text(applied.metadata)}; "
+                f"the import says {metadata_text(row.metadata)}",
+                hint.format("metadata"),
+            )
+        else:
+            in_state.add(label)
     return problems, in_yaml, in_state
 
 
@@ -526,7 +736,16 @@ def import_labels(
         # The --out file's own declarations are replaced, so its labels are declared again;
         # a file that would come out the same is left alone (importing twice changes nothing).
         to_declare = {label: row.value for label, row in labels.items() if label not in in_yaml}
-        content = render_yaml(to_declare, path).encode("utf-8") if to_declare else b""
+        metadata = {
+            label: row.metadata
+            for label, row in labels.items()
+            if label in to_declare and row.metadata is not None
+        }
+        content = (
+            render_yaml(to_declare, path, metadata, settings.metadata).encode("utf-8")
+            if to_declare
+            else b""
+        )
         previous = _read_bytes(out_path) if replacing else None
         if content == previous:
             in_yaml.update(to_declare)
@@ -549,6 +768,7 @@ def import_labels(
                     f"write it where sources look, for example --out {DEFAULT_OUT}",
                 )
             desired = load_desired(settings)  # the written file read as plan will read it
+            _check_read_back(desired, to_declare, metadata, out_display)
             provenance = capture(settings.root, plan_id, environ, commit=commit, author=author)
             serial_before = state.serial
             for trace_id, span_id, key in sorted(to_adopt):
@@ -591,6 +811,28 @@ def import_labels(
         len(labels) - len(set(to_adopt) | set(to_declare)),
         plan_id,
     )
+
+
+def _check_read_back(
+    desired: DesiredState,
+    declared: Mapping[tuple[str, str, str], Value],
+    metadata: Mapping[tuple[str, str, str], Metadata],
+    display: str,
+) -> None:
+    """The written file gives back each label's value and metadata (else it is removed)."""
+    for label, value in sorted(declared.items()):
+        trace_id, span_id, key = label
+        annotation = desired.spans.get((trace_id, span_id), {}).get(key)
+        wanted = metadata.get(label)
+        if (
+            annotation is None
+            or not same_value(annotation.value, value)
+            or (wanted is not None and annotation.metadata != wanted)
+        ):
+            raise OrqsyncError(
+                f'{display} did not read back as written: "{key}" of span {trace_id}/{span_id}',
+                "nothing was imported; please report this as a bug of orqsync",
+            )
 
 
 def _record(settings: Settings, entry: Entry) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orqsync.errors import ApiError, ApiHaltError
+from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
 from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
 from orqsync.state import InSync, Journal, Provenance, State, StateFile
 
@@ -288,6 +288,7 @@ def apply_plan(
         threading.Thread(target=_worker, args=(run, api, queue, queue_lock), daemon=True)
         for _ in range(max(1, min(parallelism * THREADS_PER_SLOT, total)))
     ]
+    abandoned = False
     try:
         for worker in workers:
             worker.start()
@@ -297,12 +298,25 @@ def apply_plan(
     except KeyboardInterrupt:
         with run.lock:
             run.stopped = "interrupted"
-        for worker in workers:
-            worker.join()
+        try:
+            for worker in workers:
+                worker.join()
+        except KeyboardInterrupt:
+            # Requests are still in flight and may still change the state: leave it as it is
+            # on disk. The journal has every success so far; the next apply folds it in.
+            abandoned = True
+            raise InterruptedTwiceError(
+                "interrupted again: stopped without waiting for the requests in flight. "
+                f"Every request that succeeded is recorded in {state_file.display}.journal",
+                "run `orqsync apply` again: it finishes the interrupted apply and sends only "
+                "what is still missing",
+            ) from None
     finally:
         journal.close()
         # Fold what finished into the state file even when stopped early: nothing is lost.
-        if run.done or journal.continued:
+        if abandoned:
+            pass  # the journal is the record until the next apply folds it in
+        elif run.done or journal.continued:
             complete = run.done == total and not (run.failures or run.errors or run.stopped)
             state_file.write(state, in_sync if complete else None)
         else:

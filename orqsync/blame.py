@@ -19,7 +19,7 @@ from orqsync.history import Entry, history_path, load_history, short_sha
 from orqsync.plan import same_value
 from orqsync.project import Settings
 from orqsync.render import value_text
-from orqsync.state import Applied, SpanId, State, StateFile, parse_state
+from orqsync.state import Applied, Provenance, SpanId, State, StateFile, parse_state
 
 # The layout render_state writes; the fast path relies on it and falls back when it differs.
 _HEAD = '{\n"format_version": '
@@ -32,7 +32,11 @@ def read_span(text: str, span: SpanId, display: str) -> tuple[State, dict[str, A
 
     Fast path: the state has one span per line, so the lines naming the span id are cut out
     and parsed with the header and the provenance records, through `parse_state` itself. Text
-    that does not have render_state's layout is parsed whole.
+    that does not have render_state's layout is parsed whole, and so is text where the span
+    is recorded twice or a merge conflict reaches its line or the header: the whole parse
+    refuses it and says where. This reads the revisions of the history, where damage
+    elsewhere in the file does not hide the span's record; the working copy is read as a
+    plan reads it (`_working`), which refuses any damage.
     """
     start = text.find(_SPANS + "\n") if text.startswith(_HEAD) else -1
     body = start + len(_SPANS) + 1
@@ -150,12 +154,12 @@ def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = Non
 
 
 def _working(files: StateFile, span: SpanId) -> tuple[State, dict[str, Applied] | None]:
-    """The working copy's header and record of `span`; whole only when a journal is pending."""
-    if files.has_journal() or not files.exists():
-        state = files.load()
-        return state, state.spans.get(span)
-    with open(files.path, "rb") as handle:
-        return read_span(_decode(handle.read(), files.display), span, files.display)
+    """The working copy's header and record of `span`, read as a plan reads the state: any
+    damage (a merge conflict, a span recorded twice) is refused, as `plan` refuses it. Only
+    the span's line is parsed when the state's in_sync record vouches for the file, and the
+    whole state only when a journal is pending."""
+    state = files.snapshot().state(only=[span])
+    return state, state.spans.get(span)
 
 
 def _decode(data: bytes, display: str) -> str:
@@ -207,7 +211,7 @@ def _by(applied: Applied) -> str:
     parts = []
     if prov.author:
         parts.append(f"by {prov.author}")
-    parts.append(f"in commit {short_sha(prov.commit)}" if prov.commit else "in no commit")
+    parts.append(f"in {_commit(prov)}")
     when = ", ".join(x for x in (_plan(prov.plan_id) if prov.plan_id else "", prov.applied_at) if x)
     return " ".join(parts) + (f" ({when})" if when else "")
 
@@ -225,8 +229,18 @@ def _was(version: Version) -> str:
     prov = version.applied.provenance
     who = [f"by {prov.author}"] if prov.author else []
     if prov.commit:
-        who.append(f"commit {short_sha(prov.commit)}")
+        who.append(_commit(prov))
     return value_text(version.applied.value) + (f" ({', '.join(who)})" if who else "")
+
+
+def _commit(prov: Provenance) -> str:
+    """`commit abc1234`, `no commit`, or, when the files applied had changes not committed,
+    `commit abc1234 + uncommitted files (content 0123456789ab)`: that commit does not hold
+    the label."""
+    text = f"commit {short_sha(prov.commit)}" if prov.commit else "no commit"
+    if prov.uncommitted:
+        text += f" + uncommitted files (content {prov.uncommitted[:12]})"
+    return text
 
 
 def _plan(plan_id: str) -> str:
@@ -255,7 +269,7 @@ def _detail(version: Version) -> str:
     applied = version.applied
     prov = applied.provenance
     parts = [prov.applied_at or "-", value_text(applied.value), prov.author or "unknown"]
-    parts.append(f"commit {short_sha(prov.commit)}" if prov.commit else "no commit")
+    parts.append(_commit(prov))
     if prov.plan_id:
         parts.append(_plan(prov.plan_id))
     if prov.run_url:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import gc
 import json
+import math
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from orqsync.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     OrqsyncError,
+    Problem,
     ProblemsError,
 )
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from orqsync.apply import Failure, Report
     from orqsync.plan import Plan, Request
     from orqsync.project import Settings
-    from orqsync.state import State, StateFile
+    from orqsync.state import State
 
 
 # What a command made that only the end of the process frees: main() sets this to a list and
@@ -50,9 +52,14 @@ def _leave_for_exit(*results: object) -> None:
 
 
 def _settings(ctx: click.Context) -> Settings:
-    from orqsync.project import load_project
+    """The project that the folder (-C, else the current one) is in: the nearest orqsync.yaml
+    there or above (project.find_project). ctx.obj["directory"] becomes that project's folder
+    before orqsync.yaml is read, so that what names paths relative to the project (validate
+    --format github) places them right, the problems of orqsync.yaml included."""
+    from orqsync.project import find_project, load_project
 
-    return load_project(ctx.obj["directory"])
+    ctx.obj["directory"] = root = find_project(ctx.obj["directory"])
+    return load_project(root)
 
 
 def _out(text: str) -> None:
@@ -149,11 +156,10 @@ class OrqsyncGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, **extra: object) -> None:  # type: ignore[override]
         try:
             code = super().main(args=args, standalone_mode=False, **extra)  # type: ignore[arg-type]
-        except click.UsageError as exc:
-            exc.show()
-            sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
-            exc.show()
+            # In orqsync's voice, like every other error: what is wrong, then what to do.
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "orqsync"
+            _err(f"error: {exc.format_message()}\n  hint: see `{command} --help`")
             sys.exit(EXIT_ERROR)
         except click.exceptions.Abort:
             _err("Aborted.")
@@ -171,7 +177,8 @@ class OrqsyncGroup(click.Group):
     "directory",
     default=".",
     type=click.Path(file_okay=False),
-    help="Run as if started in DIR (where orqsync.yaml is).",
+    help="Run as if started in DIR. orqsync.yaml is looked for there, then in the folders "
+    "above it (init writes in DIR itself).",
 )
 @click.pass_context
 def cli(ctx: click.Context, directory: str) -> None:
@@ -186,15 +193,24 @@ def cli(ctx: click.Context, directory: str) -> None:
     is_flag=True,
     help="Also write the GitHub workflows orqsync-plan.yml and orqsync-apply.yml.",
 )
-@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite files that exist (a .gitignore is only added to)."
+)
 @click.pass_context
 def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
     """Create orqsync.yaml, definitions.yaml and an example annotation file."""
     from orqsync.scaffold import write_scaffold
 
-    written = write_scaffold(ctx.obj["directory"], embedded=embedded, force=force, github=github)
+    directory = ctx.obj["directory"]  # here, never the project of a folder above (no discovery)
+    written = write_scaffold(directory, embedded=embedded, force=force, github=github)
+    gitignore = os.path.join(directory, ".gitignore")
     for path in written:
-        _err(f"wrote {path}")
+        if path == gitignore and written.gitignore_added:
+            _err(f"added to {path}: {', '.join(written.gitignore_added)}")
+        else:
+            _err(f"wrote {path}")
+    if written.gitignore_added == []:
+        _err(f"{gitignore} already has every line orqsync needs")
     _err("Next: edit annotations/example.yaml, then run `orqsync plan`.")
     if github:
         _err("For the workflows: add the repository secret ORQ_API_KEY (Settings > Secrets).")
@@ -221,10 +237,11 @@ def validate(ctx: click.Context, fmt: str) -> int:
         _leave_for_exit(desired)
     except ProblemsError as exc:
         if fmt == "json":
-            _out(render.problems_json(exc.problems))
+            _out(render.problems_json(exc.problems, exc.warnings))
             return EXIT_ERROR
         if fmt == "github":
-            _out(problems_github(exc.problems, project_prefix(ctx.obj["directory"])))
+            found = exc.problems + exc.warnings
+            _out(problems_github(found, project_prefix(ctx.obj["directory"])))
             return EXIT_ERROR
         raise
     except OrqsyncError as exc:
@@ -232,10 +249,12 @@ def validate(ctx: click.Context, fmt: str) -> int:
             _out(f"::error title=orqsync::{escape_data(exc.render())}\n")
         raise
     if fmt == "json":
-        _out(render.problems_json([]))
+        _out(render.problems_json([], desired.warnings))
     else:
         if fmt == "github":
-            _out(problems_github([]))
+            _out(problems_github(desired.warnings, project_prefix(ctx.obj["directory"])))
+        else:
+            _warn(desired.warnings)
         _out(
             f"Valid: {len(desired.files)} file{'s' if len(desired.files) != 1 else ''}, "
             f"{_count(desired.annotation_count, 'annotation')} on "
@@ -243,6 +262,12 @@ def validate(ctx: click.Context, fmt: str) -> int:
             f"{_count(len(desired.feedback), 'feedback record')}.\n"
         )
     return EXIT_OK
+
+
+def _warn(warnings: list[Problem]) -> None:
+    """Values read leniently (validate.py): said on stderr, never silently."""
+    for warning in warnings:
+        _err(warning.render())
 
 
 def _count(number: int, noun: str) -> str:
@@ -260,8 +285,15 @@ def _plan_options(command: click.Command) -> click.Command:
 
 _FORMATS = click.Choice(["text", "json", "markdown"])
 _REDACT = click.option(
-    "--redact", is_flag=True, help="markdown: leave the values of text keys out of the comment."
+    "--redact",
+    is_flag=True,
+    help="With --format markdown: leave the values of text keys out of the comment.",
 )
+
+
+def _check_redact(redact: bool, fmt: str) -> None:
+    if redact and fmt != "markdown":
+        raise click.UsageError("--redact goes with --format markdown (the pull-request comment)")
 
 
 @cli.command()
@@ -285,9 +317,11 @@ def plan(
     """Show the changes and the exact requests apply would send. Sends nothing."""
     from orqsync import commands
 
+    _check_redact(redact, fmt)
     settings = _settings(ctx)
     planned = commands.plan(settings, target, exclude)
     _leave_for_exit(planned)
+    _warn(list(planned.warnings))
     if out_path or fmt == "json":
         document = planned.document(settings.metadata_style)
     if out_path:
@@ -301,6 +335,10 @@ def plan(
         _out(_markdown(planned.plan, planned.whole_state(), settings, redact, hint))
     else:
         _write_plan_text(planned.plan, settings)
+        if planned.left_out is not None:
+            from orqsync.render import selection_text
+
+            _out(selection_text(planned.left_out))
         if out_path:
             _out(f"Saved the plan to {out_path}; run `orqsync apply {out_path}` to apply it.\n")
     if detailed_exitcode and not planned.plan.empty:
@@ -402,48 +440,56 @@ def apply(
 ) -> int:
     """Apply a saved plan, or plan now and apply after confirmation."""
     from orqsync import commands
-    from orqsync.client import make_client
+    from orqsync.client import api_key, make_client
     from orqsync.planfile import load_plan
 
     settings = _settings(ctx)
+    saved = None
     if plan_file:
         if target or exclude:
             raise click.UsageError("--target/--exclude go with plan, not with a saved plan")
-        planned = load_plan(plan_file)
-        label = plan_file
-        if planned.metadata_style != settings.metadata_style:
-            raise OrqsyncError(
-                f"{plan_file}: made with metadata_style {planned.metadata_style}, "
-                f"the project now says {settings.metadata_style}",
-                "make the plan again",
+        saved = load_plan(plan_file)
+        # The same orqsync.yaml, byte for byte: the same metadata_style, sources and policy.
+        commands.check_saved_plan(settings, saved, plan_file)
+    # The key and the lock first, as Terraform does: nothing is shown of a plan that could
+    # not be applied, and the state cannot move between the plan and its apply.
+    api_key(settings)
+    with commands.apply_lock(settings):
+        if saved is None:
+            fresh = commands.plan(settings, target, exclude)
+            _warn(list(fresh.warnings))
+            planned = commands.as_saved(fresh, settings.metadata_style)
+            label = "the plan"
+            _write_plan_text(planned.plan, settings)
+            if fresh.left_out is not None:
+                from orqsync.render import selection_text
+
+                _out(selection_text(fresh.left_out))
+            if planned.plan.empty:
+                return EXIT_OK
+            commands.check_budget(planned.plan, settings, allow_removals)
+            _confirm(auto_approve)
+        else:
+            planned, label = saved, plan_file or ""
+            if planned.plan.empty:
+                _out("No changes in the saved plan.\n")
+                return EXIT_OK
+        gc.enable()  # a long run of network objects: let the collector work (see main)
+        with make_client(settings) as client:
+            reporter = ProgressReporter(interactive=sys.stderr.isatty(), rate=client.pacer.rate)
+            report = commands.apply(
+                settings,
+                planned,
+                client,
+                plan_label=label,
+                reporter=reporter,
+                allow_removals=allow_removals,
+                max_requests=max_requests,
+                max_duration=max_duration,
+                commit=commit,
+                author=author,
+                lock_held=True,
             )
-    else:
-        fresh = commands.plan(settings, target, exclude)
-        planned = commands.as_saved(fresh, settings.metadata_style)
-        label = "the plan"
-        _write_plan_text(planned.plan, settings)
-        if planned.plan.empty:
-            return EXIT_OK
-        commands.check_budget(planned.plan, settings, allow_removals)
-        _confirm(auto_approve)
-    if planned.plan.empty:
-        _out("No changes in the saved plan.\n")
-        return EXIT_OK
-    gc.enable()  # a long run of network objects: let the collector work (see main)
-    with make_client(settings) as client:
-        reporter = ProgressReporter(interactive=sys.stderr.isatty(), rate=client.pacer.rate)
-        report = commands.apply(
-            settings,
-            planned,
-            client,
-            plan_label=label,
-            reporter=reporter,
-            allow_removals=allow_removals,
-            max_requests=max_requests,
-            max_duration=max_duration,
-            commit=commit,
-            author=author,
-        )
     return _finish(report, settings)
 
 
@@ -457,6 +503,7 @@ def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     from orqsync import commands, render
     from orqsync.planfile import load_plan
 
+    _check_redact(redact, fmt)
     saved = load_plan(plan_file)
     if fmt == "json":
         with open(plan_file, encoding="utf-8") as handle:
@@ -514,7 +561,7 @@ def state_show(ctx: click.Context, span: str) -> int:
         applied = keys[key]
         _out(f"{key} = {render.value_text(applied.value, limit=10_000)}\n")
         if applied.metadata:
-            _out(f"    metadata: {dict(applied.metadata)}\n")
+            _out(f"    metadata: {render.metadata_text(applied.metadata)}\n")
         for name, value in applied.provenance.to_json().items():
             _out(f"    {name}: {value}\n")
     return EXIT_OK
@@ -527,28 +574,14 @@ def state_show(ctx: click.Context, span: str) -> int:
 def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
     from orqsync import commands
-    from orqsync.lock import state_lock
 
     settings = _settings(ctx)
-    with state_lock(settings.state_path, "state rm"):
-        _forget(commands.state_file(settings), _span_arg(span), span, keys)
-    _err(f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state (nothing sent).")
+    removed = commands.forget(settings, _span_arg(span), keys)
+    _err(
+        f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state ({removed} "
+        "labels; nothing sent). The apply history records it."
+    )
     return EXIT_OK
-
-
-def _forget(files: StateFile, span_id: tuple[str, str], span: str, keys: tuple[str, ...]) -> None:
-    current = files.load()
-    held = current.spans.get(span_id)
-    if held is None:
-        raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
-    missing = [key for key in keys if key not in held]
-    if missing:
-        raise OrqsyncError(f"{span} has no key {', '.join(missing)} in the state")
-    for key in keys or list(held):
-        held.pop(key)
-    if not held:
-        current.spans.pop(span_id)
-    files.write(current)
 
 
 @state.command("blame")
@@ -693,6 +726,13 @@ def unlock_command(ctx: click.Context, lock_id: str) -> int:
     return EXIT_OK
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A float option's check that click's FloatRange lacks: nan and inf pass its bounds."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.", ctx, param)
+    return value
+
+
 @cli.group()
 def emulator() -> None:
     """The built-in orq.ai emulator."""
@@ -732,36 +772,42 @@ def emulator() -> None:
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
+    callback=_finite,
     help="Requests per minute a token bucket admits; others get 429 with Retry-After and "
     "X-RateLimit-* headers.",
 )
 @click.option(
     "--rate-limit-burst",
     type=click.FloatRange(min=1),
+    callback=_finite,
     help="Depth of that bucket: requests admitted at once (default: a minute's worth).",
 )
 @click.option(
     "--error-rate",
     default=0.0,
     type=click.FloatRange(0, 1),
+    callback=_finite,
     help="Share of requests answered 500, 502 or 503.",
 )
 @click.option(
     "--burst-429-rate",
     default=0.0,
     type=click.FloatRange(0, 1),
+    callback=_finite,
     help="Share of requests answered 429 with Retry-After: 1 at random, whatever the rate.",
 )
 @click.option(
     "--drop-rate",
     default=0.0,
     type=click.FloatRange(0, 1),
+    callback=_finite,
     help="Share of connections closed without an answer (half after the write).",
 )
 @click.option(
     "--latency-ms",
     default=0.0,
     type=click.FloatRange(min=0),
+    callback=_finite,
     help="Added to every answer.",
 )
 def emulator_serve(
@@ -781,7 +827,14 @@ def emulator_serve(
 ) -> int:
     """Serve the emulator on loopback until interrupted."""
     gc.enable()  # a long-running server: main() turned the collector off for short commands
-    from orqsync.emulator import EmulatorConfig, FaultConfig, serve
+    from orqsync.emulator import (
+        DefinitionsError,
+        EmulatorConfig,
+        FaultConfig,
+        ListenError,
+        StoreError,
+        serve,
+    )
 
     config = EmulatorConfig(
         api_keys=api_keys,
@@ -798,7 +851,27 @@ def emulator_serve(
             drop_rate=drop_rate,
         ),
     )
-    serve(config, host, port)
+    try:
+        serve(config, host, port)
+    except DefinitionsError as exc:
+        raise OrqsyncError(str(exc), exc.hint or "fix the definitions file") from None
+    except StoreError as exc:
+        hints = {
+            "no_folder": "create the folder first, or pass --db :memory:",
+            "is_folder": "name a file inside it, for example --db emulator.db",
+            "not_database": "name a new file; the emulator makes the database itself",
+        }
+        raise OrqsyncError(str(exc), hints.get(exc.reason, "name another --db file")) from None
+    except ListenError as exc:
+        hints = {
+            "in_use": f"stop what listens on port {exc.port}, or pass --port 0 for a free port",
+            "unknown_host": "pass an IP address such as 127.0.0.1 (the default)",
+            "not_local": "pass an address of this machine, such as 127.0.0.1 (the default)",
+            "denied": "pass a port above 1023, or --port 0 for a free one",
+        }
+        raise OrqsyncError(
+            str(exc), hints.get(exc.reason, "pass another --host or --port")
+        ) from None
     return EXIT_OK
 
 

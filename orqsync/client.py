@@ -324,6 +324,22 @@ class OrqClient:
         )
 
 
+def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """The key requests carry: from the environment variable api.api_key_env names (the
+    embedded emulator's own key for `base_url: embedded`); an error when it is not set."""
+    if settings.embedded:
+        return EMBEDDED_KEY
+    env = os.environ if environ is None else environ
+    key = env.get(settings.api_key_env, "")
+    if not key:
+        raise OrqsyncError(
+            f"the API key is not set: ${settings.api_key_env} is empty",
+            f"export {settings.api_key_env}=<your orq.ai API key>, or set api.base_url: "
+            "embedded in orqsync.yaml to try orqsync against the built-in emulator",
+        )
+    return key
+
+
 class _Unreachable(ApiError):
     """No connection could be made: refused, no such host, a TLS failure, a bad scheme."""
 
@@ -337,25 +353,17 @@ def make_client(
     on_retry: Callable[[ApiError, float], None] | None = None,
 ) -> OrqClient:
     """The client the project's settings ask for; `embedded` runs the in-process emulator."""
-    env = os.environ if environ is None else environ
     base_url = settings.base_url
+    key = api_key(settings, environ)
     if settings.embedded:
         transport = transport or _embedded_transport(settings)
-        api_key = EMBEDDED_KEY
         base_url = "http://embedded.orqsync.invalid"
         key_source = "the embedded emulator's key"
     else:
-        api_key = env.get(settings.api_key_env, "")
-        if not api_key:
-            raise OrqsyncError(
-                f"the API key is not set: ${settings.api_key_env} is empty",
-                f"export {settings.api_key_env}=<your orq.ai API key>, or set api.base_url: "
-                "embedded in orqsync.yaml to try orqsync against the built-in emulator",
-            )
         key_source = f"${settings.api_key_env}"
     return OrqClient(
         base_url,
-        api_key,
+        key,
         key_source=key_source,
         metadata_style=settings.metadata_style,
         timeout=settings.timeout_seconds,

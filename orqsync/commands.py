@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import hashlib
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
 from orqsync.definitions import load_definitions
 from orqsync.desired import DesiredReader, DesiredState, definitions_hash, load_desired
-from orqsync.errors import OrqsyncError, ProblemsError, RemovalBudgetError
+from orqsync.errors import OrqsyncError, Problem, ProblemsError, RemovalBudgetError
 from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.lock import state_lock
 from orqsync.plan import Plan, Request, make_plan
@@ -28,14 +31,16 @@ from orqsync.planfile import (
     Base,
     SavedPlan,
     check_fresh,
+    check_same_project,
     plan_document,
     plan_id,
     request_json,
     summary,
 )
-from orqsync.project import Settings
-from orqsync.provenance import capture
+from orqsync.project import PROJECT_FILE, Settings
+from orqsync.provenance import capture, ci_run_url, operator, uncommitted
 from orqsync.state import InSync, Provenance, SpanId, State, StateFile, StateSnapshot
+from orqsync.text import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,8 @@ class Planned:
     snapshot: StateSnapshot
     files_read: int = 0  # annotation files parsed; the others were proved in sync
     coverage: Coverage | None = None  # the files a complete apply leaves in sync
+    left_out: tuple[int, int] | None = None  # spans, feedback records --target/--exclude left
+    warnings: tuple[Problem, ...] = ()  # values read leniently, in the files read
 
     @property
     def in_sync(self) -> InSync | None:
@@ -85,6 +92,17 @@ def select(
     """Only the spans and feedback records named by --target and not by --exclude."""
     if not targets and not excludes:
         return desired, state
+    known = [*desired.spans, *state.spans] + [
+        ("feedback", record) for record in (*desired.feedback, *state.feedback)
+    ]
+    for pattern in targets:
+        if not any(_matches(span, (pattern,)) for span in known):
+            raise OrqsyncError(
+                f'--target "{pattern}" matches no span and no feedback record, in the '
+                "repository or in the state",
+                "write TRACE/SPAN, TRACE (all its spans) or feedback/ID; * and ? match any "
+                "characters",
+            )
 
     def keep(span: tuple[str, str]) -> bool:
         return (not targets or _matches(span, targets)) and not _matches(span, excludes)
@@ -119,7 +137,9 @@ def plan(
     snapshot = state_file(settings).snapshot()
     context = context_hash(settings, reader.definitions_hash)
     cache = PlanCache.load(cache_path(settings), context)
-    incremental = incremental and snapshot.indexed
+    whole = not targets and not excludes
+    # --target/--exclude choose among every span: all are read, as a target may be anywhere.
+    incremental = incremental and snapshot.indexed and whole
     held = cache.holding(hashes, snapshot) if incremental else {}
     vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
     left_some_out = bool(held or vouched_for)
@@ -134,16 +154,39 @@ def plan(
         state = snapshot.state(only=desired.spans)
     else:
         state = snapshot.state({span for fact in held.values() for span in fact.spans})
-    base = Base(state.lineage, state.serial, snapshot.hash, reader.definitions_hash, hashes)
+    base = Base(
+        state.lineage,
+        state.serial,
+        snapshot.hash,
+        reader.definitions_hash,
+        hashes,
+        project_hash(settings),
+    )
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
-    whole = not targets and not excludes
-    if incremental and whole:
+    left_out = None
+    if not whole:
+        left_out = (
+            len(desired.spans.keys() | state.spans.keys())
+            - len(chosen_desired.spans.keys() | chosen_state.spans.keys()),
+            len(desired.feedback.keys() | state.feedback.keys())
+            - len(chosen_desired.feedback.keys() | chosen_state.feedback.keys()),
+        )
+    if incremental:
         cache.prune(hashes)
         cache.record(desired, result, snapshot, desired.files)
         cache.save()
     covered = coverage(desired, hashes, held, vouched_for, context) if whole else None
-    return Planned(result, base, state, snapshot, len(desired.files), covered)
+    return Planned(
+        result,
+        base,
+        state,
+        snapshot,
+        len(desired.files),
+        covered,
+        left_out,
+        tuple(desired.warnings),
+    )
 
 
 def _read_changed(
@@ -178,6 +221,30 @@ def _read_changed(
                 vouched_for.clear()
         if not pending:
             return reader.result()
+
+
+def apply_lock(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[object]:
+    """The state lock an apply holds, from its plan to its last write."""
+    return state_lock(settings.state_path, "apply", environ)
+
+
+def _applied_files(settings: Settings, planned: SavedPlan) -> list[str]:
+    """The files an apply's labels come from, relative to the project: orqsync.yaml,
+    definitions.yaml and the annotation files the plan was made from."""
+    return [PROJECT_FILE, settings.display(settings.definitions_path), *planned.base.files]
+
+
+def project_hash(settings: Settings) -> str:
+    """The hash of orqsync.yaml as it is on disk: a saved plan names its project by it."""
+    with open(settings.path(PROJECT_FILE), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def check_saved_plan(settings: Settings, saved: SavedPlan, label: str) -> None:
+    """A saved plan must come from this project as it is now (planfile.check_same_project)."""
+    check_same_project(saved, project_hash(settings), DesiredReader(settings).hashes(), label)
 
 
 def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
@@ -225,15 +292,17 @@ def apply(
     commit: str = "",
     author: str = "",
     environ: Mapping[str, str] | None = None,
+    lock_held: bool = False,
 ) -> Report:
-    """Under the state lock: refuse a stale plan, send it, record what succeeded.
+    """Under the state lock (taken here unless the caller holds it: `apply_lock`): refuse a
+    stale plan, send it, record what succeeded.
 
     Every apply that sent a request, had one refused, or stopped on an error ends with a line
     in the apply history (history.py), written under the same lock.
     """
     check_budget(planned.plan, settings, allow_removals)
     files = state_file(settings)
-    with state_lock(settings.state_path, "apply", environ):
+    with contextlib.nullcontext() if lock_held else apply_lock(settings, environ):
         state = files.load()
         check_fresh(planned, state, files.content_hash(), definitions_hash(settings), plan_label)
         finished, in_flight = files.recovery(state)
@@ -242,7 +311,19 @@ def apply(
                 f"Finishing an interrupted apply: {finished} of its requests had succeeded "
                 f"and are kept; {in_flight} were in flight and are sent again if still needed."
             )
-        provenance = capture(settings.root, planned.plan_id, environ, commit=commit, author=author)
+        changed = uncommitted(settings.root, _applied_files(settings, planned))
+        provenance = capture(
+            settings.root, planned.plan_id, environ, commit=commit, author=author, changed=changed
+        )
+        if changed and reporter is not None:
+            shown = ", ".join(list(changed)[:3]) + (" and more" if len(changed) > 3 else "")
+            reporter.note(
+                f"warning: {plural(len(changed), 'file')} applied with changes not committed "
+                f"({shown}): the state records them as uncommitted "
+                f"(content {provenance.uncommitted[:12]}), not as commit "
+                f"{provenance.commit[:7] or '(none)'}. Commit first to credit the labels to a "
+                "commit."
+            )
         serial_before = state.serial
         counting = _CountingReporter(reporter or QuietReporter())
         try:
@@ -366,3 +447,52 @@ def _record_apply(
         # The labels and the state are written; losing the audit line must not hide that.
         if reporter is not None:
             reporter.note(f"warning: could not append to {settings.display(path)}: {exc.strerror}")
+
+
+def forget(
+    settings: Settings,
+    span_id: SpanId,
+    keys: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """`state rm`: drop a span (or some of its keys) from the state without sending anything,
+    and record who did it in the apply history. Returns how many labels were dropped."""
+    span = "/".join(span_id)
+    files = state_file(settings)
+    with state_lock(settings.state_path, "state rm", environ):
+        current = files.load()
+        held = current.spans.get(span_id)
+        if held is None:
+            raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
+        missing = [key for key in keys if key not in held]
+        if missing:
+            raise OrqsyncError(
+                f"{span} has no key {', '.join(missing)} in the state",
+                f"see `orqsync state show {span}`",
+            )
+        dropped = keys or tuple(held)
+        for key in dropped:
+            held.pop(key)
+        if not held:
+            current.spans.pop(span_id)
+        serial_before = current.serial
+        files.write(current)
+        env = os.environ if environ is None else environ
+        append_entry(
+            history_path(settings.state_path),
+            Entry(
+                time=utc_now(),
+                operation="state rm",
+                outcome=COMPLETE,
+                who=operator(settings.root, env),
+                commit="",
+                plan_id="",
+                lineage=current.lineage,
+                serial_before=serial_before,
+                serial_after=current.serial,
+                counts=Counts(delete=len(dropped)),
+                run_url=ci_run_url(env),
+                detail=span + (f": {', '.join(keys)}" if keys else ""),
+            ),
+        )
+    return len(dropped)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem
 from orqsync.schema import check
-from orqsync.yamlfile import Document, load, mapping_items, scalar_text, to_python
+from orqsync.yamlfile import (
+    Document,
+    load,
+    mapping_items,
+    position,
+    resolve_scalar,
+    scalar_text,
+    to_python,
+)
 
 TYPES = ("single_select", "multi_select", "range", "text", "boolean")
 
@@ -48,10 +58,77 @@ def load_definitions(path: str, display: str) -> tuple[Definitions, list[Problem
             "start with `version: 1` and a `definitions:` mapping",
         )
         return {}, doc.problems
-    problems = check(doc, data, "definitions")
+    # Every problem in one pass: the schema's, and those of values it cannot see.
+    problems = check(doc, data, "definitions") + _unsatisfiable(doc)
     if problems:
-        return {}, problems
+        return {}, sorted(problems, key=Problem.sort_key)
     return _definitions(doc), doc.problems
+
+
+def _fields(node: Node) -> Iterator[tuple[str, Node, Node]]:
+    """A mapping's (key, key node, value node), first of each key, without reporting anything
+    (the conversion to Python values has reported duplicates already)."""
+    seen: set[str] = set()
+    for key_node, value_node in node.value if isinstance(node, MappingNode) else ():
+        key = scalar_text(key_node)
+        if key is not None and key not in seen:
+            seen.add(key)
+            yield key, key_node, value_node
+
+
+def _unsatisfiable(doc: Document) -> list[Problem]:
+    """Definitions no value could satisfy: a bound that is not a finite number, min above max,
+    an empty option, an option listed twice."""
+    problems: list[Problem] = []
+
+    def problem(node: Node, message: str, hint: str) -> None:
+        line, column = position(node)
+        problems.append(Problem(doc.path, line, column, message, hint))
+
+    definitions = dict((k, v) for k, _, v in _fields(doc.root)).get("definitions")
+    for key, _, body in _fields(definitions):
+        fields = {name: value for name, _, value in _fields(body)}
+        bounds: dict[str, float] = {}
+        for bound in ("min", "max"):
+            node = fields.get(bound)
+            value = resolve_scalar(node) if isinstance(node, ScalarNode) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue  # not a number: the schema says so
+            if math.isfinite(value):
+                bounds[bound] = value
+            else:
+                problem(
+                    node,
+                    f'definition "{key}": {bound} {node.value} is not a finite number',
+                    "write a number, such as 0 or 1",
+                )
+        if len(bounds) == 2 and bounds["min"] > bounds["max"]:
+            low, high = (fields[b].value for b in ("min", "max"))
+            problem(body, f'definition "{key}": min {low} is above max {high}', "swap min and max")
+        options = fields.get("options")
+        first: dict[str, int | None] = {}
+        for item in options.value if isinstance(options, SequenceNode) else ():
+            if not isinstance(item, ScalarNode):
+                continue  # a list or a mapping: the schema says so
+            text = scalar_text(item)
+            if text is None:
+                continue  # a plain null: the schema says so
+            if not text.strip():
+                problem(
+                    item,
+                    f'definition "{key}": an option is empty',
+                    "remove it, or write the option's text",
+                )
+            elif text in first:
+                problem(
+                    item,
+                    f'definition "{key}": option "{text}" is listed twice (first on line '
+                    f"{first[text]})",
+                    "remove one of the two",
+                )
+            else:
+                first[text] = position(item)[0]
+    return problems
 
 
 def _definitions(doc: Document) -> Definitions:
@@ -67,10 +144,6 @@ def _definitions(doc: Document) -> Definitions:
                 options = tuple(scalar_text(o) or "" for o in fields["options"].value)
             low = to_python(doc, fields.get("min")) if "min" in fields else None
             high = to_python(doc, fields.get("max")) if "max" in fields else None
-            if kind == "range" and low is not None and high is not None and low > high:
-                doc.problem(
-                    body, f'definition "{key}": min {low} is above max {high}', "swap min and max"
-                )
             found[key] = Definition(key, kind, options, low, high)
     assert isinstance(doc.root, MappingNode)
     return found

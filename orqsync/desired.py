@@ -16,9 +16,10 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from orqsync.definitions import Definitions, load_definitions
 from orqsync.errors import Problem, ProblemsError
 from orqsync.fastpath import FastFile, FastReader
+from orqsync.ids import id_problem
 from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.schema import check
-from orqsync.validate import Invalid, Value, canonical_number, check_value
+from orqsync.validate import Invalid, Lenient, Value, canonical_number, check_value
 from orqsync.yamlfile import (
     Document,
     decode_text,
@@ -79,6 +80,7 @@ class DesiredState:
     files: dict[str, str] = field(default_factory=dict)
     definitions_hash: str = ""
     fast_files: int = 0  # files the fast reader took (the rest went to the strict reader)
+    warnings: list[Problem] = field(default_factory=list)  # values read leniently, and where
 
     @property
     def annotation_count(self) -> int:
@@ -207,13 +209,14 @@ class DesiredReader:
         """What the files read so far declare; ProblemsError if anything is wrong."""
         builder = self.builder
         if builder.problems:
-            raise ProblemsError(builder.problems)
+            raise ProblemsError(builder.problems, builder.warnings)
         return DesiredState(
             builder.spans,
             builder.feedback,
             builder.files,
             self.definitions_hash,
             builder.fast_files,
+            sorted(builder.warnings, key=Problem.sort_key),
         )
 
 
@@ -228,6 +231,7 @@ class _Builder:
         self.feedback: dict[str, Feedback] = {}
         self.files: dict[str, str] = {}
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self._merge_metadata = _metadata_merger()
         self._owned_keys: dict[str, bool] = {}
         # The fast reader gets no bound method of the builder: that cycle would keep every
@@ -239,6 +243,7 @@ class _Builder:
             functools.partial(owned, patterns=settings.owned_keys),
             self._merge_metadata,
             Annotation,
+            settings.id_format,
         )
         self.use_fast = fast
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
@@ -282,8 +287,9 @@ class _Builder:
         fields = {name: value for name, _, value in mapping_items(doc, doc.root)}
         file_meta = self._read_metadata(doc, fields.get("metadata"), self.defaults)
         spans = fields.get("spans")
+        in_this_file: dict[SpanId, tuple[int | None, Metadata]] = {}
         for span_node in spans.value if spans is not None else ():
-            self._span(doc, span_node, file_meta)
+            self._span(doc, span_node, file_meta, in_this_file)
         records = fields.get("feedback")
         for record_node in records.value if records is not None else ():
             self._feedback(doc, record_node)
@@ -293,7 +299,9 @@ class _Builder:
         annotations is declared twice, so that the strict reader reports where."""
         spans = self.spans
         declared_once = dict(fast.spans)
-        if len(declared_once) == len(fast.spans) and spans.keys().isdisjoint(declared_once):
+        if len(declared_once) != len(fast.spans):
+            return False  # a span written twice in the file: the strict reader warns
+        if spans.keys().isdisjoint(declared_once):
             spans.update(declared_once)  # the common case: each span once, in one file
             return True
         pending: dict[SpanId, dict[str, Annotation]] = {}
@@ -336,19 +344,48 @@ class _Builder:
         if not text or not text.strip():
             doc.problem(node, f"{what} is empty", f"write the {what}")
             return None
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            doc.problem(node, f"{what} holds a control character", "remove it")
+            return None
         if text != text.strip():
             doc.problem(node, f"{what} has leading or trailing spaces", "remove the spaces")
             return None
         return text
 
-    def _span(self, doc: Document, node: Node, file_meta: Metadata) -> None:
+    def _span_part(self, doc: Document, node: Node, what: str) -> str | None:
+        """A trace_id or span_id: an id, and of the project's id_format (ids.py)."""
+        text = self._id(doc, node, what)
+        if text is None:
+            return None
+        wrong = id_problem(text, what, self.settings.id_format)
+        if wrong is not None:
+            doc.problem(node, *wrong)
+            return None
+        return text
+
+    def _warn(self, doc: Document, node: Node, message: str, hint: str) -> None:
+        line, column = position(node)
+        self.warnings.append(Problem(doc.path, line, column, message, hint, "warning"))
+
+    def _span(
+        self,
+        doc: Document,
+        node: Node,
+        file_meta: Metadata,
+        in_this_file: dict[SpanId, tuple[int | None, Metadata]],
+    ) -> None:
         fields = {name: value for name, _, value in mapping_items(doc, node)}
-        trace_id = self._id(doc, fields["trace_id"], "trace_id")
-        span_id = self._id(doc, fields["span_id"], "span_id")
+        trace_id = self._span_part(doc, fields["trace_id"], "trace_id")
+        span_id = self._span_part(doc, fields["span_id"], "span_id")
         metadata = self._read_metadata(doc, fields.get("metadata"), file_meta)
         if trace_id is None or span_id is None:
             return
+        # A span written again with other metadata gives its keys other metadata (import
+        # writes such files): only a repeat with the same metadata is worth a warning.
+        first = in_this_file.setdefault((trace_id, span_id), (position(node)[0], metadata))
+        repeated = first[1] == metadata and first[0] != position(node)[0]
         keys = self.spans.setdefault((trace_id, span_id), {})
+        redeclared = False  # a key declared twice says more than "the span is written twice"
         for key, key_node, value_node in mapping_items(doc, fields["annotations"]):
             line, _ = position(key_node)
             assert line is not None
@@ -370,10 +407,13 @@ class _Builder:
                     "add it to policy.owned_keys in orqsync.yaml, or remove it here",
                 )
                 continue
-            value = check_value(definition, value_node, self.settings.string_limit)
+            lenient: list[Lenient] = []
+            value = check_value(definition, value_node, self.settings.string_limit, lenient)
             if isinstance(value, Invalid):
                 doc.problem(value.node or value_node, value.message, value.hint)
                 continue
+            for note in lenient:
+                self._warn(doc, note.node, note.message, note.hint)
             previous = keys.get(key)
             if previous is not None:
                 doc.problem(
@@ -382,8 +422,17 @@ class _Builder:
                     f"(also at {previous.path}:{previous.line})",
                     "keep one of the two declarations",
                 )
+                redeclared = True
                 continue
             keys[key] = Annotation(value, metadata, doc.path, line)
+        if repeated and not redeclared:
+            self._warn(
+                doc,
+                node,
+                f"span {trace_id}/{span_id} is written twice in this file (first on line "
+                f"{first[0]}); its annotations are read together",
+                "write the span once, with all its annotations",
+            )
 
     def _feedback(self, doc: Document, node: Node) -> None:
         fields = {name: value for name, _, value in mapping_items(doc, node)}

@@ -5,6 +5,7 @@
     ├── ApiError               a request orq.ai refused or that never got an answer (exit 1)
     │   └── ApiHaltError       no request can succeed now: a rejected key (exit 1), an
     │                          unreachable server (exit 1), a lasting outage (exit 3)
+    ├── InterruptedTwiceError  a second Ctrl-C while an apply finished its requests (exit 3)
     ├── StalePlanError         a saved plan no longer matches the state (exit 4)
     ├── RemovalBudgetError     the plan removes more than policy.max_removals (exit 5)
     └── StateError             a missing, corrupt, locked or newer-format state file (exit 1)
@@ -33,6 +34,7 @@ class Problem:
     column: int | None  # 1-based
     message: str
     hint: str = ""
+    severity: str = "error"  # or "warning": read as written down in the hint, and said
 
     def render(self) -> str:
         where = self.path
@@ -40,7 +42,8 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        text = f"{where}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        text = f"{where}: {label}{self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
@@ -66,13 +69,15 @@ class OrqsyncError(Exception):
 class ProblemsError(OrqsyncError):
     """Problems found in the user's files; all of them, not the first."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
         self.problems = sorted(problems, key=Problem.sort_key)
+        self.warnings = sorted(warnings or [], key=Problem.sort_key)
         count = len(self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent")
 
     def render(self) -> str:
-        lines = [p.render() for p in self.problems]
+        found = sorted(self.problems + self.warnings, key=Problem.sort_key)
+        lines = [p.render() for p in found]
         lines.append(f"error: {self.message}")
         return "\n".join(lines)
 
@@ -113,6 +118,12 @@ class ApiHaltError(ApiError):
         super().__init__(message, hint=hint, cause=cause)
         self.reason = reason
         self.exit_code = EXIT_PARTIAL if reason == "outage" else EXIT_ERROR
+
+
+class InterruptedTwiceError(OrqsyncError):
+    """Ctrl-C during an apply's wait for the requests in flight: it stops at once (exit 3)."""
+
+    exit_code = EXIT_PARTIAL
 
 
 class StalePlanError(OrqsyncError):

@@ -8,16 +8,23 @@ give the same bytes.
 
 JSONL: line 1 `{"manifest": {...}}`, then one object per span:
     {"annotations": {KEY: VALUE}, "metadata": {KEY: {NAME: TEXT}},
-     "provenance": {KEY: {"applied_at", "author", "commit", "plan_id", "run_url"}},
+     "provenance": {KEY: {"applied_at", "author", "commit", "plan_id", "run_url",
+                          "uncommitted"}},
      "span_id": ..., "trace_id": ...}
   (keys sorted, compact separators, UTF-8 with U+0085/U+2028/U+2029 escaped; empty provenance
-  fields and empty metadata left out)
+  fields and empty metadata left out: a key absent from "metadata" has none)
 CSV: line 1 `# {"manifest": {...}}` (read with pandas' `skiprows=1`, or `comment="#"`: every
   cell holding a `#` is quoted), then the header `trace_id,span_id,<key>...,<key>.<field>...`
   with one value column per key (sorted) and, per key, the columns `.commit`, `.author`,
-  `.applied_at`, `.plan_id`, `.run_url` and `.metadata` (compact JSON). Values: text as is,
-  numbers as JSON numbers, booleans `true`/`false`, multi-select options as a JSON list;
-  an empty cell means the span has no such label. Lines end with `\\n`.
+  `.applied_at`, `.plan_id`, `.run_url`, `.uncommitted` and `.metadata` (compact JSON, empty
+  when the label has none). Values: text as is, numbers as JSON numbers, booleans
+  `true`/`false`, multi-select options as a JSON list. An empty value cell means the span has
+  no such label, unless one of the key's other cells is filled (its metadata cell is `{}` if
+  need be): then the label is an empty text. Lines end with `\\n`. Exports written before
+  the `.uncommitted` column existed lack it; `orqsync import` reads both.
+
+`uncommitted` is the sha256 of the applied files whose changes `commit` does not hold ("" when
+all were committed: left out of JSONL, an empty cell in CSV).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from orqsync.state import Applied, SpanId, State, StateFile, parse_state
 FORMAT = "orqsync-export"
 VERSION = 1
 FORMATS = ("jsonl", "csv")
-PROVENANCE_COLUMNS = ("commit", "author", "applied_at", "plan_id", "run_url")
+PROVENANCE_COLUMNS = ("commit", "author", "applied_at", "plan_id", "run_url", "uncommitted")
 CSV_COLUMNS = (*PROVENANCE_COLUMNS, "metadata")
 
 
@@ -196,8 +203,11 @@ def render_csv(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
                 cells += [""] * len(CSV_COLUMNS)
                 continue
             prov = applied.provenance
-            cells += [getattr(prov, column) for column in PROVENANCE_COLUMNS]
-            cells.append(_dumps(dict(applied.metadata)) if applied.metadata else "")
+            info = [getattr(prov, column) for column in PROVENANCE_COLUMNS]
+            # An empty text with no provenance and no metadata would leave every cell of the
+            # key empty, which reads as no label: its metadata cell then says `{}`.
+            present = applied.metadata or (applied.value == "" and not any(info))
+            cells += [*info, _dumps(dict(applied.metadata)) if present else ""]
         lines.append(",".join(_cell(cell) for cell in cells))
     return "".join(line + "\n" for line in lines)
 

@@ -31,6 +31,7 @@ from typing import Any
 from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.definitions import Definition
+from orqsync.ids import DEFAULT_ID_FORMAT, id_problem
 from orqsync.validate import canonical_number
 from orqsync.yamlfile import (
     BOOL_TEXTS,
@@ -201,8 +202,11 @@ class FastReader:
         owned: Callable[[str], bool],
         merge_metadata: Callable[[Metadata, dict[str, str]], Metadata],
         annotation: type,  # a named tuple of (value, metadata, path, line)
+        id_format: str = DEFAULT_ID_FORMAT,
     ) -> None:
         self.definitions = definitions
+        self.id_format = id_format
+        self._good_traces: set[str] = set()  # trace ids repeat: each is checked once
         self.annotation = annotation
         self.string_limit = string_limit
         self.owned = owned
@@ -253,7 +257,7 @@ class FastReader:
             first = line + (4 if metadata is not None else 3)
             spans.append(
                 (
-                    (_id(trace), _id(span)),
+                    (self._span_id(trace, "trace_id"), self._span_id(span, "span_id")),
                     self._annotations(
                         block,
                         len(ai),
@@ -268,6 +272,18 @@ class FastReader:
         if not spans or not _TAIL.match(text, position):
             raise _Bail  # no span at all: `spans:` is empty, which the strict reader refuses
         return FastFile(spans)
+
+    def _span_id(self, raw: str, what: str) -> str:
+        """A trace_id or span_id as the strict reader takes it, of the project's id_format;
+        anything it would refuse is left to it, to say where and why."""
+        text = _id(raw)
+        if text in self._good_traces and what == "trace_id":
+            return text
+        if id_problem(text, what, self.id_format) is not None:
+            raise _Bail
+        if what == "trace_id":
+            self._good_traces.add(text)
+        return text
 
     def _head(self, text: str, path: str) -> tuple[Document, MappingNode | None]:
         """Everything up to the `spans:` line, read by the strict reader (so that the file's
@@ -393,7 +409,7 @@ class FastReader:
         if kind == "single_select":
             return text if text in definition.options else _INVALID
         if kind == "multi_select":
-            return (text,) if text in definition.options else _INVALID
+            return _INVALID  # one option for a multi select: the strict reader warns
         if kind == "text":
             return text if len(text) <= self.string_limit else _INVALID
         if style:
@@ -471,10 +487,11 @@ def _select(definition: Definition, items: list[tuple[str, str]]) -> object:
         return _INVALID
     texts = [text for text, _ in items]
     if definition.type == "multi_select" and all(t in definition.options for t in texts):
-        return tuple(sorted(set(texts)))
-    if definition.type == "single_select" and len(texts) == 1:
-        return texts[0] if texts[0] in definition.options else _INVALID
-    return _INVALID
+        chosen = tuple(sorted(set(texts)))
+        return (
+            chosen if len(chosen) == len(texts) else _INVALID
+        )  # a repeat: the strict reader warns
+    return _INVALID  # a list for a single select: the strict reader reads it, or refuses it
 
 
 def _id(raw: str) -> str:

@@ -42,29 +42,68 @@ def _repository_path(path: str, prefix: str) -> str:
     return posixpath.normpath(posixpath.join(prefix.replace(os.sep, "/"), path))
 
 
-def problems_github(problems: list[Problem], prefix: str = "") -> str:
-    """One `::error` per problem, placed at its file, line and column, then a summary line.
+# GitHub shows at most 10 error and 10 warning annotations of a step (and 50 of a job); more
+# are dropped. The summary takes one error slot; no file takes more than PER_FILE.
+PER_LEVEL = 10
+PER_FILE = 5
 
-    `prefix` is the project directory relative to the repository root ("" or "." at the root).
-    The summary is an `::error` when there are problems and a `::notice` when there are none.
+
+def problems_github(problems: list[Problem], prefix: str = "") -> str:
+    """Problems as workflow commands: `::error`/`::warning` annotations on their files, lines
+    and columns, then a summary line.
+
+    One problem repeated in many places (the same message and hint: a systematic typo) is one
+    annotation that says how many more there are. Annotations are capped as GitHub caps them
+    (PER_LEVEL a step, PER_FILE a file here); everything, capped or not, is also listed in a
+    collapsible log group, one plain line each. `prefix` is the project directory relative to
+    the repository root ("" or "." at the root). The summary is an `::error` when there are
+    errors and a `::notice` when there are none.
     """
+    groups: dict[tuple[str, str, str], list[Problem]] = {}
+    for problem in sorted(problems, key=Problem.sort_key):
+        groups.setdefault((problem.severity, problem.message, problem.hint), []).append(problem)
+    errors = sum(1 for problem in problems if problem.severity != "warning")
+    room = {"error": PER_LEVEL - 1 if errors else PER_LEVEL, "warning": PER_LEVEL}
+    per_file: dict[str, int] = {}
     lines = []
-    for problem in problems:
-        properties = [("file", _repository_path(problem.path, prefix))]
-        if problem.line is not None:
-            properties.append(("line", str(problem.line)))
-            if problem.column is not None:
-                properties.append(("col", str(problem.column)))
-        properties.append(("title", TITLE))
-        message = problem.message + (f" (hint: {problem.hint})" if problem.hint else "")
-        lines.append(_command("error", message, properties))
-    count = len(problems)
-    if count:
-        summary = f"{count} problem{'s' if count != 1 else ''} found; nothing was sent"
+    for (severity, message, hint), group in groups.items():
+        level = "warning" if severity == "warning" else "error"
+        first = group[0]
+        if room[level] == 0 or per_file.get(first.path, 0) == PER_FILE:
+            continue
+        room[level] -= 1
+        per_file[first.path] = per_file.get(first.path, 0) + 1
+        text = message + (f" (hint: {hint})" if hint else "")
+        if len(group) > 1:
+            text += f" [and {len(group) - 1:,} more places like it: see the log]"
+        lines.append(_command(level, text, _place(first, prefix)))
+    shown = len(lines)
+    if shown < len(problems):
+        lines.append(f"::group::{TITLE}: all {len(problems):,} problems")
+        # indented, so that no line of a user's file can start a workflow command
+        lines.extend("  " + escape_data(p.render()) for p in sorted(problems, key=Problem.sort_key))
+        lines.append("::endgroup::")
+    if errors:
+        summary = f"{errors} problem{'s' if errors != 1 else ''} found; nothing was sent"
         lines.append(_command("error", summary, [("title", TITLE)]))
     else:
-        lines.append(_command("notice", "no problems found", [("title", TITLE)]))
+        found = f"{len(problems)} warning{'s' if len(problems) != 1 else ''}" if problems else ""
+        lines.append(
+            _command(
+                "notice", "no problems found" + (f" ({found})" if found else ""), [("title", TITLE)]
+            )
+        )
     return "\n".join(lines) + "\n"
+
+
+def _place(problem: Problem, prefix: str) -> list[tuple[str, str]]:
+    properties = [("file", _repository_path(problem.path, prefix))]
+    if problem.line is not None:
+        properties.append(("line", str(problem.line)))
+        if problem.column is not None:
+            properties.append(("col", str(problem.column)))
+    properties.append(("title", TITLE))
+    return properties
 
 
 def project_prefix(directory: str, environ: Mapping[str, str] | None = None) -> str:

@@ -69,10 +69,13 @@ class Entry:
     stopped: str = ""  # why requests were left: max requests, max duration, interrupted, error
     started: str = ""
     run_url: str = ""
+    detail: str = ""  # what `state rm` forgot: "TRACE/SPAN" or "TRACE/SPAN: key, key"
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
         data["counts"] = self.counts.to_json()
+        if not self.detail:
+            del data["detail"]  # the lines of applies and imports stay as they were
         return data
 
     @classmethod
@@ -92,6 +95,7 @@ class Entry:
             stopped=str(data.get("stopped", "")),
             started=str(data.get("started", "")),
             run_url=str(data.get("run_url", "")),
+            detail=str(data.get("detail", "")),
         )
 
 
@@ -169,6 +173,8 @@ def render_history_text(entries: list[Entry]) -> str:
             what += f", {counts.left} left"
         if entry.operation == "import":
             what = f"{counts.create} labels adopted, no request sent"
+        elif entry.operation == "state rm":
+            what = f"forgot {entry.detail} ({counts.delete} labels), no request sent"
         outcome = entry.outcome + (f" ({entry.stopped})" if entry.stopped else "")
         commit = f"commit {short_sha(entry.commit)}" if entry.commit else "no commit"
         line = (

@@ -21,6 +21,7 @@ from fractions import Fraction
 from itertools import groupby
 
 from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.render import NO_CHANGES
 from orqsync.state import Metadata, State
 
 __all__ = ["MARKER", "Distribution", "label_distribution", "render_plan_markdown"]
@@ -141,9 +142,7 @@ def render_plan_markdown(
     Raises ValueError when `limit` cannot hold even the summary line.
     """
     if plan.empty:
-        text = (
-            f"{MARKER}\n## orqsync plan\n\nNo changes. The labels in orq.ai match the repository.\n"
-        )
+        text = f"{MARKER}\n## orqsync plan\n\n{NO_CHANGES}\n"
         return _checked(text, limit)
     head = _head(plan, max_removals)
     tables = [

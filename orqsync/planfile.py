@@ -16,10 +16,11 @@ from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
 from orqsync.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
 from orqsync.state import InSync, State, feedback_pairs
+from orqsync.text import plural
 from orqsync.wire import method_and_path, request_body
 
 FORMAT = "orqsync-plan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: base.project, the hash of orqsync.yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Base:
     state_hash: str
     definitions_hash: str
     files: dict[str, str]
+    project: str = ""  # the hash of orqsync.yaml: which project, configured how
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ def plan_document(
             "state_hash": base.state_hash,
             "definitions_hash": base.definitions_hash,
             "files": base.files,
+            "project": base.project,
         },
         "summary": summary(plan),
         "changes": [change_json(change) for change in plan.changes],
@@ -224,6 +227,7 @@ def load_plan(path: str) -> SavedPlan:
             base_data["state_hash"],
             base_data["definitions_hash"],
             dict(base_data["files"]),
+            str(base_data["project"]),
         )
         return SavedPlan(
             plan,
@@ -236,6 +240,24 @@ def load_plan(path: str) -> SavedPlan:
         raise OrqsyncError(
             f"{path}: the plan file is damaged (field {exc})", "make the plan again"
         ) from None
+
+
+def check_same_project(saved: SavedPlan, project: str, files: dict[str, str], path: str) -> None:
+    """Refuse a saved plan made for another project, or from other files (exit 4): its
+    orqsync.yaml and its annotation files must be the ones here, byte for byte."""
+    reasons = []
+    if saved.base.project != project:
+        reasons.append("orqsync.yaml differs (the plan is another project's, or it was edited)")
+    made_from = saved.base.files
+    changed = sorted(n for n in made_from.keys() | files.keys() if made_from.get(n) != files.get(n))
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3:,} more" if changed[3:] else "")
+        reasons.append(f"{plural(len(changed), 'annotation file')} differ: {shown}")
+    if reasons:
+        raise StalePlanError(
+            f"{path} was not made from this project as it is: " + "; ".join(reasons),
+            "run `orqsync plan --out FILE` here and apply that plan",
+        )
 
 
 def check_fresh(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
+from orqsync.ids import DEFAULT_ID_FORMAT
 from orqsync.schema import check
-from orqsync.yamlfile import load, mapping_items, position, to_python
+from orqsync.yamlfile import Document, load, mapping_items, node_at, position, to_python
 
 PROJECT_FILE = "orqsync.yaml"
 EMBEDDED = "embedded"
@@ -38,6 +40,7 @@ class Settings:
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_removals: int = 100
     owned_keys: tuple[str, ...] = ("*",)
+    id_format: str = DEFAULT_ID_FORMAT  # ids.py: "opentelemetry" or "any"
     # where each top-level field of orqsync.yaml is (line, column), for messages about it
     locations: Mapping[str, tuple[int | None, int | None]] = field(
         default_factory=lambda: MappingProxyType({})
@@ -76,15 +79,65 @@ def normalize_metadata(raw: Mapping[str, object]) -> dict[str, str]:
     return result
 
 
-def load_project(directory: str) -> Settings:
-    """Read `orqsync.yaml` in `directory`; every problem is reported at once."""
-    root = os.path.abspath(directory)
-    path = os.path.join(root, PROJECT_FILE)
-    if not os.path.isfile(path):
+def _outside(doc: Document, data: dict) -> list[Problem]:
+    """Source patterns that reach outside the project: absolute, or through `..`."""
+    problems = []
+    for index, pattern in enumerate(data.get("sources", ())):
+        parts = pattern.replace("\\", "/").split("/")
+        if os.path.isabs(pattern) or pattern.startswith("~") or ".." in parts:
+            line, column = position(node_at(doc.root, ("sources", index)))
+            problems.append(
+                Problem(
+                    PROJECT_FILE,
+                    line,
+                    column,
+                    f'sources: "{pattern}" reaches outside the project',
+                    "write patterns relative to the folder of orqsync.yaml, without .. or a "
+                    "leading /, e.g. annotations/**/*.yaml",
+                )
+            )
+    return problems
+
+
+def find_project(directory: str) -> str:
+    """The folder of the project that `directory` is in, as git finds its repository: the
+    nearest folder holding orqsync.yaml, `directory` itself or one above it, up to the root of
+    the filesystem. Every path the project names is relative to that folder (Settings.root)."""
+    try:
+        start = os.path.abspath(directory)
+    except OSError:  # the current folder was removed under us
         raise OrqsyncError(
-            f"no {PROJECT_FILE} in {root}",
-            "run `orqsync init` to create a project, or pass -C DIR to point at one",
+            "the current folder no longer exists",
+            "cd into the project, or pass -C DIR to point at it",
+        ) from None
+    if not os.path.isdir(start):
+        named = directory if os.path.isabs(directory) else f"{directory} ({start})"
+        if os.path.exists(start):
+            raise OrqsyncError(
+                f"{named} is not a folder", "pass -C the folder that holds orqsync.yaml"
+            )
+        raise OrqsyncError(
+            f"the folder {named} does not exist",
+            "pass -C the folder that holds orqsync.yaml, or create a project there with "
+            f"`orqsync -C {shlex.quote(directory)} init`",
         )
+    folder = start
+    while not os.path.isfile(os.path.join(folder, PROJECT_FILE)):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise OrqsyncError(
+                f"no {PROJECT_FILE} in {start} or any folder above it",
+                "run `orqsync init` to create a project, or pass -C DIR to point at one",
+            )
+        folder = parent
+    return folder
+
+
+def load_project(directory: str) -> Settings:
+    """Read the `orqsync.yaml` of the project `directory` is in (find_project); every problem
+    is reported at once."""
+    root = find_project(directory)
+    path = os.path.join(root, PROJECT_FILE)
     doc = load(path, PROJECT_FILE)
     data = to_python(doc, doc.root)
     problems: list[Problem] = list(doc.problems)
@@ -100,7 +153,7 @@ def load_project(directory: str) -> Settings:
                 )
             )
         else:
-            problems.extend(check(doc, data, "orqsync"))
+            problems.extend(check(doc, data, "orqsync") or _outside(doc, data))
     elif doc.root is None and not problems:
         problems.append(Problem(PROJECT_FILE, 1, 1, "the file is empty", "start with `version: 1`"))
     if problems:
@@ -132,6 +185,7 @@ def load_project(directory: str) -> Settings:
         metadata=MappingProxyType(normalize_metadata(data.get("metadata", {}))),
         max_removals=policy.get("max_removals", defaults.max_removals),
         owned_keys=tuple(policy.get("owned_keys", defaults.owned_keys)),
+        id_format=data.get("id_format", defaults.id_format),
         locations=MappingProxyType(
             {name: position(value) for name, _, value in mapping_items(doc, doc.root)}
         ),

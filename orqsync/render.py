@@ -52,7 +52,8 @@ def _shorten(text: str, limit: int) -> str:
     return text[: limit - 2] + ('…"' if text.startswith('"') else "…")
 
 
-def _metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:
+def metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:
+    """`{reviewerId: alice, source: orqsync}`, as a YAML flow mapping reads."""
     return "{" + ", ".join(f"{k}: {v}" for k, v in metadata) + "}"
 
 
@@ -65,8 +66,8 @@ def change_line(change: Change) -> str:
     sign = _SIGN[action]
     if change.metadata_only:
         return (
-            f"{sign} {change.key}: metadata {_metadata_text(change.old_metadata)} -> "
-            f"{_metadata_text(change.new_metadata)}"
+            f"{sign} {change.key}: metadata {metadata_text(change.old_metadata)} -> "
+            f"{metadata_text(change.new_metadata)}"
         )
     line = f"{sign} {change.key}: {value_text(change.old)} -> {value_text(change.new)}"
     return line + list_delta(change.old, change.new)
@@ -192,6 +193,20 @@ def render_plan_text(
     )
 
 
+# orq.ai has no endpoint that reads annotations back: a plan compares with the state file.
+NO_CHANGES = (
+    "No changes. The repository matches the state file, the record of what orqsync applied "
+    "(orq.ai itself is not read)."
+)
+
+
+def selection_text(left_out: tuple[int, int]) -> str:
+    """What --target/--exclude left out of a plan."""
+    spans, records = left_out
+    parts = [plural(spans, "span")] + ([plural(records, "feedback record")] if records else [])
+    return f"--target/--exclude left out {' and '.join(parts)}: not compared, not changed.\n"
+
+
 def iter_plan_text(
     plan: Plan,
     *,
@@ -202,7 +217,7 @@ def iter_plan_text(
     """render_plan_text in pieces of about a span each, so that a plan of 400,000 changes is
     written as it is rendered instead of being held whole."""
     if plan.empty:
-        yield "No changes. The labels in orq.ai match the repository.\n"
+        yield NO_CHANGES + "\n"
         return
     yield "orqsync will make these changes:\n\n"
     groups, rest = _groups(plan.changes, MAX_SPAN_BLOCKS)
@@ -316,10 +331,11 @@ def render_refusals(failures: tuple[Failure, ...]) -> list[str]:
     return lines
 
 
-def problems_json(problems: list[Problem]) -> str:
-    data = {
-        "valid": not problems,
-        "problems": [
+def problems_json(problems: list[Problem], warnings: list[Problem] | None = None) -> str:
+    """`validate --format json`: errors under "problems", lenient readings under "warnings"."""
+
+    def as_json(found: list[Problem]) -> list[dict[str, object]]:
+        return [
             {
                 "path": p.path,
                 "line": p.line,
@@ -327,7 +343,12 @@ def problems_json(problems: list[Problem]) -> str:
                 "message": p.message,
                 "hint": p.hint,
             }
-            for p in problems
-        ],
+            for p in found
+        ]
+
+    data = {
+        "valid": not problems,
+        "problems": as_json(problems),
+        "warnings": as_json(warnings or []),
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -90,16 +90,46 @@ def workflow_files(directory: str) -> dict[str, str]:
     return files
 
 
+class Written(list[str]):
+    """The paths `write_scaffold` wrote, in order. `gitignore_added`: the lines it added to a
+    .gitignore that was there already ([] when it had them all); None when it wrote a new one."""
+
+    gitignore_added: list[str] | None = None
+
+
+def gitignore_lines() -> list[str]:
+    """The lines of GITIGNORE that do something (its comment aside)."""
+    return [line for line in GITIGNORE.splitlines() if line and not line.startswith("#")]
+
+
+def merge_gitignore(path: str) -> list[str]:
+    """Add to the .gitignore at `path` the lines of GITIGNORE it lacks, after a comment line,
+    and return them; the lines already there stay as they are, in their order."""
+    with open(path, "rb") as handle:
+        text = handle.read()
+    present = {line.rstrip() for line in text.splitlines()}  # git ignores trailing spaces
+    missing = [line for line in gitignore_lines() if line.encode("utf-8") not in present]
+    if missing:
+        newline = b"\r\n" if b"\r\n" in text else b"\n"
+        block = [GITIGNORE.splitlines()[0], *missing]
+        lead = newline if text and not text.endswith(b"\n") else b""
+        with open(path, "ab") as handle:
+            handle.write(lead + b"".join(line.encode("utf-8") + newline for line in block))
+    return missing
+
+
 def write_scaffold(
     directory: str, *, embedded: bool = False, force: bool = False, github: bool = False
-) -> list[str]:
-    """Write the starter files (with `github`, the CI workflows too); overwrite only if `force`."""
+) -> Written:
+    """Write the starter files (with `github`, the CI workflows too); overwrite only if `force`.
+
+    A .gitignore that exists is never refused nor overwritten: the lines it lacks are added.
+    """
     base_url = "embedded" if embedded else "https://api.orq.ai"
     files = {
         "orqsync.yaml": PROJECT.format(base_url=base_url),
         "definitions.yaml": DEFINITIONS,
         os.path.join("annotations", "example.yaml"): EXAMPLE,
-        ".gitignore": GITIGNORE,
     }
     if github:
         os.makedirs(directory, exist_ok=True)  # so that git can tell which repository holds it
@@ -107,17 +137,31 @@ def write_scaffold(
     existing = [name for name in files if os.path.exists(os.path.join(directory, name))]
     if existing and not force:
         raise OrqsyncError(
-            f"{', '.join(existing)} already exist in {directory}",
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} "
+            f"in {directory}",
             "pass --force to overwrite them",
         )
-    written = []
-    for name, text in files.items():
-        path = os.path.join(directory, name)
-        if name.startswith(os.pardir):  # a workflow at the root of the repository
-            path = os.path.normpath(path)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        mode = "a" if name == ".gitignore" and os.path.exists(path) else "w"
-        with open(path, mode, encoding="utf-8") as handle:
-            handle.write(text)
-        written.append(path)
+    gitignore = os.path.join(directory, ".gitignore")
+    merge = os.path.exists(gitignore)
+    if not merge:
+        files[".gitignore"] = GITIGNORE
+    written = Written()
+    try:
+        for name, text in files.items():
+            path = os.path.join(directory, name)
+            if name.startswith(os.pardir):  # a workflow at the root of the repository
+                path = os.path.normpath(path)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            written.append(path)
+        if merge:
+            written.gitignore_added = merge_gitignore(gitignore)
+            if written.gitignore_added:
+                written.append(gitignore)
+    except OSError as exc:
+        raise OrqsyncError(
+            f"cannot write {exc.filename or directory}: {exc.strerror or exc}",
+            "check that the folder is writable and that the path is not a folder",
+        ) from None
     return written

@@ -120,6 +120,38 @@ def _type_message(where: str, path: tuple[object, ...], error: ValidationError) 
     return f"{where}: expected {expected}, got {got}", hint
 
 
+_BOUNDS = {
+    "minimum": "at least",
+    "exclusiveMinimum": "more than",
+    "maximum": "at most",
+    "exclusiveMaximum": "less than",
+}
+
+
+def _bound_message(where: str, error: ValidationError) -> tuple[str, str]:
+    """`api.parallelism: 0 is out of range: it must be at least 1`, and what to write."""
+    schema = error.schema
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    whole = schema.get("type") == "integer"
+    kind = "a whole number" if whole else "a number"
+    if low is not None and high is not None:
+        hint = f"write {kind} from {low} to {high}"
+    elif low is not None:
+        above = "above" if "exclusiveMinimum" in schema else "of at least"
+        hint = f"write {kind} {above} {low}"
+    else:
+        hint = f"write {kind} of at most {high}"
+    if "null" in (schema.get("type") or []):
+        hint += ", or null"
+    words = _BOUNDS[str(error.validator)]
+    return (
+        f"{where}: {json.dumps(error.instance)} is out of range: it must be {words} "
+        f"{error.validator_value}",
+        hint,
+    )
+
+
 def _problem(doc: Document, error: ValidationError) -> Problem:
     path = tuple(error.absolute_path)
     where = ".".join(str(step) for step in path) or "the file"
@@ -143,12 +175,19 @@ def _problem(doc: Document, error: ValidationError) -> Problem:
     elif error.validator == "minItems" and error.instance == []:
         message = f"{where}: must not be empty"
         hint = _HINTS.get(str(path[-1]) if path else "", "add at least one item")
+    elif error.validator in _BOUNDS:
+        message, hint = _bound_message(where, error)
+    elif error.validator == "minLength" and error.instance == "":
+        message, hint = f"{where}: must not be empty", "write a value, or remove the field"
+    elif error.validator == "maxLength":
+        message = f"{where}: longer than {error.validator_value} characters"
+        hint = f"shorten it to {error.validator_value} characters or fewer"
     elif error.validator == "pattern":
         form, hint = _FORMS.get(str(path[-1]) if path else "", ("the expected form", ""))
         message = f"{where}: {_got(error.instance, False)} is not {form}"
     elif error.validator == "enum":
         choices = ", ".join(str(v) for v in error.validator_value)
-        message = f"{where}: {error.instance!r} is not one of the allowed values"
+        message = f"{where}: {json.dumps(error.instance)} is not one of the allowed values"
         hint = f"use one of: {choices}"
     else:
         message = f"{where}: {error.message}"

@@ -89,6 +89,9 @@ class Provenance:
     applied_at: str = ""
     plan_id: str = ""
     run_url: str = ""
+    # The files applied had changes that `commit` does not hold: the sha256 of their content
+    # (provenance.py). "" when everything applied was committed.
+    uncommitted: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
@@ -307,13 +310,24 @@ def state_hash(state: State) -> str:
 def parse_state(text: str, path: str) -> State:
     """A state from its file text; anything unexpected is a StateError, never a guess."""
     data = _load_json(text, path)
-    return _state_of(data, data.get("spans"), path)
+    try:
+        return _state_of(data, data.get("spans"), path)
+    except _Twice as twice:
+        raise _recorded_twice(text, twice.span, path) from None
 
 
 def _load_json(text: str, path: str) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        conflict = _conflict_line(text)  # a marker is never JSON: it is always caught here
+        if conflict:
+            raise StateError(
+                f"{path}:{conflict}: the state file has an unresolved git merge conflict",
+                "the state is orqsync's record of what it applied: take the version of the "
+                f"branch that applied last (e.g. `git checkout main -- {path}`), then run "
+                "`orqsync plan` to see what is left to apply",
+            ) from None
         raise StateError(
             f"{path}:{exc.lineno}:{exc.colno}: the state file is corrupt ({exc.msg})",
             f"restore it from git or from {os.path.basename(path)}.backup; "
@@ -335,10 +349,57 @@ def _load_json(text: str, path: str) -> dict:
     return data
 
 
+# What git writes around the two sides of a conflict (and diff3's base), at a line's start.
+_CONFLICT_MARKERS = ("<<<<<<< ", "=======", ">>>>>>> ", "||||||| ")
+
+
+def _conflict_line(text: str) -> int:
+    """The line of the first git conflict marker in `text`; 0 for none."""
+    found = [0 for marker in _CONFLICT_MARKERS if text.startswith(marker)]
+    found += [at + 1 for marker in _CONFLICT_MARKERS if (at := text.find("\n" + marker)) >= 0]
+    return text.count("\n", 0, min(found)) + 1 if found else 0
+
+
+class _Twice(Exception):
+    """A span recorded on two lines (not a ValueError: _state_of must not take it for one)."""
+
+    def __init__(self, span: SpanId) -> None:
+        super().__init__(span)
+        self.span = span
+
+
+def _recorded_twice(text: str, span: SpanId, path: str) -> StateError:
+    """The error for a span the file records twice, with the lines of its first two records
+    where they can be found (a record that starts with its ids, as render_state writes it)."""
+    trace_id, span_id = span
+    trace, spans = (  # each id as JSON, with and without \u escapes
+        "|".join(re.escape(json.dumps(name, ensure_ascii=escaped)) for escaped in (False, True))
+        for name in span
+    )
+    starts = re.compile(
+        rf'\{{\s*"trace_id"\s*:\s*(?:{trace})\s*,\s*"span_id"\s*:\s*(?:{spans})\s*[,}}]'
+    )
+    lines = [text.count("\n", 0, match.start()) + 1 for match in starts.finditer(text)]
+    where, first = (f":{lines[1]}", f" (first on line {lines[0]})") if len(lines) > 1 else ("", "")
+    return StateError(
+        f"{path}{where}: the state file is damaged: span {trace_id}/{span_id} is recorded "
+        f"twice{first}",
+        f"restore it from git or from {os.path.basename(path)}.backup",
+    )
+
+
 def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> State:
-    """The State of a parsed file, with the span records given (all, or a chosen few)."""
+    """The State of a parsed file, with the span records given (all, or a chosen few); a span
+    recorded twice raises _Twice (the caller that has the text says on which lines)."""
     try:
-        state = State(lineage=str(data["lineage"]), serial=int(data["serial"]))
+        serial = data["serial"]
+        if isinstance(serial, bool) or not isinstance(serial, int):
+            raise StateError(
+                f"{path}: the state file is damaged: serial is {json.dumps(serial)}, not a "
+                "whole number",
+                f"restore it from git or from {os.path.basename(path)}.backup",
+            )
+        state = State(lineage=str(data["lineage"]), serial=serial)
         provenance = {record["id"]: Provenance.from_json(record) for record in data["provenance"]}
         if span_records is None:
             raise KeyError("spans")
@@ -361,15 +422,23 @@ def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> Sta
                         f"restore it from git or from {os.path.basename(path)}.backup",
                     )
                 span[key] = Applied(value, shared.setdefault(metadata, metadata), by)
-            state.spans[(record["trace_id"], record["span_id"])] = span
+            ids = (record["trace_id"], record["span_id"])
+            if ids in state.spans:
+                raise _Twice(ids)
+            state.spans[ids] = span
         for record in data["feedback"]:
             body = record["body"]
             state.feedback[body["id"]] = AppliedFeedback(
                 feedback_pairs(body), provenance[record["by"]]
             )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        what = (
+            f'the field "{exc.args[0]}" is missing'
+            if isinstance(exc, KeyError)
+            else ("a field holds a value of the wrong kind")
+        )
         raise StateError(
-            f"{path}: the state file is damaged (bad or missing field {exc})",
+            f"{path}: the state file is damaged: {what}",
             f"restore it from git or from {os.path.basename(path)}.backup",
         ) from None
     return state
@@ -499,13 +568,18 @@ class StateSnapshot:
             empty = raw.find(_NO_SPANS)
             if empty < 0:
                 return False
-            self._rest = _load_json(_utf8(raw, self.display), self.display)
+            rest = raw
+        else:
+            rest = raw[:start] + b'\n"spans": "' + _PLACEHOLDER + b'",' + raw[end + 3 :]
+        try:
+            self._rest = _load_json(_utf8(rest, self.display), self.display)
+        except StateError:
+            return False  # the full parser says what is wrong, on the file's own lines
+        if start < 0 or end < 0:
             if self._rest.get("spans") != []:
                 return False
             self._lines = (empty, empty)
             return True
-        rest = raw[:start] + b'\n"spans": "' + _PLACEHOLDER + b'",' + raw[end + 3 :]
-        self._rest = _load_json(_utf8(rest, self.display), self.display)
         if self._rest.get("spans") != _PLACEHOLDER.decode():
             return False  # a second "spans" key: let the full parser have its say
         self._lines = (start + len(_SPANS_OPEN), end)
@@ -544,7 +618,11 @@ class StateSnapshot:
             self._parse_whole()  # not exactly the lines render_state writes
             return
         ends = [position - 2 for position in starts[1:]] + [end]  # each line ends in ",\n"
-        self._where = dict(zip(ids, zip(starts, ends, strict=True), strict=True))
+        where = dict(zip(ids, zip(starts, ends, strict=True), strict=True))
+        if len(where) != len(ids):  # a span on two lines (a dict keeps one): never merged
+            self._parse_whole()  # raises the error that says on which lines
+            return
+        self._where = where
 
     def _parse_whole(self) -> None:
         assert self.raw is not None
@@ -593,7 +671,7 @@ class StateSnapshot:
         """The state, without the spans in `leave_out` (a plan that knows they are in sync),
         or with only the spans `only` it has."""
         if only is not None and self._where is None and self.in_sync() is not None:
-            lines = [self.line(span) for span in only]
+            lines = [self.line(span) for span in dict.fromkeys(only)]  # each span once
             if self._where is None:  # still no index: the lines were searched for
                 assert self._rest is not None
                 records = (json.loads(line) for line in lines if line)
@@ -612,7 +690,7 @@ class StateSnapshot:
         assert self._rest is not None and self.raw is not None
         try:
             return _state_of(self._rest, self._records(leave_out), self.display)
-        except _DamagedLine:
+        except (_DamagedLine, _Twice):
             self._parse_whole()  # the full parser says where
             return self.state(leave_out)
 

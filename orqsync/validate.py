@@ -35,8 +35,27 @@ def canonical_number(number: float | int) -> int | float:
     return number
 
 
-def check_value(definition: Definition, node: Node, string_limit: int) -> Value | Invalid:
-    """The canonical value of `node` under `definition`, or why the API would refuse it."""
+@dataclass(frozen=True, slots=True)
+class Lenient:
+    """A value read in its canonical form that was not written in it: said as a warning."""
+
+    message: str
+    hint: str
+    node: Node
+
+
+def check_value(
+    definition: Definition,
+    node: Node,
+    string_limit: int,
+    lenient: list[Lenient] | None = None,
+) -> Value | Invalid:
+    """The canonical value of `node` under `definition`, or why the API would refuse it.
+
+    Three spellings are read as the canonical value they equal (DESIGN.md section 3), and each
+    is noted in `lenient` when given: a one-item list for a single select, one option for a
+    multi select, an option listed twice in a multi select.
+    """
     key = definition.key
     kind = definition.type
     if kind == "single_select":
@@ -45,6 +64,14 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
                 return Invalid(
                     f'"{key}" is a single select and takes one option, got {len(node.value)}',
                     "keep one option, or make the definition multi_select",
+                )
+            if lenient is not None:
+                lenient.append(
+                    Lenient(
+                        f'"{key}" is a single select: a list of one option is read as that option',
+                        "write the option without brackets",
+                        node,
+                    )
                 )
             node = node.value[0]
         text = _text(key, node)
@@ -58,7 +85,7 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
                 f'"{key}" needs at least one option',
                 "to remove the label, delete the key instead",
             )
-        chosen = set()
+        chosen: set[str] = set()
         for item in items:
             text = _text(key, item)
             if isinstance(text, Invalid):
@@ -66,7 +93,21 @@ def check_value(definition: Definition, node: Node, string_limit: int) -> Value 
             option = _option(definition, text, item)
             if isinstance(option, Invalid):
                 return option
+            if option in chosen and lenient is not None:
+                lenient.append(
+                    Lenient(
+                        f'"{key}" lists "{option}" twice; it counts once', "remove the repeat", item
+                    )
+                )
             chosen.add(option)
+        if not isinstance(node, SequenceNode) and lenient is not None:
+            lenient.append(
+                Lenient(
+                    f'"{key}" is a multi select: one option is read as a list of it',
+                    f"write it as a list: [{scalar_text(node)}]",
+                    node,
+                )
+            )
         return tuple(sorted(chosen))
     if kind == "range":
         number = resolve_scalar(node) if isinstance(node, ScalarNode) else None

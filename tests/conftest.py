@@ -23,9 +23,12 @@ settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
 )
 
+# Tests name spans t1/s1 for reading's sake: any path-safe id. The OpenTelemetry form that
+# projects check by default is tested where it is the subject (test_ids.py, tests/corpus/).
 PROJECT = """\
 version: 1
 workspace: test
+id_format: any
 api:
   base_url: {base_url}
   parallelism: 4

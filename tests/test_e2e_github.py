@@ -32,6 +32,7 @@ from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
 from orqsync.markdown import MARKER
 from orqsync.plancache import cache_path
 from orqsync.project import load_project
+from orqsync.render import NO_CHANGES
 from orqsync.scaffold import DEFINITIONS, GITIGNORE
 
 pytestmark = pytest.mark.skipif(
@@ -871,9 +872,7 @@ def test_pull_request_then_merge_on_the_example_workflows(world):
     assert outcomes(job) == PLANNED, job.log
     assert job.steps["Plan"].stdout.endswith("No changes.\n")
     assert files_read(w, job) == 0  # both files are as the last apply left them
-    assert job.comments == [
-        f"{MARKER}\n## orqsync plan\n\nNo changes. The labels in orq.ai match the repository.\n"
-    ]
+    assert job.comments == [f"{MARKER}\n## orqsync plan\n\n{NO_CHANGES}\n"]
     docs = w.merge("docs", CAROL)
     sent = w.requests()
     job = w.push_main("carol")

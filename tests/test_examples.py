@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from orqsync.cli import cli
+from orqsync.render import NO_CHANGES
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -28,4 +29,4 @@ def test_example_applies_and_then_plans_no_changes(tmp_path, name):
     assert "Apply complete" in applied.stdout
     planned = runner.invoke(cli, ["-C", str(root), "plan", "--detailed-exitcode"])
     assert planned.exit_code == 0
-    assert planned.stdout == "No changes. The labels in orq.ai match the repository.\n"
+    assert planned.stdout == NO_CHANGES + "\n"

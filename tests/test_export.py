@@ -10,6 +10,9 @@ import json
 import pytest
 from gitrepo import ALICE, BOB, apply_and_commit, commit, init, isolate
 
+from orqsync.export import render_csv
+from orqsync.state import Applied, Provenance
+
 A = """\
 version: 1
 metadata: {reviewerId: alice}
@@ -131,6 +134,29 @@ def test_a_state_with_uncommitted_changes_is_marked_dirty_with_no_commit(repo):
     assert result.stderr.startswith("warning: the state differs from the last commit")
 
 
+def test_uncommitted_provenance_is_exported_in_jsonl_when_set_and_always_as_a_csv_column(repo):
+    repo.write("annotations/a.yaml", A.replace("rating: good", "rating: bad"))
+    assert repo.run("apply", "--auto-approve").exit_code == 0
+    state = json.loads((repo.root / ".orqsync" / "state.json").read_text())
+    [uncommitted] = {p["uncommitted"] for p in state["provenance"] if p.get("uncommitted")}
+    assert len(uncommitted) == 64
+    _, rows = manifest_and_rows(repo.run("export").stdout.encode("utf-8"))
+    provenance = rows[2]["provenance"]
+    assert provenance["rating"]["uncommitted"] == uncommitted  # applied from the changed file
+    assert "uncommitted" not in provenance["approved"]  # applied before, from a commit
+    assert provenance["approved"]["commit"] == repo.labels
+    data = repo.run("export", "--format", "csv").stdout
+    table = list(csv.DictReader(io.StringIO(data.partition("\n")[2])))
+    assert (table[2]["rating.uncommitted"], table[2]["approved.uncommitted"]) == (uncommitted, "")
+    assert table[0]["rating.uncommitted"] == ""  # t1/s1 has no rating: every cell empty
+
+
+def test_an_empty_text_with_nothing_else_to_show_is_marked_by_its_metadata_cell():
+    empty = Applied("", (), Provenance())
+    text = render_csv([(("t1", "s1"), {"correction": empty}), (("t1", "s2"), {})])
+    assert text.splitlines()[1:] == ["t1,s1,,,,,,,,{}", "t1,s2,,,,,,,,"]
+
+
 def test_outside_git_the_export_is_dirty(make_project, monkeypatch):
     isolate(monkeypatch)
     project = make_project(**{"annotations/a.yaml": A})
@@ -240,12 +266,13 @@ def test_csv_has_a_manifest_comment_a_header_and_quoted_cells(repo):
         "defects",
         "rating",
     ]
-    assert header[7:13] == [
+    assert header[7:14] == [
         "approved.commit",
         "approved.author",
         "approved.applied_at",
         "approved.plan_id",
         "approved.run_url",
+        "approved.uncommitted",
         "approved.metadata",
     ]
     assert [(row["trace_id"], row["span_id"]) for row in table] == [

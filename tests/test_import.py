@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from orqsync.render import NO_CHANGES
+
 A = """\
 version: 1
 spans:
@@ -93,7 +95,7 @@ def test_import_writes_quoted_sorted_yaml_and_the_state_and_plan_finds_nothing(h
     ]
     plan = here.run("plan", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
-    assert plan.stdout == "No changes. The labels in orq.ai match the repository.\n"
+    assert plan.stdout == NO_CHANGES + "\n"
     assert not (here.root / ".orqsync" / "emulator.db").exists()  # nothing was sent
     [entry] = json.loads(here.run("state", "history", "--format", "json").stdout)
     assert (entry["operation"], entry["plan_id"], entry["counts"]["create"]) == (
@@ -335,7 +337,7 @@ def test_awkward_text_survives_the_yaml_round_trip_exactly(here):
         {"trace_id": "t1", "span_id": "s1", "key": "correction", "value": awkward},
         {"trace_id": "0x1F", "span_id": "007", "key": "rating", "value": "good"},
         {"trace_id": "null", "span_id": "true", "key": "approved", "value": False},
-        {"trace_id": "tré", "span_id": "a: b", "key": "confidence_score", "value": 1e-05},
+        {"trace_id": "t~3.x", "span_id": "a:b", "key": "confidence_score", "value": 1e-05},
     ]
     here.write("labels.jsonl", jsonl(rows))
     result = here.run("import", "labels.jsonl")
@@ -345,7 +347,7 @@ def test_awkward_text_survives_the_yaml_round_trip_exactly(here):
         ("t1", "s1"): {"correction": awkward},
         ("0x1F", "007"): {"rating": "good"},
         ("null", "true"): {"approved": False},
-        ("tré", "a: b"): {"confidence_score": 1e-05},
+        ("t~3.x", "a:b"): {"confidence_score": 1e-05},
     }
 
 
@@ -358,4 +360,227 @@ def test_a_lone_surrogate_is_refused_not_written(here):
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == (
         "labels.jsonl:1: the row holds a lone surrogate (\\ud800-\\udfff): not valid Unicode"
+    )
+
+
+ALICE_AND_BOB = {
+    "annotations/a.yaml": """\
+version: 1
+metadata: {reviewerId: alice}
+spans:
+  - trace_id: t1
+    span_id: s1
+    annotations:
+      rating: good
+  - trace_id: t1
+    span_id: s2
+    metadata: {identityId: "user 1"}
+    annotations:
+      correction: "two\\r\\nlines, #1"
+      approved: true
+""",
+    "annotations/b.yaml": """\
+version: 1
+metadata: {reviewerId: bob}
+spans:
+  - trace_id: t1
+    span_id: s1
+    annotations:
+      defects: [spelling]
+""",
+}
+
+IMPORTED = """\
+# Labels adopted from labels.{fmt} by `orqsync import`: they already
+# existed in orq.ai. Edit them here like any other annotation.
+version: 1
+metadata: {{reviewerId: alice}}
+spans:
+  - trace_id: "t1"
+    span_id: "s1"
+    annotations:
+      rating: "good"
+  - trace_id: "t1"
+    span_id: "s1"
+    metadata: {{reviewerId: bob}}
+    annotations:
+      defects: ["spelling"]
+  - trace_id: "t1"
+    span_id: "s2"
+    metadata: {{identityId: "user 1"}}
+    annotations:
+      approved: true
+      correction: "two\\r\\nlines, #1"
+"""
+
+
+def applied_of(project) -> dict[tuple[str, str, str], tuple[object, dict]]:
+    """Each label's value and metadata, as the state holds them."""
+    return {
+        (span["trace_id"], span["span_id"], key): (label["value"], label.get("metadata", {}))
+        for span in state_of(project)["spans"]
+        for key, label in span["annotations"].items()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_export_imported_keeps_each_labels_metadata_and_plans_no_change(here, fmt):
+    for name, text in ALICE_AND_BOB.items():
+        here.write(name, text)
+    assert here.run("apply", "--auto-approve").exit_code == 0
+    before = applied_of(here)
+    assert before[("t1", "s1", "defects")][1] == {"reviewerId": "bob", "source": "orqsync"}
+    assert before[("t1", "s2", "correction")] == (
+        "two\r\nlines, #1",
+        {"identityId": "user 1", "reviewerId": "alice", "source": "orqsync"},
+    )
+    assert here.run("export", "--format", fmt, "--out", f"labels.{fmt}").exit_code == 0
+    for name in ALICE_AND_BOB:
+        (here.root / name).unlink()
+    (here.root / ".orqsync" / "state.json").unlink()
+    result = here.run("import", f"labels.{fmt}")
+    assert result.exit_code == 0, result.output
+    assert applied_of(here) == before
+    written = (here.root / "annotations" / "imported.yaml").read_text(encoding="utf-8")
+    assert written == IMPORTED.format(fmt=fmt)
+    plan = here.run("plan", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert here.run("import", f"labels.{fmt}").stdout.startswith("Nothing to import")
+
+
+MANIFEST = '{"manifest":{"format":"orqsync-export","version":1,"commit":"","rows":1}}'
+OLD_HEADER = "rating.commit,rating.author,rating.applied_at,rating.plan_id,rating.run_url"
+
+
+@pytest.mark.parametrize(
+    ("header", "provenance"),
+    [
+        (f"{OLD_HEADER},rating.metadata", "c0ffee,Alice,2026-01-01T00:00:00Z,p-1,"),
+        (
+            f"{OLD_HEADER},rating.uncommitted,rating.metadata",
+            "c0ffee,Alice,2026-01-01T00:00:00Z,p-1,," + "ab" * 32,
+        ),
+    ],
+    ids=["before-uncommitted", "with-uncommitted"],
+)
+def test_csv_exports_with_and_without_the_uncommitted_column_are_read(here, header, provenance):
+    here.write(
+        "labels.csv",
+        f"# {MANIFEST}\n"
+        f"trace_id,span_id,rating,{header}\n"
+        f't1,s1,good,{provenance},"{{""reviewerId"":""alice"",""source"":""orqsync""}}"\n',
+    )
+    result = here.run("import", "labels.csv")
+    assert result.exit_code == 0, result.output
+    assert applied_of(here) == {
+        ("t1", "s1", "rating"): ("good", {"reviewerId": "alice", "source": "orqsync"})
+    }
+    assert here.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def export_rows(*rows: dict) -> str:
+    return MANIFEST + "\n" + "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def test_metadata_without_a_name_the_project_gives_every_label_is_refused(here):
+    here.write(
+        "labels.jsonl",
+        export_rows(
+            {
+                "trace_id": "t1",
+                "span_id": "s1",
+                "annotations": {"approved": True, "rating": "good"},
+                "metadata": {"rating": {"reviewerId": "alice"}},
+            }
+        ),
+    )
+    result = here.run("import", "labels.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        'labels.jsonl:2: "approved" of span t1/s1 has the metadata {}, without source, which '
+        "orqsync.yaml gives every label (1 more label of the file too) (hint: an annotation file "
+        "cannot take a name of the project's metadata away: remove source from metadata in "
+        "orqsync.yaml, or import into a project without it)",
+        "error: 1 problem found; nothing was written",
+    ]
+    assert not (here.root / "annotations").exists()
+
+
+def test_metadata_that_contradicts_the_yaml_the_state_or_another_row_is_refused(here):
+    here.write("annotations/a.yaml", A)
+    assert here.run("apply", "--auto-approve").exit_code == 0
+    here.write("annotations/a.yaml", A.replace("      approved: false\n", ""))
+    alice = {"reviewerId": "alice", "source": "orqsync"}
+    here.write(
+        "labels.jsonl",
+        export_rows(
+            {
+                "trace_id": "t1",
+                "span_id": "s1",
+                "annotations": {"rating": "good"},
+                "metadata": {"rating": alice},
+            },
+            {
+                "trace_id": "t1",
+                "span_id": "s2",
+                "annotations": {"approved": False},
+                "metadata": {"approved": alice},
+            },
+            {
+                "trace_id": "t9",
+                "span_id": "s9",
+                "annotations": {"rating": "good"},
+                "metadata": {"rating": alice},
+            },
+            {
+                "trace_id": "t9",
+                "span_id": "s9",
+                "annotations": {"rating": "good"},
+                "metadata": {"rating": {"source": "orqsync"}},
+            },
+        ),
+    )
+    result = here.run("import", "labels.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        'labels.jsonl:2: "rating" of span t1/s1 is declared at annotations/a.yaml:6 with the '
+        'metadata {"source": "orqsync"}; the import says {"reviewerId": "alice", "source": '
+        '"orqsync"} (hint: leave the row out, or change the YAML first: import adopts only '
+        "labels the repository does not declare otherwise)",
+        'labels.jsonl:3: "approved" of span t1/s2 is in the state with the metadata '
+        '{"source": "orqsync"}; the import says {"reviewerId": "alice", "source": "orqsync"} '
+        "(hint: the state records what orqsync wrote: leave the row out, or if orq.ai really "
+        "holds the imported metadata, `orqsync state rm` the label first)",
+        'labels.jsonl:5: "rating" of span t9/s9 is also on line 4 with other metadata '
+        '({"reviewerId": "alice", "source": "orqsync"}) (hint: keep one of the two rows)',
+        "error: 3 problems found; nothing was written",
+    ]
+
+
+def test_metadata_an_annotation_file_cannot_hold_is_reported_with_its_line(here):
+    row = {"trace_id": "t1", "span_id": "s1", "annotations": {"rating": "good"}}
+    here.write(
+        "labels.jsonl",
+        export_rows(
+            {**row, "metadata": {"rating": {"reviewer": "alice"}}},
+            {**row, "span_id": "s2", "metadata": {"rating": {"source": 7}}},
+            {**row, "span_id": "s3", "metadata": ["rating"]},
+        ),
+    )
+    assert here.run("import", "labels.jsonl").stderr.splitlines() == [
+        'labels.jsonl:2: the metadata of "rating": "reviewer" is not a metadata name an '
+        "annotation file can hold (hint: the names are identityId, identity_id, source, "
+        "reviewerId)",
+        'labels.jsonl:3: the metadata of "rating": source must be text, got 7 '
+        "(hint: write it in quotes)",
+        'labels.jsonl:4: "metadata" must be a JSON object, got ["rating"]',
+        "error: 3 problems found; nothing was written",
+    ]
+    here.write(
+        "labels.csv",
+        f"# {MANIFEST}\ntrace_id,span_id,rating,rating.metadata\nt1,s1,good,{{nope\n",
+    )
+    assert here.run("import", "labels.csv").stderr.splitlines()[0] == (
+        'labels.csv:3: the cell "rating.metadata" is not JSON '
+        '(hint: write a JSON object like {"source": "..."})'
     )

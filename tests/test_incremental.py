@@ -31,6 +31,7 @@ from orqsync.scaffold import DEFINITIONS
 PROJECT = """\
 version: 1
 workspace: test
+id_format: any
 api: {base_url: embedded}
 metadata: {source: orqsync}
 """

@@ -70,7 +70,7 @@ def test_errors_and_usage_keep_their_exit_codes_and_messages(
     done = process(project, "plan", "--no-such-flag")
     assert done.returncode == 1
     # click's own words, which its releases punctuate differently
-    assert "Error: No such option" in done.stderr
+    assert "error: No such option" in done.stderr
     assert "--no-such-flag" in done.stderr
 
     done = process(project, "--version")

@@ -24,6 +24,7 @@ from orqsync.commands import state_file
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
 from orqsync.lock import read_lock, state_lock
 from orqsync.project import load_project
+from orqsync.render import NO_CHANGES
 from orqsync.state import Provenance
 
 KEY = "sk-orq-resilience-test-key"
@@ -52,8 +53,9 @@ def write_big_project(root: Path, base_url: str, spans: int, files: int = 5) -> 
         lines = ["version: 1", "spans:"]
         for index in range(number * per_file, (number + 1) * per_file):
             lines += [
-                f"  - trace_id: {index // 10:032x}",
-                f"    span_id: {index:016x}",
+                # OpenTelemetry ids, never all zeros (ids.py)
+                f"  - trace_id: {index // 10 + 1:032x}",
+                f"    span_id: {index + 1:016x}",
                 "    annotations:",
                 f"      rating: {'good' if index % 3 else 'bad'}",
                 f"      defects: [{'spelling' if index % 2 else 'grammatical'}]",
@@ -66,7 +68,7 @@ def write_big_project(root: Path, base_url: str, spans: int, files: int = 5) -> 
 def expected_rows(spans: int) -> dict[tuple[str, str, str], object]:
     rows: dict[tuple[str, str, str], object] = {}
     for index in range(spans):
-        trace, span = f"{index // 10:032x}", f"{index:016x}"
+        trace, span = f"{index // 10 + 1:032x}", f"{index + 1:016x}"
         rows[(trace, span, "rating")] = "good" if index % 3 else "bad"
         rows[(trace, span, "defects")] = ["spelling" if index % 2 else "grammatical"]
         number = index % 100 / 100
@@ -167,7 +169,7 @@ def test_apply_killed_at_ten_random_points_finishes_without_loss_or_doubling(tmp
         assert f"Finishing an interrupted apply: {finished} of its requests" in err
         assert held(server) == expected_rows(spans)
         code, out, _ = run(root, "plan", "--detailed-exitcode")
-        assert (code, out) == (0, "No changes. The labels in orq.ai match the repository.\n")
+        assert (code, out) == (0, NO_CHANGES + "\n")
         log = httpx.get(server.url + "/_emulator/requests").json()
         resent = sum(1 for r in log["requests"] if r["status"] == 200) - spans
         assert 0 <= resent <= in_flight

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -311,3 +312,261 @@ def test_a_damaged_line_under_a_record_that_vouches_for_it_names_its_line(tmp_pa
     line = 1 + next(n for n, x in enumerate(damaged.split("\n")) if x.startswith('{"trace_id" '))
     with pytest.raises(StateError, match=rf"state\.json:{line}: the state file is damaged"):
         snapshot.line(("t", "s2"))
+
+
+# A state file damaged by hand or by a merge: a span on two lines, git's conflict markers.
+
+LABELS = """\
+version: 1
+spans:
+  - {trace_id: t1, span_id: s1, annotations: {rating: good}}
+  - {trace_id: t1, span_id: s2, annotations: {rating: bad}}
+  - {trace_id: t2, span_id: s1, annotations: {rating: good}}
+"""
+
+RESTORE = "restore it from git or from state.json.backup"
+RESOLVE = (
+    "the state is orqsync's record of what it applied: take the version of the branch that "
+    "applied last (e.g. `git checkout main -- .orqsync/state.json`), then run `orqsync plan` "
+    "to see what is left to apply"
+)
+# Every command that reads the state refuses it; blame is asked about a span that is intact.
+READERS = [
+    ["plan"],
+    ["apply", "--auto-approve"],
+    ["state", "list"],
+    ["state", "show", "t2/s1"],
+    ["state", "blame", "t2/s1"],
+    ["export"],
+]
+
+
+def _line_of(lines: list[str], prefix: str) -> int:
+    """The index of the first line that starts with `prefix`."""
+    return next(n for n, line in enumerate(lines) if line.startswith(prefix))
+
+
+def _twice_beside(lines: list[str]) -> tuple[list[str], str]:
+    """t1/s1 on a second line right after its first (another value), as a hand edit leaves it."""
+    first = _line_of(lines, '{"trace_id":"t1","span_id":"s1"')
+    copy = lines[first].replace('"value":"good"', '"value":"bad"')
+    damaged = [*lines[: first + 1], copy, *lines[first + 1 :]]
+    return damaged, f"{first + 2}: the state file is damaged: span t1/s1 is recorded twice " + (
+        f"(first on line {first + 1})"
+    )
+
+
+def _twice_apart(lines: list[str]) -> tuple[list[str], str]:
+    """t1/s1 again after t1/s2, not beside its first line: what a union merge can leave."""
+    first = _line_of(lines, '{"trace_id":"t1","span_id":"s1"')
+    second = _line_of(lines, '{"trace_id":"t2","span_id":"s1"')
+    damaged = [*lines[:second], lines[first], *lines[second:]]
+    return damaged, f"{second + 1}: the state file is damaged: span t1/s1 is recorded twice " + (
+        f"(first on line {first + 1})"
+    )
+
+
+def _conflict(lines: list[str], prefix: str) -> tuple[list[str], str]:
+    """Git's markers around the first line that starts with `prefix` and another version of
+    it, as a merge of two branches that both applied leaves them."""
+    at = _line_of(lines, prefix)
+    theirs = lines[at].replace('"good"', '"bad"').replace('"serial": 1', '"serial": 2')
+    theirs = theirs.replace('"context": "', '"context": "0')
+    damaged = [
+        *lines[:at],
+        "<<<<<<< HEAD",
+        lines[at],
+        "=======",
+        theirs,
+        ">>>>>>> labels",
+        *lines[at + 1 :],
+    ]
+    return damaged, f"{at + 1}: the state file has an unresolved git merge conflict"
+
+
+DAMAGE = [
+    pytest.param(_twice_beside, RESTORE, id="a span twice, on neighbouring lines"),
+    pytest.param(_twice_apart, RESTORE, id="a span twice, apart"),
+    pytest.param(
+        lambda lines: _conflict(lines, '"serial": '), RESOLVE, id="a conflict in the header"
+    ),
+    pytest.param(
+        lambda lines: _conflict(lines, '{"trace_id":"t1","span_id":"s2"'),
+        RESOLVE,
+        id="a conflict in the spans",
+    ),
+    pytest.param(
+        # the text before the in_sync record is intact: its hash still vouches for it
+        lambda lines: _conflict(lines, '"context": '),
+        RESOLVE,
+        id="a conflict in the in_sync record",
+    ),
+]
+
+
+@pytest.mark.parametrize(("damage", "hint"), DAMAGE)
+def test_a_damaged_state_is_refused_by_every_command_and_left_untouched(
+    make_project, damage, hint
+) -> None:
+    project = make_project(**{"annotations/a.yaml": LABELS})
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    path = project.root / ".orqsync" / "state.json"
+    lines, where = damage(path.read_text(encoding="utf-8").split("\n"))
+    path.write_text("\n".join(lines), encoding="utf-8")
+    damaged = path.read_bytes()
+    files = sorted(p.name for p in path.parent.iterdir())
+    for command in READERS:
+        result = project.run(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.splitlines()[-2:] == [
+            f"error: .orqsync/state.json:{where}",
+            f"  hint: {hint}",
+        ], command
+        assert result.stdout == ""
+    assert path.read_bytes() == damaged
+    assert sorted(p.name for p in path.parent.iterdir()) == files  # no backup, no journal
+
+
+def _three_spans(tmp_path, in_sync: InSync | None = None) -> tuple[StateFile, list[str]]:
+    files = StateFile(str(tmp_path / "state.json"), "state.json")
+    state = State("lineage", 1)
+    for span in (("t1", "s1"), ("t1", "s2"), ("t2", "s1")):
+        state.spans[span] = {"rating": Applied("good", (), Provenance(commit="c"))}
+    files.write(state, in_sync)
+    return files, (tmp_path / "state.json").read_text(encoding="utf-8").split("\n")
+
+
+READS = [
+    pytest.param(lambda files: files.load(), id="load"),
+    pytest.param(lambda files: files.snapshot().state(), id="snapshot"),
+    pytest.param(lambda files: files.snapshot().spans(), id="snapshot spans"),
+    pytest.param(lambda files: files.snapshot().line(("t2", "s1")), id="snapshot line"),
+    pytest.param(lambda files: files.snapshot().state(only=[("t2", "s1")]), id="snapshot only"),
+    pytest.param(lambda files: files.snapshot().state({("t1", "s1")}), id="snapshot leave out"),
+    pytest.param(lambda files: files.snapshot().indexed, id="snapshot indexed"),
+]
+
+
+@pytest.mark.parametrize("read", READS)
+@pytest.mark.parametrize(
+    ("damage", "in_sync"),
+    [
+        pytest.param(p.values[0], record, id=p.id + (" (with in_sync)" if record else ""))
+        for p in DAMAGE
+        for record in (None, InSync("context", {}))
+        if record or p.id != "a conflict in the in_sync record"
+    ],
+)
+def test_every_reader_of_the_state_refuses_the_same_damage_the_same_way(
+    tmp_path, read, damage, in_sync
+) -> None:
+    """The full parse, and the snapshot that plans read lines of (by its index of them, or by
+    binary search while the in_sync record vouches for the text before it)."""
+    files, lines = _three_spans(tmp_path, in_sync)
+    damaged, where = damage(lines)
+    (tmp_path / "state.json").write_text("\n".join(damaged), encoding="utf-8")
+    with pytest.raises(StateError) as caught:
+        read(files)
+    assert caught.value.message == f"state.json:{where}"
+
+
+def test_a_span_twice_in_a_state_laid_out_otherwise_is_refused_where_it_can_be_found() -> None:
+    state = State("lineage", 1)
+    state.spans[("t", "s")] = {"rating": Applied("good", (), Provenance(commit="c"))}
+    data = json.loads(render_state(state))
+    data["spans"].append({"annotations": {}, "trace_id": "t", "span_id": "s"})
+    with pytest.raises(StateError) as caught:  # ids last: no line says where a record starts
+        parse_state(json.dumps(data, indent=1), "state.json")
+    assert (
+        caught.value.message == "state.json: the state file is damaged: span t/s is recorded twice"
+    )
+    data["spans"][1] = {"trace_id": "t", "span_id": "s", "annotations": {}}
+    text = json.dumps(data, indent=1, ensure_ascii=True)
+    first, second = (
+        n + 1 for n, line in enumerate(text.split("\n")) if line.strip() == '"trace_id": "t",'
+    )
+    with pytest.raises(StateError) as caught:  # each record over several lines, ids first
+        parse_state(text, "state.json")
+    assert caught.value.message == (
+        f"state.json:{second - 1}: the state file is damaged: span t/s is recorded twice "
+        f"(first on line {first - 1})"
+    )
+
+
+def test_a_span_asked_for_twice_is_read_once(tmp_path) -> None:
+    """Not damage: a plan may name a span twice when it asks the state for some."""
+    files, _ = _three_spans(tmp_path, InSync("context", {}))
+    snapshot = files.snapshot()
+    assert snapshot.in_sync() is not None  # the lines are found by binary search
+    state = snapshot.state(only=[("t1", "s1"), ("t1", "s1"), ("t9", "s9")])
+    assert list(state.spans) == [("t1", "s1")]
+
+
+def test_blame_reads_a_revision_with_its_span_twice_as_damaged_with_the_files_lines() -> None:
+    """`read_span` parses the span's lines apart from the rest; the lines of the error are
+    still the file's own."""
+    from orqsync.blame import read_span
+
+    state = State("lineage", 1)
+    for span in (("t1", "s1"), ("t1", "s2"), ("t2", "s1")):
+        state.spans[span] = {"rating": Applied("good", (), Provenance(commit="c"))}
+    lines = render_state(state).split("\n")
+    damaged, where = _twice_apart(lines)
+    with pytest.raises(StateError) as caught:
+        read_span("\n".join(damaged), ("t1", "s1"), "state.json")
+    assert caught.value.message == f"state.json:{where}"
+    conflicted, where = _conflict(lines, '{"trace_id":"t1","span_id":"s1"')
+    with pytest.raises(StateError) as caught:
+        read_span("\n".join(conflicted), ("t1", "s1"), "state.json")
+    assert caught.value.message == f"state.json:{where}"
+
+
+def test_a_merge_of_two_branches_that_both_applied_is_refused_until_resolved(
+    make_project, monkeypatch
+) -> None:
+    """Two branches each applied a change and committed the state; their merge leaves git's
+    markers in it. Every command stops at the first marker; taking the state of the branch
+    that applied last, as the hint says, leaves a plan of the other branch's change."""
+    from gitrepo import apply_and_commit, commit, git, init, isolate
+
+    isolate(monkeypatch)
+    project = make_project(**{"annotations/a.yaml": LABELS})
+    init(project.root)
+    commit(project.root, "labels")
+    apply_and_commit(project)
+    git(project.root, "switch", "-q", "-c", "relabel")
+    project.write(
+        "annotations/a.yaml",
+        LABELS.replace("s1, annotations: {rating: good}", "s1, annotations: {rating: bad}", 1),
+    )
+    commit(project.root, "t1/s1 is bad")
+    apply_and_commit(project)
+    git(project.root, "switch", "-q", "main")
+    project.write(
+        "annotations/a.yaml",
+        LABELS.replace(
+            "t2, span_id: s1, annotations: {rating: good}",
+            "t2, span_id: s1, annotations: {rating: bad}",
+        ),
+    )
+    commit(project.root, "t2/s1 is bad")
+    apply_and_commit(project)
+    with pytest.raises(subprocess.CalledProcessError):
+        git(project.root, "merge", "-q", "relabel")
+    path = project.root / ".orqsync" / "state.json"
+    text = path.read_text(encoding="utf-8")
+    marker = 1 + _line_of(text.split("\n"), "<<<<<<< ")
+    for command in READERS:
+        result = project.run(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.splitlines()[-2:] == [
+            f"error: .orqsync/state.json:{marker}: the state file has an unresolved git merge "
+            "conflict",
+            f"  hint: {RESOLVE}",
+        ], command
+    assert path.read_text(encoding="utf-8") == text
+    path.write_text(git(project.root, "show", "main:.orqsync/state.json") + "\n", encoding="utf-8")
+    result = project.run("plan")
+    assert result.exit_code == 0, result.output
+    assert '~ rating: "good" -> "bad"' in result.stdout  # relabel's t1/s1, applied again
+    assert "Plan: 0 to add, 1 to change, 0 to remove; 1 request." in result.stdout

@@ -3,13 +3,18 @@
 Written from the API contract alone: it imports nothing from the rest of orqsync, so a misreading
 of the API cannot hide on both sides. Run it in process through `EmulatorTransport`, or on a
 loopback socket with `EmulatorServer` / `serve`.
+
+What keeps it from starting is one of three errors, each with a message fit for a user:
+DefinitionsError (the definitions file, with file:line:column and a `hint`), StoreError (the
+database file) and ListenError (the address to listen on).
 """
 
 from .config import EmulatorConfig, FaultConfig
 from .core import Emulator
 from .definitions import DefinitionsError
 from .response import Response
-from .server import EmulatorServer, serve
+from .server import EmulatorServer, ListenError, serve
+from .store import StoreError
 from .transport import AsyncEmulatorTransport, EmulatorTransport
 
 __all__ = [
@@ -20,6 +25,8 @@ __all__ = [
     "EmulatorServer",
     "EmulatorTransport",
     "FaultConfig",
+    "ListenError",
     "Response",
+    "StoreError",
     "serve",
 ]

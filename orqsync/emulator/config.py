@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,10 @@ class FaultConfig:
     drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("rate_limit_per_minute", "rate_limit_burst", "latency_ms"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         for name in ("burst_429_rate", "error_rate", "drop_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:

@@ -207,7 +207,7 @@ def check_value(definition: Definition, value: JsonValue) -> JsonValue:
         if not isinstance(value, bool):
             raise bad_request(f"Invalid value: {render_value(value)}. Expected true or false.")
         return value
-    # text and correction definitions take a string.
+    # text definitions take a string.
     if not isinstance(value, str):
         raise bad_request(f"Invalid value: {render_value(value)}. Expected a string.")
     return value

@@ -10,6 +10,7 @@ keep-alive and close, HTTP/1.0.
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import socket
 import threading
@@ -29,8 +30,44 @@ _MAX_BODY = 16 * 1024 * 1024
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
+class ListenError(OSError):
+    """The server cannot listen on host:port. `reason` says why in a word: "in_use",
+    "unknown_host" (not an IP address or a name that resolves), "not_local" (not an address of
+    this machine), "denied" or "other"."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.host = host
+        self.port = port
+        # create_server re-raises a failed name lookup as a plain OSError with the lookup's
+        # (negative) EAI_* code.
+        if isinstance(cause, socket.gaierror) or (cause.errno or 0) < 0:
+            self.reason = "unknown_host"
+            self.problem = f"{host} is not an IP address or a known host name"
+        elif cause.errno == errno.EADDRINUSE:
+            self.reason, self.problem = "in_use", "the address is already in use"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            self.reason = "not_local"
+            self.problem = f"{host} is not an address of this machine"
+        elif cause.errno in (errno.EACCES, errno.EPERM):
+            self.reason, self.problem = "denied", "permission denied"
+        else:
+            self.reason, self.problem = "other", cause.strerror or str(cause)
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"cannot listen on {self.address}: {self.problem}"
+
+
 class EmulatorServer:
-    """Serves an Emulator on host:port (port 0 picks a free one) from background threads."""
+    """Serves an Emulator on host:port (port 0 picks a free one) from background threads.
+
+    `start` raises ListenError when it cannot listen there. An IPv6 address (one with a colon)
+    listens on IPv6; anything else, names included, on IPv4.
+    """
 
     def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self._emulator = emulator
@@ -53,7 +90,12 @@ class EmulatorServer:
         """Bind, then answer from background threads; returns self."""
         if self._listener is not None:
             raise RuntimeError("the emulator server is already started")
-        listener = socket.create_server(self._address, backlog=128)
+        host, port = self._address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            listener = socket.create_server(self._address, family=family, backlog=128)
+        except OSError as exc:
+            raise ListenError(host, port, exc) from exc
         self._stopping = False
         self._listener = listener
         self._acceptor = threading.Thread(

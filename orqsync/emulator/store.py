@@ -9,6 +9,7 @@ microseconds, which keeps 100,000 requests cheap.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,21 +31,52 @@ CREATE TABLE IF NOT EXISTS feedback (
 _SCHEMA_VERSION = 1
 
 
+class StoreError(Exception):
+    """The database file cannot be opened or set up; `reason` says why in a few words:
+    "no_folder", "is_folder", "not_database" or "other"."""
+
+    def __init__(self, path: str, reason: str, problem: str) -> None:
+        super().__init__(f"cannot open the database {path}: {problem}")
+        self.path = path
+        self.reason = reason
+
+
+def _open_error(path: str, exc: sqlite3.Error) -> StoreError:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return StoreError(path, "is_folder", "it is a folder")
+    if not os.path.isdir(folder):
+        return StoreError(path, "no_folder", f"the folder {folder} does not exist")
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return StoreError(path, "not_database", "the file is not an SQLite database")
+    return StoreError(path, "other", str(exc))
+
+
 class Store:
-    """Annotations keyed by (trace_id, span_id, key) and feedback records keyed by id."""
+    """Annotations keyed by (trace_id, span_id, key) and feedback records keyed by id.
+
+    A file that cannot be opened or set up raises StoreError.
+    """
 
     def __init__(self, path: str = ":memory:") -> None:
         self._lock = threading.Lock()
-        # timeout: another process may hold the file's write lock (embedded use, two commands).
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=10.0
-        )
+        try:
+            # timeout: another process may hold the file's write lock (embedded use, two
+            # commands).
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc) from exc
         try:
             if path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _open_error(path, exc) from exc
         except BaseException:
             self._db.close()
             raise
