@@ -266,8 +266,10 @@ def validate(ctx: click.Context, fmt: str) -> int:
 
 def _warn(warnings: list[Problem]) -> None:
     """Values read leniently (validate.py): said on stderr, never silently."""
-    for warning in warnings:
-        _err(warning.render())
+    if warnings:
+        from orqsync import render
+
+        click.echo(render.warnings_text(warnings), err=True, nl=False)
 
 
 def _count(number: int, noun: str) -> str:

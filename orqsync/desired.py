@@ -303,6 +303,7 @@ class _Builder:
             return False  # a span written twice in the file: the strict reader warns
         if spans.keys().isdisjoint(declared_once):
             spans.update(declared_once)  # the common case: each span once, in one file
+            self.warnings.extend(fast.warnings)
             return True
         pending: dict[SpanId, dict[str, Annotation]] = {}
         for span_id, declared in fast.spans:
@@ -322,6 +323,7 @@ class _Builder:
                 spans[span_id] = declared
             else:
                 existing.update(declared)
+        self.warnings.extend(fast.warnings)
         return True
 
     def _file_metadata(self, doc: Document, node: Node | None) -> Metadata:

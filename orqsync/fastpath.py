@@ -26,11 +26,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.definitions import Definition
+from orqsync.errors import Problem
 from orqsync.ids import DEFAULT_ID_FORMAT, id_problem
 from orqsync.validate import canonical_number
 from orqsync.yamlfile import (
@@ -113,6 +114,15 @@ class _Bail(Exception):
 _INVALID = object()  # a value the strict reader must report
 
 
+class _Noted(NamedTuple):
+    """A value written in a lenient spelling that the strict reader also takes, with the
+    warning it gives (validate.check_value); it points at the value, on the key's line."""
+
+    value: object
+    message: str
+    hint: str
+
+
 def _plain(raw: str, flow: bool) -> str:
     """The text of a one-line plain scalar as YAML reads it, or _Bail."""
     cut = raw.find(" #")
@@ -187,9 +197,11 @@ def flow_list(raw: str) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class FastFile:
-    """A file the fast reader vouches for: its spans."""
+    """A file the fast reader vouches for: its spans, and the warnings the strict reader would
+    give about it (values in a lenient spelling)."""
 
     spans: list[tuple[tuple[str, str], dict[str, Any]]]  # (trace, span) -> {key: annotation}
+    warnings: list[Problem]
 
 
 class FastReader:
@@ -245,6 +257,7 @@ class FastReader:
         position = found.end()
         indent = None
         spans: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        self._warnings: list[Problem] = []
         for match in _SPAN.finditer(text, position):
             if match.start() != position:
                 raise _Bail
@@ -271,7 +284,7 @@ class FastReader:
             position = match.end()
         if not spans or not _TAIL.match(text, position):
             raise _Bail  # no span at all: `spans:` is empty, which the strict reader refuses
-        return FastFile(spans)
+        return FastFile(spans, self._warnings)
 
     def _span_id(self, raw: str, what: str) -> str:
         """A trace_id or span_id as the strict reader takes it, of the project's id_format;
@@ -342,6 +355,12 @@ class FastReader:
             if found is None:
                 found = self._entry(entry)
             key, value = found
+            if type(value) is _Noted:
+                column = width + len(key) + 3  # the value's: `key: value` at `width` spaces
+                self._warnings.append(
+                    Problem(path, number, column, value.message, value.hint, "warning")
+                )
+                value = value.value
             annotations[key] = new(make, (value, metadata, path, number))
         if len(annotations) != len(entries):
             raise _Bail  # a key twice in one span
@@ -398,7 +417,10 @@ class FastReader:
         kind = definition.type
         try:
             if raw[:1] == _BLOCK:
-                return _select(definition, [scalar(item) for item in raw[1:].split(_BLOCK)])
+                # A one-item block list for a single select is warned about at its item's
+                # line: left to the strict reader.
+                chosen = _select(definition, [scalar(item) for item in raw[1:].split(_BLOCK)])
+                return _INVALID if type(chosen) is _Noted else chosen
             if raw[:1] == "[":
                 return _select(definition, flow_list(raw))
             text, style = scalar(raw)
@@ -409,7 +431,13 @@ class FastReader:
         if kind == "single_select":
             return text if text in definition.options else _INVALID
         if kind == "multi_select":
-            return _INVALID  # one option for a multi select: the strict reader warns
+            if text not in definition.options:
+                return _INVALID
+            return _Noted(
+                (text,),
+                f'"{definition.key}" is a multi select: one option is read as a list of it',
+                f"write it as a list: [{text}]",
+            )
         if kind == "text":
             return text if len(text) <= self.string_limit else _INVALID
         if style:
@@ -488,10 +516,15 @@ def _select(definition: Definition, items: list[tuple[str, str]]) -> object:
     texts = [text for text, _ in items]
     if definition.type == "multi_select" and all(t in definition.options for t in texts):
         chosen = tuple(sorted(set(texts)))
-        return (
-            chosen if len(chosen) == len(texts) else _INVALID
-        )  # a repeat: the strict reader warns
-    return _INVALID  # a list for a single select: the strict reader reads it, or refuses it
+        # A repeat is warned about at the repeated item: left to the strict reader.
+        return chosen if len(chosen) == len(texts) else _INVALID
+    if definition.type == "single_select" and len(texts) == 1 and texts[0] in definition.options:
+        return _Noted(
+            texts[0],
+            f'"{definition.key}" is a single select: a list of one option is read as that option',
+            "write the option without brackets",
+        )
+    return _INVALID  # the strict reader says what is wrong
 
 
 def _id(raw: str) -> str:

@@ -331,6 +331,27 @@ def render_refusals(failures: tuple[Failure, ...]) -> list[str]:
     return lines
 
 
+WARNINGS_PER_KIND = 5  # places listed for one warning; the rest are counted
+
+
+def warnings_text(warnings: list[Problem]) -> str:
+    """Warnings one per line, in file order; one warning in many places (a habit of spelling
+    across the repository) lists its first WARNINGS_PER_KIND places and counts the rest."""
+    kinds: dict[tuple[str, str], list[Problem]] = {}
+    for warning in sorted(warnings, key=Problem.sort_key):
+        kinds.setdefault((warning.message, warning.hint), []).append(warning)
+    lines = []
+    for places in kinds.values():
+        lines.extend(warning.render() for warning in places[:WARNINGS_PER_KIND])
+        rest = len(places) - WARNINGS_PER_KIND
+        if rest > 0:
+            lines.append(
+                f"  ... and {plural(rest, 'more place')} with this warning "
+                "(`orqsync validate --format json` lists every one)"
+            )
+    return "".join(line + "\n" for line in lines)
+
+
 def problems_json(problems: list[Problem], warnings: list[Problem] | None = None) -> str:
     """`validate --format json`: errors under "problems", lenient readings under "warnings"."""
 

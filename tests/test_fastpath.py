@@ -61,8 +61,17 @@ def _outcome(root: Path, fast: bool, bytes_first: bool) -> tuple[object, ...]:
         else:
             desired = load_desired(settings, fast=fast)
     except ProblemsError as error:
-        return ("problems", [problem.render() for problem in error.problems])
-    return ("desired", desired.spans, desired.feedback, desired.files, desired.definitions_hash)
+        found = error.problems + error.warnings
+        return ("problems", [problem.render() for problem in found])
+    warnings = [warning.render() for warning in desired.warnings]
+    return (
+        "desired",
+        desired.spans,
+        desired.feedback,
+        desired.files,
+        desired.definitions_hash,
+        warnings,
+    )
 
 
 def fast_files(root: Path) -> int:
@@ -508,3 +517,32 @@ def test_a_comment_with_a_colon_among_the_annotations_is_read_the_fast_way(tmp_p
     assert outcome(tmp_path, fast=True) == outcome(tmp_path, fast=False)
     _, spans, *_ = outcome(tmp_path, fast=True)
     assert spans[(TRACE, SPAN)]["correction"].line == 8
+
+
+def test_lenient_spellings_are_read_the_fast_way_with_the_same_warnings(tmp_path: Path) -> None:
+    """A one-item list for a single select and one option for a multi select: common habits
+    that the fast reader takes, warning where the strict reader does (a repository full of
+    them must not fall back to the strict reader, ten times slower)."""
+    (tmp_path / "orqsync.yaml").write_text(PROJECT, encoding="utf-8")
+    (tmp_path / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.yaml").write_text(
+        f"version: 1\nspans:\n  - trace_id: {TRACE}\n    span_id: {SPAN}\n"
+        "    annotations:\n      rating: [good]\n      defects: spelling\n"
+        f"  - trace_id: {TRACE}\n    span_id: 00f067aa0ba902b7\n"
+        "    annotations:\n      rating: ['bad']\n",
+        encoding="utf-8",
+    )
+    assert fast_files(tmp_path) == 1
+    fast, strict = outcome(tmp_path, fast=True), outcome(tmp_path, fast=False)
+    assert fast == strict
+    single = (
+        '"rating" is a single select: a list of one option is read as that option '
+        "(hint: write the option without brackets)"
+    )
+    assert fast[-1] == [
+        f"annotations/a.yaml:6:15: warning: {single}",
+        'annotations/a.yaml:7:16: warning: "defects" is a multi select: one option is read as '
+        "a list of it (hint: write it as a list: [spelling])",
+        f"annotations/a.yaml:11:15: warning: {single}",
+    ]

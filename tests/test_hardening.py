@@ -154,6 +154,29 @@ def test_values_read_leniently_are_said_by_validate_and_plan(make_project: MakeP
     assert (data["valid"], len(data["warnings"])) == (True, 2)
 
 
+def test_one_warning_in_many_places_lists_a_few_and_counts_the_rest(
+    make_project: MakeProject,
+) -> None:
+    spans = "".join(
+        f"  - trace_id: {number:032x}\n    span_id: {number:016x}\n"
+        "    annotations:\n      rating: [good]\n"
+        for number in range(1, 13)
+    )
+    project = make_project(**{"annotations/a.yaml": "version: 1\nspans:\n" + spans})
+    validated = project.run("validate")
+    assert validated.exit_code == 0
+    lines = validated.stderr.splitlines()
+    assert [line.split(": warning: ")[0] for line in lines[:5]] == [
+        f"annotations/a.yaml:{6 + 4 * n}:15" for n in range(5)
+    ]
+    assert lines[5:] == [
+        "  ... and 7 more places with this warning "
+        "(`orqsync validate --format json` lists every one)"
+    ]
+    data = json.loads(project.run("validate", "--format", "json").stdout)
+    assert len(data["warnings"]) == 12
+
+
 def test_state_rm_is_recorded_in_the_apply_history(make_project: MakeProject) -> None:
     project = make_project(**{"annotations/a.yaml": A_FILE})
     assert project.run("apply", "--auto-approve").exit_code == 0
