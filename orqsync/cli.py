@@ -33,10 +33,10 @@ from orqsync.errors import (
 )
 
 if TYPE_CHECKING:
-    from orqsync.apply import Failure, Report
-    from orqsync.plan import Plan, Request
-    from orqsync.project import Settings
-    from orqsync.state import State
+    from orqsync.planning.plan import Plan, Request
+    from orqsync.remote.apply import Failure, Report
+    from orqsync.source.project import Settings
+    from orqsync.state.model import State
 
 
 # What a command made that only the end of the process frees: main() sets this to a list and
@@ -56,7 +56,7 @@ def _settings(ctx: click.Context) -> Settings:
     there or above (project.find_project). ctx.obj["directory"] becomes that project's folder
     before orqsync.yaml is read, so that what names paths relative to the project (validate
     --format github) places them right, the problems of orqsync.yaml included."""
-    from orqsync.project import find_project, load_project
+    from orqsync.source.project import find_project, load_project
 
     ctx.obj["directory"] = root = find_project(ctx.obj["directory"])
     return load_project(root)
@@ -229,8 +229,9 @@ def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
 @click.pass_context
 def validate(ctx: click.Context, fmt: str) -> int:
     """Check every file against the schemas and definitions, offline."""
-    from orqsync import commands, render
-    from orqsync.github import escape_data, problems_github, project_prefix
+    from orqsync import commands
+    from orqsync.review import render
+    from orqsync.review.github import escape_data, problems_github, project_prefix
 
     try:
         desired = commands.validate(_settings(ctx))
@@ -267,7 +268,7 @@ def validate(ctx: click.Context, fmt: str) -> int:
 def _warn(warnings: list[Problem]) -> None:
     """Values read leniently (validate.py): said on stderr, never silently."""
     if warnings:
-        from orqsync import render
+        from orqsync.review import render
 
         click.echo(render.warnings_text(warnings), err=True, nl=False)
 
@@ -338,7 +339,7 @@ def plan(
     else:
         _write_plan_text(planned.plan, settings)
         if planned.left_out is not None:
-            from orqsync.render import selection_text
+            from orqsync.review.render import selection_text
 
             _out(selection_text(planned.left_out))
         if out_path:
@@ -352,7 +353,7 @@ def _markdown(
     the_plan: Plan, before: State, settings: Settings, redact: bool, full_plan_hint: str
 ) -> str:
     from orqsync.commands import text_keys
-    from orqsync.markdown import render_plan_markdown
+    from orqsync.review.markdown import render_plan_markdown
 
     return render_plan_markdown(
         the_plan,
@@ -366,7 +367,7 @@ def _markdown(
 
 def _write_plan_text(the_plan: Plan, settings: Settings) -> None:
     """The text plan, written as it is rendered (a big plan is never held whole)."""
-    from orqsync import render
+    from orqsync.review import render
 
     pieces = render.iter_plan_text(
         the_plan,
@@ -403,7 +404,7 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _finish(report: Report, settings: Settings) -> int:
-    from orqsync import render
+    from orqsync.review import render
 
     if report.halt is not None:
         # One message: why nothing more could be sent, and what was recorded before.
@@ -442,8 +443,8 @@ def apply(
 ) -> int:
     """Apply a saved plan, or plan now and apply after confirmation."""
     from orqsync import commands
-    from orqsync.client import api_key, make_client
-    from orqsync.planfile import load_plan
+    from orqsync.planning.planfile import load_plan
+    from orqsync.remote.client import api_key, make_client
 
     settings = _settings(ctx)
     saved = None
@@ -464,7 +465,7 @@ def apply(
             label = "the plan"
             _write_plan_text(planned.plan, settings)
             if fresh.left_out is not None:
-                from orqsync.render import selection_text
+                from orqsync.review.render import selection_text
 
                 _out(selection_text(fresh.left_out))
             if planned.plan.empty:
@@ -502,8 +503,9 @@ def apply(
 @click.pass_context
 def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     """Render a saved plan (markdown: against the project's current state)."""
-    from orqsync import commands, render
-    from orqsync.planfile import load_plan
+    from orqsync import commands
+    from orqsync.planning.planfile import load_plan
+    from orqsync.review import render
 
     _check_redact(redact, fmt)
     saved = load_plan(plan_file)
@@ -553,7 +555,8 @@ def state_list(ctx: click.Context) -> int:
 @click.pass_context
 def state_show(ctx: click.Context, span: str) -> int:
     """Values, metadata and provenance of one TRACE/SPAN."""
-    from orqsync import commands, render
+    from orqsync import commands
+    from orqsync.review import render
 
     current = commands.state_file(_settings(ctx)).load()
     keys = current.spans.get(_span_arg(span))
@@ -596,7 +599,7 @@ def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
 def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int:
     """Who decided each label of TRACE/SPAN (or KEY), in which commit and apply, and what it
     was before: from the state file's git history and the working copy."""
-    from orqsync.blame import blame, blame_json, render_blame_text
+    from orqsync.audit.blame import blame, blame_json, render_blame_text
 
     trace_id, span_id = _span_arg(span)
     result = blame(_settings(ctx), trace_id, span_id, key)
@@ -617,7 +620,7 @@ def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int
 @click.pass_context
 def state_history(ctx: click.Context, fmt: str, limit: int | None) -> int:
     """The applies and imports recorded beside the state, newest first."""
-    from orqsync.history import history_path, load_history, render_history_text
+    from orqsync.audit.history import history_path, load_history, render_history_text
 
     settings = _settings(ctx)
     path = history_path(settings.state_path)
@@ -654,7 +657,7 @@ def export_command(
     out_path: str | None,
 ) -> int:
     """The applied labels as a dataset: one row per span, with provenance and a manifest."""
-    from orqsync.export import export
+    from orqsync.audit.export import export
 
     result = export(_settings(ctx), fmt=fmt, keys=keys, where=where, at=rev)
     if out_path:
@@ -696,7 +699,7 @@ def import_command(
 ) -> int:
     """Adopt labels that already exist in orq.ai (rows of trace_id, span_id, key, value) into
     a YAML file and the state, without sending any request."""
-    from orqsync.adopt import import_labels
+    from orqsync.audit.adopt import import_labels
 
     where = {"out": out} if out else {}
     done = import_labels(
@@ -721,7 +724,7 @@ def import_command(
 @click.pass_context
 def unlock_command(ctx: click.Context, lock_id: str) -> int:
     """Release a stuck state lock (the id is in the error of the blocked command)."""
-    from orqsync.lock import unlock
+    from orqsync.state.lock import unlock
 
     holder = unlock(_settings(ctx).state_path, lock_id)
     _err(f"Released the lock {holder.id} ({holder.who} on {holder.host}, {holder.operation}).")

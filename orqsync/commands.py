@@ -10,14 +10,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orqsync.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
-from orqsync.definitions import load_definitions
-from orqsync.desired import DesiredReader, DesiredState, definitions_hash, load_desired
+from orqsync.audit.history import (
+    COMPLETE,
+    PARTIAL,
+    Counts,
+    Entry,
+    append_entry,
+    history_path,
+    utc_now,
+)
 from orqsync.errors import OrqsyncError, Problem, ProblemsError, RemovalBudgetError
-from orqsync.history import COMPLETE, PARTIAL, Counts, Entry, append_entry, history_path, utc_now
-from orqsync.lock import state_lock
-from orqsync.plan import Plan, Request, make_plan
-from orqsync.plancache import (
+from orqsync.planning.cache import (
     Coverage,
     Fact,
     PlanCache,
@@ -27,7 +30,8 @@ from orqsync.plancache import (
     coverage,
     vouched,
 )
-from orqsync.planfile import (
+from orqsync.planning.plan import Plan, Request, make_plan
+from orqsync.planning.planfile import (
     Base,
     SavedPlan,
     check_fresh,
@@ -37,9 +41,15 @@ from orqsync.planfile import (
     request_json,
     summary,
 )
-from orqsync.project import PROJECT_FILE, Settings
-from orqsync.provenance import capture, ci_run_url, operator, uncommitted
-from orqsync.state import InSync, Provenance, SpanId, State, StateFile, StateSnapshot
+from orqsync.remote.apply import Api, Failure, QuietReporter, Report, Reporter, apply_plan
+from orqsync.source.definitions import load_definitions
+from orqsync.source.desired import DesiredReader, DesiredState, definitions_hash, load_desired
+from orqsync.source.project import PROJECT_FILE, Settings
+from orqsync.state.files import StateFile
+from orqsync.state.lock import state_lock
+from orqsync.state.model import InSync, Provenance, SpanId, State
+from orqsync.state.provenance import capture, ci_run_url, operator, uncommitted
+from orqsync.state.snapshot import StateSnapshot
 from orqsync.text import plural
 
 

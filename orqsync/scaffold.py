@@ -6,7 +6,7 @@ import os
 from importlib import resources
 
 from orqsync.errors import OrqsyncError
-from orqsync.github import project_prefix
+from orqsync.review.github import project_prefix
 
 PROJECT = """\
 version: 1

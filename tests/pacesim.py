@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orqsync.pacer import Outcome, Pacer, RateHeaders, Ticket
+from orqsync.remote.pacer import Outcome, Pacer, RateHeaders, Ticket
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from orqsync.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.state import Applied, AppliedFeedback, Metadata, Provenance, State
-from orqsync.validate import Value, canonical_number
+from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.source.values import Value, canonical_number
+from orqsync.state.model import Applied, AppliedFeedback, Metadata, Provenance, State
 
 TRACES = ("trace-a", "trace-b")
 SPAN_NAMES = ("span-1", "span-2", "span-3")

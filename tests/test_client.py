@@ -8,10 +8,10 @@ import random
 import httpx
 import pytest
 
-from orqsync.client import OrqClient, parse_retry_after, server_message
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport, FaultConfig
 from orqsync.errors import EXIT_ERROR, EXIT_PARTIAL, ApiError, ApiHaltError
-from orqsync.pacer import Pacer
+from orqsync.remote.client import OrqClient, parse_retry_after, server_message
+from orqsync.remote.pacer import Pacer
 
 SECRET = "sk-orq-0123456789-verysecretvalue"
 

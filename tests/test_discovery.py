@@ -15,7 +15,7 @@ from conftest import Project, Result
 
 from orqsync.cli import cli
 from orqsync.errors import OrqsyncError
-from orqsync.project import PROJECT_FILE, find_project, load_project
+from orqsync.source.project import PROJECT_FILE, find_project, load_project
 
 SPAN = """\
 version: 1

@@ -29,11 +29,11 @@ import yaml
 
 from orqsync import commands
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
-from orqsync.markdown import MARKER
-from orqsync.plancache import cache_path
-from orqsync.project import load_project
-from orqsync.render import NO_CHANGES
+from orqsync.planning.cache import cache_path
+from orqsync.review.markdown import MARKER
+from orqsync.review.render import NO_CHANGES
 from orqsync.scaffold import DEFINITIONS, GITIGNORE
+from orqsync.source.project import load_project
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or shutil.which("bash") is None, reason="needs git and bash"

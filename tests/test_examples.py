@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from orqsync.cli import cli
-from orqsync.render import NO_CHANGES
+from orqsync.review.render import NO_CHANGES
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

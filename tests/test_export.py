@@ -10,8 +10,8 @@ import json
 import pytest
 from gitrepo import ALICE, BOB, apply_and_commit, commit, init, isolate
 
-from orqsync.export import render_csv
-from orqsync.state import Applied, Provenance
+from orqsync.audit.export import render_csv
+from orqsync.state.model import Applied, Provenance
 
 A = """\
 version: 1

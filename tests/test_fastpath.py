@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 from test_bad_inputs import CASES, project_of
 
-from orqsync.desired import DesiredReader, load_desired
 from orqsync.errors import ProblemsError
-from orqsync.project import load_project
 from orqsync.scaffold import DEFINITIONS
+from orqsync.source.desired import DesiredReader, load_desired
+from orqsync.source.project import load_project
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TRACE, SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"  # W3C trace context's

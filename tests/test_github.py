@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pre_commit.clientlib import load_config, load_manifest
 
 from orqsync.errors import OrqsyncError, Problem
-from orqsync.github import escape_data, escape_property, problems_github, project_prefix
+from orqsync.review.github import escape_data, escape_property, problems_github, project_prefix
 from orqsync.scaffold import WORKFLOWS, read_workflow, write_scaffold
 
 ROOT = Path(__file__).parent.parent

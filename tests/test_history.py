@@ -8,18 +8,18 @@ import re
 import pytest
 
 from orqsync import commands
-from orqsync.client import make_client
-from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
-from orqsync.errors import ApiError
-from orqsync.history import (
+from orqsync.audit.history import (
     Counts,
     Entry,
     append_entry,
     history_path,
     load_history,
 )
-from orqsync.plan import Request
-from orqsync.project import load_project
+from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
+from orqsync.errors import ApiError
+from orqsync.planning.plan import Request
+from orqsync.remote.client import make_client
+from orqsync.source.project import load_project
 
 A = """\
 version: 1

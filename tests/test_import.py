@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from orqsync.render import NO_CHANGES
+from orqsync.review.render import NO_CHANGES
 
 A = """\
 version: 1

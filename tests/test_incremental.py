@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from orqsync import commands
 from orqsync.errors import ProblemsError, StateError
-from orqsync.plan import Request
-from orqsync.plancache import cache_path
-from orqsync.project import load_project
+from orqsync.planning.cache import cache_path
+from orqsync.planning.plan import Request
 from orqsync.scaffold import DEFINITIONS
+from orqsync.source.project import load_project
 
 PROJECT = """\
 version: 1

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from orqsync.apply import apply_plan
-from orqsync.desired import Annotation, DesiredState
-from orqsync.plan import Request, make_plan
-from orqsync.state import Provenance, State, StateFile
+from orqsync.planning.plan import Request, make_plan
+from orqsync.remote.apply import apply_plan
+from orqsync.source.desired import Annotation, DesiredState
+from orqsync.state.files import StateFile
+from orqsync.state.model import Provenance, State
 
 SPANS = 200
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orqsync.desired import Annotation, DesiredState, Feedback
-from orqsync.markdown import MARKER, Distribution, label_distribution, render_plan_markdown
-from orqsync.plan import Plan, make_plan
-from orqsync.state import Applied, AppliedFeedback, Provenance, State, feedback_pairs
-from orqsync.validate import Value
+from orqsync.planning.plan import Plan, make_plan
+from orqsync.review.markdown import MARKER, Distribution, label_distribution, render_plan_markdown
+from orqsync.source.desired import Annotation, DesiredState, Feedback
+from orqsync.source.values import Value
+from orqsync.state.model import Applied, AppliedFeedback, Provenance, State, feedback_pairs
 
 GOLDEN = Path(__file__).parent / "golden" / "markdown"
 PROVENANCE = Provenance(commit="c0ffee", author="ann <ann@example.com>")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from pacesim import Noisy, Open, Result, TokenBucket, simulate
 
-from orqsync.pacer import MIN_RATE, Outcome, Pacer, RateHeaders
+from orqsync.remote.pacer import MIN_RATE, Outcome, Pacer, RateHeaders
 
 PARALLELISM = 8
 LATENCY = 0.02  # seconds: 400 requests a second at most, with 8 in flight

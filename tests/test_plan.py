@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orqsync.apply import chains
-from orqsync.desired import Annotation, DesiredState, Feedback
-from orqsync.plan import make_plan
-from orqsync.state import State
+from orqsync.planning.plan import make_plan
+from orqsync.remote.apply import chains
+from orqsync.source.desired import Annotation, DesiredState, Feedback
+from orqsync.state.model import State
 
 
 def test_a_span_and_a_feedback_record_with_the_same_ids_are_separate_chains():

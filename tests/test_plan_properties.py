@@ -25,11 +25,8 @@ from strategies import (
     values,
 )
 
-from orqsync import render
-from orqsync.apply import apply_plan, chains, fold_success, journal_entry
-from orqsync.desired import Annotation, DesiredState, Feedback, owned
 from orqsync.errors import ApiError
-from orqsync.plan import (
+from orqsync.planning.plan import (
     ANNOTATE,
     CREATE,
     DELETE,
@@ -42,15 +39,12 @@ from orqsync.plan import (
     make_plan,
     same_value,
 )
-from orqsync.state import (
-    Applied,
-    Metadata,
-    State,
-    StateFile,
-    parse_state,
-    render_state,
-    sorted_spans,
-)
+from orqsync.remote.apply import apply_plan, chains, fold_success, journal_entry
+from orqsync.review import render
+from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.state.codec import parse_state, render_state
+from orqsync.state.files import StateFile
+from orqsync.state.model import Applied, Metadata, State, sorted_spans
 
 SpanId = tuple[str, str]
 Typed = tuple[str, object]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from conftest import Project
 
-from orqsync.render import MAX_SPAN_BLOCKS
+from orqsync.review.render import MAX_SPAN_BLOCKS
 
 
 def process(project: Project, *args: str) -> subprocess.CompletedProcess[str]:

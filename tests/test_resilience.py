@@ -17,15 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orqsync.apply import apply_plan
-from orqsync.client import OrqClient, Pacer
 from orqsync.commands import plan as make_project_plan
 from orqsync.commands import state_file
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
-from orqsync.lock import read_lock, state_lock
-from orqsync.project import load_project
-from orqsync.render import NO_CHANGES
-from orqsync.state import Provenance
+from orqsync.remote.apply import apply_plan
+from orqsync.remote.client import OrqClient, Pacer
+from orqsync.review.render import NO_CHANGES
+from orqsync.source.project import load_project
+from orqsync.state.lock import read_lock, state_lock
+from orqsync.state.model import Provenance
 
 KEY = "sk-orq-resilience-test-key"
 DEFINITIONS = """\

@@ -17,10 +17,10 @@ from conftest import PROJECT, Project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orqsync.render import NO_CHANGES
+from orqsync.review.render import NO_CHANGES
 from orqsync.scaffold import DEFINITIONS
-from orqsync.state import StateFile
-from orqsync.validate import canonical_number
+from orqsync.source.values import canonical_number
+from orqsync.state.files import StateFile
 
 Label = tuple[str, str, str]
 Snapshot = dict[Label, tuple[tuple[str, object], tuple[tuple[str, str], ...]]]

@@ -11,16 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orqsync.errors import StateError
-from orqsync.state import (
-    Applied,
-    InSync,
-    Provenance,
-    State,
-    StateFile,
-    parse_state,
-    render_state,
-    span_sum,
-)
+from orqsync.state.codec import parse_state, render_state
+from orqsync.state.files import StateFile
+from orqsync.state.model import Applied, InSync, Provenance, State, span_sum
 
 PROV = Provenance(commit="abc", author="alice", applied_at="2026-11-23T00:00:00Z", plan_id="p1")
 
@@ -152,7 +145,7 @@ def test_a_corrupt_state_stops_plan_and_apply_and_is_never_overwritten(make_proj
 
 
 def _applied_state(tmp_path, spans: int = 3) -> tuple[StateFile, str]:
-    from orqsync.state import Applied, Provenance, State
+    from orqsync.state.model import Applied, Provenance, State
 
     state = State.new()
     for index in range(spans):
@@ -505,7 +498,7 @@ def test_a_span_asked_for_twice_is_read_once(tmp_path) -> None:
 def test_blame_reads_a_revision_with_its_span_twice_as_damaged_with_the_files_lines() -> None:
     """`read_span` parses the span's lines apart from the rest; the lines of the error are
     still the file's own."""
-    from orqsync.blame import read_span
+    from orqsync.audit.blame import read_span
 
     state = State("lineage", 1)
     for span in (("t1", "s1"), ("t1", "s2"), ("t2", "s1")):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orqsync import yamlfile
+from orqsync.source import yamlfile
 
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
 TOO_DEEP = (

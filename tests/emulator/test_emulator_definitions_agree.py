@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orqsync import definitions as orqsync_definitions
 from orqsync.emulator import DefinitionsError
 from orqsync.emulator import definitions as emulator_definitions
+from orqsync.source import definitions as orqsync_definitions
 
 V1 = "version: 1\ndefinitions:\n"
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from operator import attrgetter
 
-from orqsync.apply import Failure, Report
 from orqsync.errors import Problem
-from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
-from orqsync.planfile import summary
+from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.planning.planfile import summary
+from orqsync.planning.wire import method_and_path, request_body
+from orqsync.remote.apply import Failure, Report
 from orqsync.text import duration_text, plural
-from orqsync.wire import method_and_path, request_body
 
 MAX_REQUEST_LINES = 100
 # A text plan lists every change of this many spans (or feedback traces), then counts the

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
-from orqsync.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.state import Applied, Metadata, SpanId, State, feedback_pairs, sorted_spans
-from orqsync.validate import Value
+from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.source.values import Value
+from orqsync.state.model import Applied, Metadata, SpanId, State, feedback_pairs, sorted_spans
 
 BATCH_LIMIT = 10
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.provenance import ci_run_url
+from orqsync.state.provenance import ci_run_url
 
 
 @dataclass(frozen=True, slots=True)

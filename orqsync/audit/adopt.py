@@ -32,20 +32,22 @@ from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orqsync.definitions import Definition, Definitions, load_definitions
-from orqsync.desired import Annotation, DesiredState, find_sources, load_desired, owned
+from orqsync.audit.export import CSV_COLUMNS, FORMAT
+from orqsync.audit.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.export import CSV_COLUMNS, FORMAT
-from orqsync.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
-from orqsync.ids import id_problem
-from orqsync.lock import state_lock
-from orqsync.plan import same_value
-from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
-from orqsync.provenance import capture
-from orqsync.render import value_text
-from orqsync.state import Applied, Metadata, SpanId, StateFile, atomic_write
-from orqsync.validate import Invalid, Value, check_value
-from orqsync.yamlfile import resolve_plain
+from orqsync.planning.plan import same_value
+from orqsync.review.render import value_text
+from orqsync.source.definitions import Definition, Definitions, load_definitions
+from orqsync.source.desired import Annotation, DesiredState, find_sources, load_desired, owned
+from orqsync.source.ids import id_problem
+from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
+from orqsync.source.values import Invalid, Value, check_value
+from orqsync.source.yamlfile import resolve_plain
+from orqsync.state.disk import atomic_write
+from orqsync.state.files import StateFile
+from orqsync.state.lock import state_lock
+from orqsync.state.model import Applied, Metadata, SpanId
+from orqsync.state.provenance import capture
 
 DEFAULT_OUT = "annotations/imported.yaml"
 FORMATS = ("jsonl", "csv")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.ids import DEFAULT_ID_FORMAT
-from orqsync.schema import check
-from orqsync.yamlfile import Document, load, mapping_items, node_at, position, to_python
+from orqsync.source.ids import DEFAULT_ID_FORMAT
+from orqsync.source.schema import check
+from orqsync.source.yamlfile import Document, load, mapping_items, node_at, position, to_python
 
 PROJECT_FILE = "orqsync.yaml"
 EMBEDDED = "embedded"

@@ -32,13 +32,13 @@ import httpx
 
 from orqsync import __version__
 from orqsync.errors import ApiError, ApiHaltError, OrqsyncError
-from orqsync.pacer import Outcome, Pacer, Ticket, rate_headers
-from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
-from orqsync.project import Settings
-from orqsync.state import Metadata, feedback_pairs
+from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
+from orqsync.planning.wire import method_and_path, request_body
+from orqsync.remote.pacer import Outcome, Pacer, Ticket, rate_headers
+from orqsync.source.project import Settings
+from orqsync.source.values import Value
+from orqsync.state.model import Metadata, feedback_pairs
 from orqsync.text import duration_text
-from orqsync.validate import Value
-from orqsync.wire import method_and_path, request_body
 
 EMBEDDED_KEY = "embedded-emulator"  # not a secret: the in-process emulator accepts only this
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})

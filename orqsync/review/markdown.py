@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 
-from orqsync.plan import CREATE, DELETE, UPDATE, Change, Plan
-from orqsync.render import NO_CHANGES
-from orqsync.state import Metadata, State
+from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.review.render import NO_CHANGES
+from orqsync.state.model import Metadata, State
 
 __all__ = ["MARKER", "Distribution", "label_distribution", "render_plan_markdown"]
 

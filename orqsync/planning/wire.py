@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
-from orqsync.state import Metadata
+from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
+from orqsync.state.model import Metadata
 
 DOCUMENTED = "documented"
 CURRENT = "current"

@@ -38,17 +38,12 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from orqsync import __version__
-from orqsync.desired import DesiredState
-from orqsync.plan import Plan
-from orqsync.project import Settings
-from orqsync.state import (
-    InSync,
-    SpanId,
-    StateSnapshot,
-    atomic_write,
-    span_sum,
-    sum_difference,
-)
+from orqsync.planning.plan import Plan
+from orqsync.source.desired import DesiredState
+from orqsync.source.project import Settings
+from orqsync.state.disk import atomic_write
+from orqsync.state.model import InSync, SpanId, span_sum, sum_difference
+from orqsync.state.snapshot import StateSnapshot
 
 FORMAT = "orqsync-plan-cache"
 FORMAT_VERSION = 2

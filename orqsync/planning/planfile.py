@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
-from orqsync.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
-from orqsync.state import InSync, State, feedback_pairs
+from orqsync.planning.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
+from orqsync.planning.wire import method_and_path, request_body
+from orqsync.state.model import InSync, State, feedback_pairs
 from orqsync.text import plural
-from orqsync.wire import method_and_path, request_body
 
 FORMAT = "orqsync-plan"
 FORMAT_VERSION = 2  # 2: base.project, the hash of orqsync.yaml

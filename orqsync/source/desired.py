@@ -13,14 +13,14 @@ from typing import NamedTuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from orqsync.definitions import Definitions, load_definitions
 from orqsync.errors import Problem, ProblemsError
-from orqsync.fastpath import FastFile, FastReader
-from orqsync.ids import id_problem
-from orqsync.project import PROJECT_FILE, Settings, normalize_metadata
-from orqsync.schema import check
-from orqsync.validate import Invalid, Lenient, Value, canonical_number, check_value
-from orqsync.yamlfile import (
+from orqsync.source.definitions import Definitions, load_definitions
+from orqsync.source.fastpath import FastFile, FastReader
+from orqsync.source.ids import id_problem
+from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
+from orqsync.source.schema import check
+from orqsync.source.values import Invalid, Lenient, Value, canonical_number, check_value
+from orqsync.source.yamlfile import (
     Document,
     decode_text,
     mapping_items,

@@ -30,11 +30,11 @@ from typing import Any, NamedTuple
 
 from yaml.nodes import MappingNode, ScalarNode
 
-from orqsync.definitions import Definition
 from orqsync.errors import Problem
-from orqsync.ids import DEFAULT_ID_FORMAT, id_problem
-from orqsync.validate import canonical_number
-from orqsync.yamlfile import (
+from orqsync.source.definitions import Definition
+from orqsync.source.ids import DEFAULT_ID_FORMAT, id_problem
+from orqsync.source.values import canonical_number
+from orqsync.source.yamlfile import (
     BOOL_TEXTS,
     NULL_TEXTS,
     Document,

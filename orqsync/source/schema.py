@@ -10,7 +10,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from orqsync.errors import Problem
-from orqsync.yamlfile import Document, key_node_at, node_at, position
+from orqsync.source.yamlfile import Document, key_node_at, node_at, position
 
 SCHEMAS = ("orqsync", "definitions", "annotations")
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Mapping
 
-from orqsync.state import Provenance
+from orqsync.state.model import Provenance
 
 
 def _git(root: str, *args: str) -> str:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
-from orqsync.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
-from orqsync.state import InSync, Journal, Provenance, State, StateFile
+from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
+from orqsync.state.files import StateFile
+from orqsync.state.journal import Journal
+from orqsync.state.model import InSync, Provenance, State
 
 # Threads per request in flight. The Api keeps `parallelism` requests in flight at most (the
 # client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more

@@ -35,11 +35,13 @@ import math
 import os
 from dataclasses import dataclass
 
-from orqsync import gitrev
-from orqsync.definitions import Definitions, load_definitions
+from orqsync.audit import gitrev
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.project import Settings
-from orqsync.state import Applied, SpanId, State, StateFile, parse_state
+from orqsync.source.definitions import Definitions, load_definitions
+from orqsync.source.project import Settings
+from orqsync.state.codec import parse_state
+from orqsync.state.files import StateFile
+from orqsync.state.model import Applied, SpanId, State
 
 FORMAT = "orqsync-export"
 VERSION = 1

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orqsync.definitions import Definition
-from orqsync.yamlfile import resolve_scalar, scalar_text
+from orqsync.source.definitions import Definition
+from orqsync.source.yamlfile import resolve_scalar, scalar_text
 
 Value = str | int | float | bool | tuple[str, ...]
 

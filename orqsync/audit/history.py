@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from orqsync.errors import StateError
-from orqsync.state import fsync_dir
+from orqsync.state.disk import fsync_dir
 
 SUFFIX = ".history.jsonl"
 COMPLETE = "complete"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem
-from orqsync.schema import check
-from orqsync.yamlfile import (
+from orqsync.source.schema import check
+from orqsync.source.yamlfile import (
     Document,
     load,
     mapping_items,

@@ -1,0 +1,1 @@
+"""The past: apply history, git revisions, blame, export and import."""

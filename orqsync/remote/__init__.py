@@ -1,0 +1,1 @@
+"""Talking to orq.ai: the client, its pace, and apply."""

@@ -1,0 +1,1 @@
+"""Plans, reports and problems for people: text, JSON, the pull-request comment, GitHub."""

@@ -1,0 +1,198 @@
+"""The state's model: what orqsync applied, span by span, and where it came from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from operator import itemgetter
+from typing import NamedTuple
+
+from orqsync.errors import StateError
+from orqsync.source.values import Value
+
+FORMAT_VERSION = 1
+
+SpanId = tuple[str, str]
+Metadata = tuple[tuple[str, str], ...]
+
+_SUM_MODULUS = 1 << 128
+
+
+def sorted_spans(spans: Iterable[SpanId]) -> list[SpanId]:
+    """The span ids in the order of the tuples. Two stable sorts, by span id then by trace
+    id, give that order in half the time of comparing the tuples (0.12 s instead of 0.23 s
+    for 100,000 spans): a sort by one string key compares the strings directly."""
+    ordered = list(spans)
+    ordered.sort(key=itemgetter(1))
+    ordered.sort(key=itemgetter(0))
+    return ordered
+
+
+def span_sum(spans: Iterable[SpanId]) -> int:
+    """The sum of the spans' hashes modulo 2**128: a fingerprint of a set of spans that adds
+    and subtracts, so that the spans of many files can be checked against the state's without
+    being listed. Equal sums mean equal collections, but for a 2**-128 chance."""
+    total = 0
+    for trace_id, span_id in spans:
+        key = f"{len(trace_id)}:{trace_id}{span_id}".encode()
+        total += int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "big")
+    return total % _SUM_MODULUS
+
+
+def sum_difference(total: int, *parts: int) -> int:
+    """`total` less the `parts`, modulo 2**128 (zero: the parts make up the total)."""
+    return (total - sum(parts)) % _SUM_MODULUS
+
+
+@dataclass(frozen=True, slots=True)
+class InSync:
+    """The files a complete apply left in sync with the state it wrote (plancache.py says
+    what a plan makes of it): each file's content hash and the span_sum of the spans it
+    declares, for one context (definitions, settings, orqsync version).
+
+    `spans` is the span_sum of the whole state as written: render_state computes it, with the
+    hash of the text before the record (`body`); a snapshot gives the record back only while
+    that text is unchanged.
+    """
+
+    context: str
+    files: dict[str, tuple[str, int]]
+    spans: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who decided a label and how it got applied."""
+
+    commit: str = ""
+    author: str = ""
+    applied_at: str = ""
+    plan_id: str = ""
+    run_url: str = ""
+    # The files applied had changes that `commit` does not hold: the sha256 of their content
+    # (provenance.py). "" when everything applied was committed.
+    uncommitted: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.__slots__ if getattr(self, name)}
+
+    @property
+    def id(self) -> str:
+        """Content id: annotations of one apply share one provenance record in the file."""
+        return hashlib.sha256(_dumps(self.to_json()).encode("utf-8")).hexdigest()[:12]
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Provenance:
+        return cls(**{name: str(data.get(name, "")) for name in cls.__slots__})
+
+
+class Applied(NamedTuple):
+    """An annotation as orqsync last wrote it (a named tuple: states hold hundreds of
+    thousands)."""
+
+    value: Value
+    metadata: Metadata
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFeedback:
+    """A Feedback API record as orqsync last wrote it (`body` is what was sent)."""
+
+    body: tuple[tuple[str, object], ...]
+    provenance: Provenance
+
+    def get(self, name: str) -> object:
+        return dict(self.body).get(name)
+
+
+@dataclass(slots=True)
+class State:
+    """The last-applied state. Mutated only by `fold`, which the applier drives."""
+
+    lineage: str
+    serial: int = 0
+    spans: dict[SpanId, dict[str, Applied]] = field(default_factory=dict)
+    feedback: dict[str, AppliedFeedback] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls) -> State:
+        """No state yet: the lineage is fixed when the state is first written."""
+        return cls(lineage="")
+
+    @property
+    def annotation_count(self) -> int:
+        return sum(len(keys) for keys in self.spans.values())
+
+    def fold(self, entry: dict, provenance: Provenance | None = None) -> None:
+        """Apply one journal entry (the effect of one successful request). An apply passes
+        its provenance, which the entry also holds, so as not to read it back every time."""
+        op = entry["op"]
+        if op == "intent":
+            return  # a request about to be sent: says nothing about what was written
+        if provenance is None:
+            provenance = Provenance.from_json(entry.get("provenance", {}))
+        if op == "set":
+            values = [(key, _value(value)) for key, value in entry["values"].items()]
+            metadata = _metadata(entry.get("metadata", {}))
+            self.set_keys((entry["trace_id"], entry["span_id"]), values, metadata, provenance)
+        elif op == "remove":
+            self.remove_keys((entry["trace_id"], entry["span_id"]), entry["keys"])
+        elif op == "feedback_put":
+            body = entry["body"]
+            self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
+        elif op == "feedback_remove":
+            self.feedback.pop(entry["id"], None)
+        else:
+            raise StateError(f"unknown journal entry {op!r}")
+
+    def set_keys(
+        self,
+        span: SpanId,
+        values: Iterable[tuple[str, Value]],
+        metadata: Metadata,
+        provenance: Provenance,
+    ) -> None:
+        """Keys set on a span (a successful annotate request; `metadata` sorted)."""
+        keys = self.spans.get(span)
+        if keys is None:
+            keys = self.spans[span] = {}
+        for key, value in values:
+            keys[key] = Applied(value, metadata, provenance)
+
+    def remove_keys(self, span: SpanId, keys: Iterable[str]) -> None:
+        """Keys removed from a span (a successful remove request)."""
+        held = self.spans.get(span, {})
+        for key in keys:
+            held.pop(key, None)
+        if not held:
+            self.spans.pop(span, None)
+
+
+def _metadata(data: dict[str, str]) -> Metadata:
+    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+
+
+def _value(value: object) -> Value:
+    if isinstance(value, list):
+        return tuple(value)
+    return value  # type: ignore[return-value]
+
+
+def feedback_pairs(body: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
+    """A Feedback body as sorted, hashable pairs (lists become tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
+
+
+def _jsonable(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+_quote = encode_basestring  # what _dumps gives for a str, without its per-call set-up
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
