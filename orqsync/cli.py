@@ -10,18 +10,17 @@ Each command imports the modules it works with when it runs, so that `orqsync --
 from __future__ import annotations
 
 import collections
-import gc
 import json
 import math
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from orqsync import __version__
+from orqsync import __version__, process
 from orqsync.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -37,18 +36,6 @@ if TYPE_CHECKING:
     from orqsync.remote.apply import Failure, Report
     from orqsync.source.project import Settings
     from orqsync.state.model import State
-
-
-# What a command made that only the end of the process frees: main() sets this to a list and
-# ends the process without freeing it (as mypy's fast exit does). Freeing the 1.5 million
-# objects of a 400,000-annotation plan one by one takes about 0.2 s; the operating system takes
-# the memory back at once. None when the commands run inside another program (the tests).
-_LEFT_FOR_EXIT: list[object] | None = None
-
-
-def _leave_for_exit(*results: object) -> None:
-    if _LEFT_FOR_EXIT is not None:
-        _LEFT_FOR_EXIT.extend(results)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -153,12 +140,15 @@ class ProgressReporter:
 class OrqsyncGroup(click.Group):
     """Keeps usage errors (exit 1) apart from `--detailed-exitcode`'s 2."""
 
-    def main(self, args: Sequence[str] | None = None, **extra: object) -> None:  # type: ignore[override]
+    def main(  # type: ignore[override]  # always exits: click's overloads say so differently
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> NoReturn:
         try:
-            code = super().main(args=args, standalone_mode=False, **extra)  # type: ignore[arg-type]
+            code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
         except click.ClickException as exc:
             # In orqsync's voice, like every other error: what is wrong, then what to do.
-            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "orqsync"
+            ctx: click.Context | None = getattr(exc, "ctx", None)  # usage errors have one
+            command = ctx.command_path if ctx is not None else "orqsync"
             _err(f"error: {exc.format_message()}\n  hint: see `{command} --help`")
             sys.exit(EXIT_ERROR)
         except click.exceptions.Abort:
@@ -199,7 +189,7 @@ def cli(ctx: click.Context, directory: str) -> None:
 @click.pass_context
 def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
     """Create orqsync.yaml, definitions.yaml and an example annotation file."""
-    from orqsync.scaffold import write_scaffold
+    from orqsync.commands.init import write_scaffold
 
     directory = ctx.obj["directory"]  # here, never the project of a folder above (no discovery)
     written = write_scaffold(directory, embedded=embedded, force=force, github=github)
@@ -229,13 +219,13 @@ def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
 @click.pass_context
 def validate(ctx: click.Context, fmt: str) -> int:
     """Check every file against the schemas and definitions, offline."""
-    from orqsync import commands
+    from orqsync.commands.validate import validate as run_validate
     from orqsync.review import render
     from orqsync.review.github import escape_data, problems_github, project_prefix
 
     try:
-        desired = commands.validate(_settings(ctx))
-        _leave_for_exit(desired)
+        desired = run_validate(_settings(ctx))
+        process.keep_until_exit(desired)
     except ProblemsError as exc:
         if fmt == "json":
             _out(render.problems_json(exc.problems, exc.warnings))
@@ -277,7 +267,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _plan_options(command: click.Command) -> click.Command:
+_Command = TypeVar("_Command", bound="Callable[..., Any] | click.Command")
+
+
+def _plan_options(command: _Command) -> _Command:
     command = click.option(
         "--target", multiple=True, help="Only TRACE/SPAN, TRACE or feedback/ID (wildcards ok)."
     )(command)
@@ -318,12 +311,12 @@ def plan(
     exclude: tuple[str, ...],
 ) -> int:
     """Show the changes and the exact requests apply would send. Sends nothing."""
-    from orqsync import commands
+    from orqsync.commands.plan import plan as run_plan
 
     _check_redact(redact, fmt)
     settings = _settings(ctx)
-    planned = commands.plan(settings, target, exclude)
-    _leave_for_exit(planned)
+    planned = run_plan(settings, target, exclude)
+    process.keep_until_exit(planned)
     _warn(list(planned.warnings))
     if out_path or fmt == "json":
         document = planned.document(settings.metadata_style)
@@ -352,7 +345,7 @@ def plan(
 def _markdown(
     the_plan: Plan, before: State, settings: Settings, redact: bool, full_plan_hint: str
 ) -> str:
-    from orqsync.commands import text_keys
+    from orqsync.commands.common import text_keys
     from orqsync.review.markdown import render_plan_markdown
 
     return render_plan_markdown(
@@ -442,7 +435,10 @@ def apply(
     exclude: tuple[str, ...],
 ) -> int:
     """Apply a saved plan, or plan now and apply after confirmation."""
-    from orqsync import commands
+    from orqsync.commands.apply import apply as run_apply
+    from orqsync.commands.apply import apply_lock, check_budget
+    from orqsync.commands.plan import as_saved, check_saved_plan
+    from orqsync.commands.plan import plan as run_plan
     from orqsync.planning.planfile import load_plan
     from orqsync.remote.client import api_key, make_client
 
@@ -453,36 +449,36 @@ def apply(
             raise click.UsageError("--target/--exclude go with plan, not with a saved plan")
         saved = load_plan(plan_file)
         # The same orqsync.yaml, byte for byte: the same metadata_style, sources and policy.
-        commands.check_saved_plan(settings, saved, plan_file)
+        check_saved_plan(settings, saved, plan_file)
     # The key and the lock first, as Terraform does: nothing is shown of a plan that could
     # not be applied, and the state cannot move between the plan and its apply.
     api_key(settings)
-    with commands.apply_lock(settings):
+    with apply_lock(settings):
         if saved is None:
-            fresh = commands.plan(settings, target, exclude)
+            fresh = run_plan(settings, target, exclude)
             _warn(list(fresh.warnings))
-            planned = commands.as_saved(fresh, settings.metadata_style)
+            to_apply = as_saved(fresh, settings.metadata_style)
             label = "the plan"
-            _write_plan_text(planned.plan, settings)
+            _write_plan_text(to_apply.plan, settings)
             if fresh.left_out is not None:
                 from orqsync.review.render import selection_text
 
                 _out(selection_text(fresh.left_out))
-            if planned.plan.empty:
+            if to_apply.plan.empty:
                 return EXIT_OK
-            commands.check_budget(planned.plan, settings, allow_removals)
+            check_budget(to_apply.plan, settings, allow_removals)
             _confirm(auto_approve)
         else:
-            planned, label = saved, plan_file or ""
-            if planned.plan.empty:
+            to_apply, label = saved, plan_file or ""
+            if to_apply.plan.empty:
                 _out("No changes in the saved plan.\n")
                 return EXIT_OK
-        gc.enable()  # a long run of network objects: let the collector work (see main)
+        process.long_running()  # a long run of network objects
         with make_client(settings) as client:
             reporter = ProgressReporter(interactive=sys.stderr.isatty(), rate=client.pacer.rate)
-            report = commands.apply(
+            report = run_apply(
                 settings,
-                planned,
+                to_apply,
                 client,
                 plan_label=label,
                 reporter=reporter,
@@ -503,7 +499,7 @@ def apply(
 @click.pass_context
 def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     """Render a saved plan (markdown: against the project's current state)."""
-    from orqsync import commands
+    from orqsync.commands.common import state_file
     from orqsync.planning.planfile import load_plan
     from orqsync.review import render
 
@@ -516,7 +512,7 @@ def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     if fmt == "markdown":
         settings = _settings(ctx)
         hint = f"The full plan is `{plan_file}` (in CI, the `orqsync-plan` artifact)."
-        current = commands.state_file(settings).load()
+        current = state_file(settings).load()
         _out(_markdown(saved.plan, current, settings, redact, hint))
         return EXIT_OK
     _out(f"Plan {saved.plan_id} (state serial {saved.base.serial}):\n")
@@ -540,9 +536,9 @@ def _span_arg(text: str) -> tuple[str, str]:
 @click.pass_context
 def state_list(ctx: click.Context) -> int:
     """One line per span: TRACE/SPAN and its keys."""
-    from orqsync import commands
+    from orqsync.commands.common import state_file
 
-    current = commands.state_file(_settings(ctx)).load()
+    current = state_file(_settings(ctx)).load()
     for (trace_id, span_id), keys in sorted(current.spans.items()):
         _out(f"{trace_id}/{span_id}  {', '.join(sorted(keys))}\n")
     for record_id, record in sorted(current.feedback.items()):
@@ -555,10 +551,10 @@ def state_list(ctx: click.Context) -> int:
 @click.pass_context
 def state_show(ctx: click.Context, span: str) -> int:
     """Values, metadata and provenance of one TRACE/SPAN."""
-    from orqsync import commands
+    from orqsync.commands.common import state_file
     from orqsync.review import render
 
-    current = commands.state_file(_settings(ctx)).load()
+    current = state_file(_settings(ctx)).load()
     keys = current.spans.get(_span_arg(span))
     if keys is None:
         raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
@@ -578,10 +574,10 @@ def state_show(ctx: click.Context, span: str) -> int:
 @click.pass_context
 def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
-    from orqsync import commands
+    from orqsync.commands.state_rm import forget
 
     settings = _settings(ctx)
-    removed = commands.forget(settings, _span_arg(span), keys)
+    removed = forget(settings, _span_arg(span), keys)
     _err(
         f"Removed {span}{' ' + ', '.join(keys) if keys else ''} from the state ({removed} "
         "labels; nothing sent). The apply history records it."
@@ -699,11 +695,16 @@ def import_command(
 ) -> int:
     """Adopt labels that already exist in orq.ai (rows of trace_id, span_id, key, value) into
     a YAML file and the state, without sending any request."""
-    from orqsync.audit.adopt import import_labels
+    from orqsync.audit.adopt import DEFAULT_OUT, import_labels
 
-    where = {"out": out} if out else {}
     done = import_labels(
-        _settings(ctx), file, fmt=fmt, force=force, commit=commit, author=author, **where
+        _settings(ctx),
+        file,
+        fmt=fmt,
+        out=out or DEFAULT_OUT,
+        force=force,
+        commit=commit,
+        author=author,
     )
     total = done.declared + done.adopted + done.unchanged
     if not done.declared and not done.adopted:
@@ -831,7 +832,7 @@ def emulator_serve(
     latency_ms: float,
 ) -> int:
     """Serve the emulator on loopback until interrupted."""
-    gc.enable()  # a long-running server: main() turned the collector off for short commands
+    process.long_running()
     from orqsync.emulator import (
         DefinitionsError,
         EmulatorConfig,
@@ -881,28 +882,8 @@ def emulator_serve(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    # orqsync reads and plans hundreds of thousands of small objects that hold no cycles; the
-    # cycle collector's passes over them cost more than the work (about 40% of a big plan).
-    # It stays off while reading and planning; apply turns it back on before sending.
-    global _LEFT_FOR_EXIT
-    gc.disable()
-    _LEFT_FOR_EXIT = []
+    process.short_lived()
     try:
         cli.main(args=argv, prog_name="orqsync")
     except SystemExit as exc:
-        _exit(exc)
-
-
-def _exit(request: SystemExit) -> None:
-    """End the process with the exit code `request` asks for, without freeing what commands
-    left for the exit (_LEFT_FOR_EXIT). The streams are flushed first; if that fails (a
-    closed pipe), or the request is not a code, Python's own exit handles it as usual."""
-    code = 0 if request.code is None else request.code
-    if not isinstance(code, int):
-        raise request
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        raise request from None
-    os._exit(code)
+        process.end(exc)

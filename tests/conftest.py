@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hypothesis import settings
 
 from orqsync.cli import cli
-from orqsync.scaffold import DEFINITIONS
+from orqsync.commands.init import DEFINITIONS
 
 # In CI (CI=true) every property test draws the same examples on every run, so a red build is the
 # change's doing, not the draw's. Elsewhere, and with HYPOTHESIS_PROFILE=default (the scheduled
@@ -93,4 +93,4 @@ def _no_real_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORQ_API_KEY", raising=False)
     for name in ("GITHUB_SHA", "GITHUB_ACTOR", "GITHUB_RUN_ID", "GITHUB_REPOSITORY"):
         monkeypatch.delenv(name, raising=False)
-    os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")  # no machine-wide git settings

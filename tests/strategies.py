@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from orqsync.model import Metadata, Value
 from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.source.values import Value, canonical_number
-from orqsync.state.model import Applied, AppliedFeedback, Metadata, Provenance, State
+from orqsync.source.values import canonical_number
+from orqsync.state.model import Applied, AppliedFeedback, Provenance, State
 
 TRACES = ("trace-a", "trace-b")
 SPAN_NAMES = ("span-1", "span-2", "span-3")

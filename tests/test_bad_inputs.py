@@ -13,7 +13,6 @@ A few inputs look suspicious but are valid; they are at the end of this module.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -21,9 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Project
-
-CORPUS = Path(__file__).parent / "corpus"
-CASES = sorted(path.name for path in CORPUS.iterdir() if path.is_dir())
+from corpus_cases import CASES, CORPUS, project_of
 
 MakeProject = Callable[..., Project]
 
@@ -42,18 +39,6 @@ def summary_line(expected: list[str]) -> str:
 def is_warning(line: str) -> bool:
     """A value read leniently (validate.py), printed beside the errors it does not count as."""
     return ": warning: " in line
-
-
-def project_of(case: str, make_project: MakeProject) -> Project:
-    """The standard project with the case's files written over it, byte for byte."""
-    project = make_project()
-    shutil.copytree(
-        CORPUS / case,
-        project.root,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("expected.txt"),
-    )
-    return project
 
 
 def stored(root: Path) -> tuple[list[tuple[str, str, str, object]], int]:

@@ -27,12 +27,12 @@ import httpx
 import pytest
 import yaml
 
-from orqsync import commands
+from orqsync.commands import plan as plan_command
+from orqsync.commands.init import DEFINITIONS, GITIGNORE
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
 from orqsync.planning.cache import cache_path
 from orqsync.review.markdown import MARKER
 from orqsync.review.render import NO_CHANGES
-from orqsync.scaffold import DEFINITIONS, GITIGNORE
 from orqsync.source.project import load_project
 
 pytestmark = pytest.mark.skipif(
@@ -662,7 +662,7 @@ def files_read(w: World, job: Job) -> int:
     cache the job's own plan left: the others are vouched for by the committed state."""
     project = load_project(str(job.workspace / w.rel))
     Path(cache_path(project)).unlink(missing_ok=True)
-    return commands.plan(project).files_read
+    return plan_command.plan(project).files_read
 
 
 def first_push(w: World) -> tuple[str, str]:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from conftest import Project
+from corpus_cases import CASES, project_of
 from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
-from test_bad_inputs import CASES, project_of
 
+from orqsync.commands.init import DEFINITIONS
 from orqsync.errors import ProblemsError
-from orqsync.scaffold import DEFINITIONS
 from orqsync.source.desired import DesiredReader, load_desired
 from orqsync.source.project import load_project
 

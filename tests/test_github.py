@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pre_commit.clientlib import load_config, load_manifest
 
+from orqsync.commands.init import WORKFLOWS, read_workflow, write_scaffold
 from orqsync.errors import OrqsyncError, Problem
 from orqsync.review.github import escape_data, escape_property, problems_github, project_prefix
-from orqsync.scaffold import WORKFLOWS, read_workflow, write_scaffold
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "github"

@@ -15,8 +15,8 @@ import pytest
 from conftest import Project
 from gitrepo import git, isolate
 
+from orqsync.commands.init import DEFINITIONS
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
-from orqsync.scaffold import DEFINITIONS
 
 MakeProject = Callable[..., Project]
 TRACE = "cb2289e8eae4e587f8bba591734cc831"

@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from orqsync import commands
 from orqsync.audit.history import (
     Counts,
     Entry,
@@ -15,6 +14,8 @@ from orqsync.audit.history import (
     history_path,
     load_history,
 )
+from orqsync.commands import apply as apply_command
+from orqsync.commands import plan as plan_command
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
 from orqsync.errors import ApiError
 from orqsync.planning.plan import Request
@@ -138,13 +139,13 @@ def test_a_refused_request_makes_a_partial_line_counting_it(make_project):
             known_spans=frozenset({("t1", "s1")}),
         )
     )
-    planned = commands.as_saved(commands.plan(settings), settings.metadata_style)
+    planned = plan_command.as_saved(plan_command.plan(settings), settings.metadata_style)
     with make_client(
         settings,
         {"ORQ_API_KEY": "sk-secret-123"},
         transport=EmulatorTransport(emulator, owns_emulator=True),
     ) as client:
-        report = commands.apply(settings, planned, client, author="Alice", environ={})
+        report = apply_command.apply(settings, planned, client, author="Alice", environ={})
     assert len(report.failures) == 1
     [entry] = lines(project)
     assert entry["outcome"] == "partial"
@@ -169,9 +170,9 @@ class BrokenApi:
 def test_an_apply_stopped_by_an_error_is_recorded_before_the_error_surfaces(make_project):
     project = make_project(**{"annotations/a.yaml": A})
     settings = load_project(str(project.root))
-    planned = commands.as_saved(commands.plan(settings), settings.metadata_style)
+    planned = plan_command.as_saved(plan_command.plan(settings), settings.metadata_style)
     with pytest.raises(RuntimeError, match="boom"):
-        commands.apply(settings, planned, BrokenApi(), author="Alice", environ={})
+        apply_command.apply(settings, planned, BrokenApi(), author="Alice", environ={})
     [entry] = lines(project)
     assert (entry["outcome"], entry["stopped"]) == ("partial", "error")
     assert entry["counts"]["done"] == 1
@@ -187,8 +188,8 @@ class RefusingApi:
 def test_an_apply_whose_every_request_is_refused_is_still_recorded(make_project):
     project = make_project(**{"annotations/a.yaml": A})
     settings = load_project(str(project.root))
-    planned = commands.as_saved(commands.plan(settings), settings.metadata_style)
-    report = commands.apply(settings, planned, RefusingApi(), author="Alice", environ={})
+    planned = plan_command.as_saved(plan_command.plan(settings), settings.metadata_style)
+    report = apply_command.apply(settings, planned, RefusingApi(), author="Alice", environ={})
     assert report.done == 0
     [entry] = lines(project)
     assert entry["outcome"] == "partial"

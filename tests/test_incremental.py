@@ -21,11 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orqsync import commands
+from orqsync.commands import apply as apply_command
+from orqsync.commands import common
+from orqsync.commands import plan as plan_command
+from orqsync.commands.init import DEFINITIONS
 from orqsync.errors import ProblemsError, StateError
 from orqsync.planning.cache import cache_path
 from orqsync.planning.plan import Request
-from orqsync.scaffold import DEFINITIONS
 from orqsync.source.project import load_project
 
 PROJECT = """\
@@ -78,7 +80,7 @@ steps = st.one_of(
 
 def outcome(root: Path, incremental: bool) -> tuple[object, ...]:
     try:
-        planned = commands.plan(load_project(str(root)), incremental=incremental)
+        planned = plan_command.plan(load_project(str(root)), incremental=incremental)
     except ProblemsError as error:
         return ("problems", [problem.render() for problem in error.problems])
     return ("plan", planned.plan.changes, planned.plan.requests, planned.base)
@@ -110,13 +112,13 @@ def apply_part(root: Path, fraction: float) -> None:
     complete one records in the state which files it is in sync with."""
     project = load_project(str(root))
     try:
-        planned = commands.plan(project)
+        planned = plan_command.plan(project)
     except ProblemsError:
         return
     total = len(planned.plan.requests)
-    commands.apply(
+    apply_command.apply(
         project,
-        commands.as_saved(planned, project.metadata_style),
+        plan_command.as_saved(planned, project.metadata_style),
         AcceptingApi(),
         max_requests=None if fraction == 1.0 else round(total * fraction),
         environ={},
@@ -135,7 +137,7 @@ def run(root: Path, step: tuple) -> None:
     elif kind == "apply":
         apply_part(root, step[1])
     elif kind == "forget":
-        files = commands.state_file(project)
+        files = common.state_file(project)
         state = files.load()
         if state.spans.pop(step[1], None) is not None:
             files.write(state)
@@ -189,15 +191,15 @@ def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> No
     four_files(tmp_path)
     apply_part(tmp_path, 1.0)
     project = load_project(str(tmp_path))
-    files = commands.state_file(project)
+    files = common.state_file(project)
     files.write(files.load())  # a state with no in_sync record: only the cache can help
-    assert commands.plan(project).files_read == 4  # no cache yet: every file read
+    assert plan_command.plan(project).files_read == 4  # no cache yet: every file read
     assert os.path.exists(cache_path(project))
-    assert commands.plan(project).files_read == 0  # all four proved in sync
+    assert plan_command.plan(project).files_read == 0  # all four proved in sync
     (tmp_path / FILES[1]).write_text(
         (tmp_path / FILES[1]).read_text().replace("good", "bad"), encoding="utf-8"
     )
-    planned = commands.plan(project)
+    planned = plan_command.plan(project)
     assert planned.files_read == 1
     assert [change.key for change in planned.plan.changes] == ["rating"]
     assert planned.plan.changes[0].new == "bad"
@@ -212,9 +214,9 @@ def test_a_fresh_clone_is_planned_from_the_record_of_the_last_apply(tmp_path: Pa
     state_path = Path(project.state_path)
     assert list(json.loads(state_path.read_text(encoding="utf-8"))["in_sync"]["files"]) == [*FILES]
 
-    def fresh_plan() -> commands.Planned:
+    def fresh_plan() -> plan_command.Planned:
         Path(cache_path(project)).unlink(missing_ok=True)
-        return commands.plan(project)
+        return plan_command.plan(project)
 
     assert fresh_plan().files_read == 0
     (tmp_path / FILES[1]).write_text(
@@ -259,12 +261,12 @@ def test_a_state_that_lost_a_provenance_record_is_refused_even_from_the_cache(
     )
     apply_part(tmp_path, 1.0)
     project = load_project(str(tmp_path))
-    commands.plan(project)
-    assert commands.plan(project).files_read == 0  # the cache holds
+    plan_command.plan(project)
+    assert plan_command.plan(project).files_read == 0  # the cache holds
     state_path = Path(project.state_path)
     lines = state_path.read_text(encoding="utf-8").split("\n")
     record = lines.index('"provenance": [') + 1  # the one record: every label names it
     state_path.write_text("\n".join(lines[:record] + lines[record + 1 :]), encoding="utf-8")
     for incremental in (False, True):
         with pytest.raises(StateError, match="names the provenance record"):
-            commands.plan(project, incremental=incremental)
+            plan_command.plan(project, incremental=incremental)

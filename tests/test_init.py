@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from orqsync.cli import cli
+from orqsync.commands.init import GITIGNORE, gitignore_lines, merge_gitignore, write_scaffold
 from orqsync.errors import OrqsyncError
-from orqsync.scaffold import GITIGNORE, gitignore_lines, merge_gitignore, write_scaffold
 
 NEEDED = [
     ".orqsync/*.journal",

@@ -4,12 +4,11 @@ run at once instead of after every request was sent."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from orqsync.planning.plan import Request, make_plan
-from orqsync.remote.apply import apply_plan
+from orqsync.remote.apply import THREADS_PER_SLOT, apply_plan
 from orqsync.source.desired import Annotation, DesiredState
 from orqsync.state.files import StateFile
 from orqsync.state.model import Provenance, State
@@ -18,25 +17,35 @@ SPANS = 200
 
 
 class CountingApi:
-    """A fake orq.ai that accepts everything, slowly enough for the flusher to keep up."""
+    """A fake orq.ai that accepts everything. With a `gate`, every request after the first
+    waits at the gate until it opens: the run's other senders are then all in flight when the
+    first success is reported, whatever the scheduling."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: threading.Event | None = None) -> None:
         self.sent = 0
         self.lock = threading.Lock()
+        self.gate = gate
 
     def send(self, request: Request) -> None:
-        time.sleep(0.002)
         with self.lock:
             self.sent += 1
+            first = self.sent == 1
+        if self.gate is not None and not first:
+            assert self.gate.wait(10), "the gate never opened"
 
 
 class BrokenReporter:
-    """Progress that cannot be written (a closed pipe) once the first request is done."""
+    """Progress that cannot be written (a closed pipe) once the first request is done; it
+    opens the gate as it fails."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
 
     def started(self, total: int) -> None:
         pass
 
     def finished_request(self, request: Request, done: int, total: int) -> None:
+        self.gate.set()
         raise BrokenPipeError("stderr is closed")
 
     def failed_request(self, failure: object) -> None:
@@ -69,12 +78,16 @@ def test_every_request_sent_is_counted_once_on_disk(tmp_path) -> None:
 
 def test_a_failure_after_sending_stops_the_run_instead_of_sending_everything(tmp_path) -> None:
     files = StateFile(str(tmp_path / "state.json"))
-    api = CountingApi()
+    gate = threading.Event()
+    api = CountingApi(gate)
+    parallelism = 4
     with pytest.raises(BrokenPipeError):
         apply_plan(
-            a_plan(), api, files, State.new(), Provenance(), parallelism=4,
-            reporter=BrokenReporter(),
+            a_plan(), api, files, State.new(), Provenance(), parallelism=parallelism,
+            reporter=BrokenReporter(gate),
         )  # fmt: skip
-    assert api.sent < SPANS / 2  # stopped within a few requests per sender
+    # The first request, and those its fellow senders had started when it was reported
+    # (parked at the gate): one each. Sending everything would be SPANS.
+    assert api.sent <= parallelism * THREADS_PER_SLOT < SPANS
     # what was sent is in the journal, and the next load folds it in: nothing is lost
     assert len(files.load().spans) == api.sent

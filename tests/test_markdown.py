@@ -5,160 +5,25 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from markdown_plans import (
+    GOLDEN,
+    GOLDENS,
+    HINT,
+    REVIEW,
+    TEXT_KEYS,
+    applied,
+    declared,
+    planned,
+    ten_thousand_changes,
+)
 
-from orqsync.planning.plan import Plan, make_plan
 from orqsync.review.markdown import MARKER, Distribution, label_distribution, render_plan_markdown
-from orqsync.source.desired import Annotation, DesiredState, Feedback
-from orqsync.source.values import Value
-from orqsync.state.model import Applied, AppliedFeedback, Provenance, State, feedback_pairs
-
-GOLDEN = Path(__file__).parent / "golden" / "markdown"
-PROVENANCE = Provenance(commit="c0ffee", author="ann <ann@example.com>")
-FLIPS = "annotations/flips.yaml"
-REVIEW = "annotations/review.yaml"
-BATCH = "annotations/batch-2.yaml"
-TEXT_KEYS = frozenset({"correction"})
-HINT = "The full plan is in the `orqsync-plan` artifact (plan.json)."
-
-
-def applied(value: Value, metadata: tuple[tuple[str, str], ...] = ()) -> Applied:
-    return Applied(value, metadata, PROVENANCE)
-
-
-def declared(
-    value: Value, path: str = REVIEW, line: int = 1, metadata: tuple[tuple[str, str], ...] = ()
-) -> Annotation:
-    return Annotation(value, metadata, path, line)
-
-
-def feedback_state(record_id: str, trace_id: str, value: str) -> AppliedFeedback:
-    body = {
-        "id": record_id,
-        "trace_id": trace_id,
-        "product": "deployments",
-        "property": "rating",
-        "value": value,
-    }
-    return AppliedFeedback(feedback_pairs(body), PROVENANCE)
-
-
-def planned(
-    desired: dict[tuple[str, str], dict[str, Annotation]],
-    spans: dict[tuple[str, str], dict[str, Applied]] | None = None,
-    feedback: dict[str, Feedback] | None = None,
-    applied_feedback: dict[str, AppliedFeedback] | None = None,
-) -> tuple[Plan, State]:
-    state = State("lineage-1", 3, spans=spans or {}, feedback=applied_feedback or {})
-    return make_plan(DesiredState(desired, feedback or {}), state), state
-
-
-# Golden plans -----------------------------------------------------------------------------
-
-
-def additions_plan() -> str:
-    """New labels beside one that stays; a long text value is shortened."""
-    long_text = "The answer should emphasize scalability and fault tolerance, " * 3
-    trace = "cb2289e8eae4e587f8bba591734cc831"
-    plan, state = planned(
-        {
-            (trace, "274c568b4fffdfc5"): {
-                "rating": declared("good", line=6),
-                "defects": declared(("grammatical", "spelling"), line=7),
-                "confidence_score": declared(0.95, line=8),
-                "correction": declared(long_text.strip(), line=9),
-                "approved": declared(True, line=10),
-            },
-            (trace, "9a0d1e2f3a4b5c6d"): {"rating": declared("bad", BATCH, 4)},
-            (trace, "0f0f0f0f0f0f0f0f"): {"rating": declared("good", BATCH, 9)},
-        },
-        spans={(trace, "0f0f0f0f0f0f0f0f"): {"rating": applied("good")}},
-    )
-    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, max_removals=100)
-
-
-def flips_plan() -> str:
-    reviewer = (("reviewerId", "alice"),)
-    plan, state = planned(
-        {
-            ("t-1", "s-1"): {
-                "rating": declared("bad", FLIPS, 6),
-                "defects": declared(("grammatical", "spelling"), FLIPS, 7),
-            },
-            ("t-1", "s-2"): {
-                "rating": declared("bad", FLIPS, 11),
-                "confidence_score": declared(0.75, FLIPS, 12),
-            },
-            ("t-2", "s-1"): {
-                "rating": declared("good", REVIEW, 5, (("reviewerId", "bob"),)),
-                "correction": declared("Say which plan.", REVIEW, 6, reviewer),
-            },
-        },
-        spans={
-            ("t-1", "s-1"): {
-                "rating": applied("good"),
-                "defects": applied(("ambiguity", "grammatical")),
-                "approved": applied(True),
-            },
-            ("t-1", "s-2"): {"rating": applied("good"), "confidence_score": applied(0.5)},
-            ("t-2", "s-1"): {
-                "rating": applied("good", reviewer),
-                "correction": applied("Say which plan.", reviewer),
-            },
-            ("t-3", "s-1"): {"rating": applied("good"), "defects": applied(("spelling",))},
-        },
-        feedback={"fb-1": Feedback("fb-1", "T-9", "deployments", "rating", "bad", REVIEW, 20)},
-        applied_feedback={"fb-1": feedback_state("fb-1", "T-9", "good")},
-    )
-    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, max_removals=100)
-
-
-def redacted_plan() -> str:
-    plan, state = planned(
-        {
-            ("t-1", "s-1"): {
-                "correction": declared("Customer 4411 asked about the refund.", line=3),
-                "rating": declared("good", line=4),
-            },
-            ("t-2", "s-1"): {"correction": declared("Mention the SLA.\nAnd the fee.", line=8)},
-        },
-        spans={
-            ("t-2", "s-1"): {"correction": applied("Mention the SLA.")},
-            ("t-3", "s-1"): {"correction": applied("Private note about Jane Doe")},
-        },
-    )
-    return render_plan_markdown(plan, state, text_keys=TEXT_KEYS, redact=True, max_removals=100)
-
-
-def empty_plan() -> str:
-    state = State("lineage-1", 4, spans={("t-1", "s-1"): {"rating": applied("good")}})
-    plan = make_plan(DesiredState({("t-1", "s-1"): {"rating": declared("good")}}, {}), state)
-    return render_plan_markdown(plan, state, max_removals=100)
-
-
-def budget_exceeded_plan() -> str:
-    """Twelve removals over a budget of ten, two flips and an addition, in a small comment."""
-    spans = {(f"trace-{n:02}", "span-1"): {"rating": applied("good")} for n in range(14)}
-    plan, state = planned(
-        {
-            ("trace-12", "span-1"): {"rating": declared("bad", FLIPS, 3)},
-            ("trace-13", "span-1"): {"rating": declared("bad", FLIPS, 7)},
-            ("trace-new", "span-1"): {"rating": declared("bad", REVIEW, 3)},
-        },
-        spans,
-    )
-    return render_plan_markdown(plan, state, max_removals=10, limit=1_500, full_plan_hint=HINT)
-
-
-GOLDENS = {
-    "additions": additions_plan,
-    "flips": flips_plan,
-    "redacted": redacted_plan,
-    "empty": empty_plan,
-    "budget_exceeded": budget_exceeded_plan,
-}
+from orqsync.source.desired import Feedback
 
 
 @pytest.mark.parametrize("name", sorted(GOLDENS))
@@ -220,25 +85,6 @@ def assert_well_formed(text: str) -> None:
 
 
 # The size budget --------------------------------------------------------------------------
-
-
-def ten_thousand_changes() -> tuple[Plan, State]:
-    """40 flips good -> bad, 2,000 defects removed, 7,960 spans labelled for the first time."""
-    spans = {}
-    desired = {}
-    for n in range(5_000):
-        span = (f"trace-{n:05}", "span-1")
-        spans[span] = {"rating": applied("good"), "defects": applied(("spelling",))}
-        path = f"annotations/batch-{n // 1000}.yaml"
-        keys = {"rating": declared("bad" if n < 40 else "good", path, 3 * n + 1)}
-        if not 40 <= n < 2_040:
-            keys["defects"] = declared(("spelling",), path, 3 * n + 2)
-        desired[span] = keys
-    for n in range(7_960):
-        desired[(f"new-{n:05}", "span-1")] = {
-            "approved": declared(n % 4 != 0, "annotations/new.yaml", n + 1)
-        }
-    return planned(desired, spans)
 
 
 def test_a_ten_thousand_change_plan_fits_the_comment_budget() -> None:
@@ -472,7 +318,23 @@ def test_control_characters_become_visible_and_tabs_spaces() -> None:
     assert_well_formed(text)
 
 
-def test_rendering_is_deterministic() -> None:
-    assert flips_plan() == flips_plan()
-    plan, state = ten_thousand_changes()
-    assert render_plan_markdown(plan, state) == render_plan_markdown(plan, state)
+def test_rendering_does_not_depend_on_the_hash_seed() -> None:
+    """Sets and dicts of strings iterate in an order that changes with PYTHONHASHSEED: a
+    comment built from one would change between two runs of the same plan. Render every
+    golden plan and the big one under two seeds, in fresh interpreters, and compare."""
+    script = (
+        "import hashlib, sys\n"
+        "import markdown_plans as m\n"
+        "from orqsync.review.markdown import render_plan_markdown\n"
+        "texts = [make() for _, make in sorted(m.GOLDENS.items())]\n"
+        "texts.append(render_plan_markdown(*m.ten_thousand_changes()))\n"
+        "print(hashlib.sha256('\\0'.join(texts).encode()).hexdigest())\n"
+    )
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).parent)}
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1, digests

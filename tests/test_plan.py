@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orqsync.planning.plan import make_plan
+from orqsync.planning.plan import ANNOTATE, REMOVE, make_plan
 from orqsync.remote.apply import chains
 from orqsync.source.desired import Annotation, DesiredState, Feedback
-from orqsync.state.model import State
+from orqsync.state.model import Provenance, State
 
 
 def test_a_span_and_a_feedback_record_with_the_same_ids_are_separate_chains():
@@ -21,5 +21,9 @@ def test_a_span_and_a_feedback_record_with_the_same_ids_are_separate_chains():
 def test_eleven_keys_of_one_span_take_two_requests_removes_first():
     keys = {f"k{n:02}": Annotation(n, (), "a.yaml", n) for n in range(11)}
     desired = DesiredState(spans={("t", "s"): keys}, feedback={})
-    plan = make_plan(desired, State(lineage=""))
-    assert [len(r.items) for r in plan.requests] == [10, 1]
+    state = State(lineage="")
+    state.set_keys(("t", "s"), [("gone", "x")], (), Provenance())
+    plan = make_plan(desired, state)
+    sizes = [(request.kind, len(request.items) or len(request.keys)) for request in plan.requests]
+    assert sizes == [(REMOVE, 1), (ANNOTATE, 10), (ANNOTATE, 1)]
+    assert plan.requests[0].keys == ("gone",)

@@ -26,6 +26,7 @@ from strategies import (
 )
 
 from orqsync.errors import ApiError
+from orqsync.model import Metadata, same_value
 from orqsync.planning.plan import (
     ANNOTATE,
     CREATE,
@@ -37,14 +38,13 @@ from orqsync.planning.plan import (
     Plan,
     Request,
     make_plan,
-    same_value,
 )
 from orqsync.remote.apply import apply_plan, chains, fold_success, journal_entry
 from orqsync.review import render
 from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
 from orqsync.state.codec import parse_state, render_state
 from orqsync.state.files import StateFile
-from orqsync.state.model import Applied, Metadata, State, sorted_spans
+from orqsync.state.model import Applied, State, sorted_spans
 
 SpanId = tuple[str, str]
 Typed = tuple[str, object]
@@ -52,7 +52,7 @@ Snapshot = dict[SpanId, dict[str, tuple[Typed, Metadata]]]
 
 FAST = settings(max_examples=80, deadline=None)
 SLOW = settings(max_examples=30, deadline=None)
-BATCH_LIMIT = 10  # the API takes at most ten annotations a request (DESIGN.md section 3)
+BATCH_LIMIT = 10  # the API takes at most ten annotations a request (docs/design.md, section 3)
 
 
 def typed(value: object) -> Typed:
@@ -407,7 +407,7 @@ def _unchanged(have: Applied, want: Annotation) -> bool:
 
 
 def _numbers(a: object, b: object) -> bool:
-    """Equal numbers that are not booleans: 1 and 1.0 are one value (DESIGN.md section 3)."""
+    """Equal numbers that are not booleans: 1 and 1.0 are one value (docs/design.md, section 3)."""
     return (
         isinstance(a, (int, float))
         and isinstance(b, (int, float))

@@ -17,8 +17,8 @@ from conftest import PROJECT, Project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orqsync.commands.init import DEFINITIONS
 from orqsync.review.render import NO_CHANGES
-from orqsync.scaffold import DEFINITIONS
 from orqsync.source.values import canonical_number
 from orqsync.state.files import StateFile
 

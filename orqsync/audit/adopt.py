@@ -29,24 +29,25 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.audit.export import CSV_COLUMNS, FORMAT
 from orqsync.audit.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.planning.plan import same_value
+from orqsync.model import Metadata, SpanId, Value, same_value
 from orqsync.review.render import value_text
 from orqsync.source.definitions import Definition, Definitions, load_definitions
 from orqsync.source.desired import Annotation, DesiredState, find_sources, load_desired, owned
 from orqsync.source.ids import id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
-from orqsync.source.values import Invalid, Value, check_value
+from orqsync.source.values import Invalid, check_value
 from orqsync.source.yamlfile import resolve_plain
 from orqsync.state.disk import atomic_write
 from orqsync.state.files import StateFile
 from orqsync.state.lock import state_lock
-from orqsync.state.model import Applied, Metadata, SpanId
+from orqsync.state.model import Applied
 from orqsync.state.provenance import capture
 
 DEFAULT_OUT = "annotations/imported.yaml"
@@ -217,7 +218,9 @@ def _read_jsonl(text: str, display: str) -> tuple[list[Row], list[Problem]]:
     return rows, problems
 
 
-def _export_row(data: dict, line: int, display: str, problems: list[Problem]) -> list[Row]:
+def _export_row(
+    data: dict[str, Any], line: int, display: str, problems: list[Problem]
+) -> list[Row]:
     """The labels of one JSONL export row, each with its metadata (a key missing from
     "metadata" has none; a row with no "metadata" at all says none)."""
     metadata = data.get("metadata")
@@ -228,12 +231,13 @@ def _export_row(data: dict, line: int, display: str, problems: list[Problem]) ->
         return []
     rows = []
     for key, value in data["annotations"].items():
-        meta: Metadata | Invalid | None = None
+        meta: Metadata | None = None
         if metadata is not None:
-            meta = read_metadata(metadata.get(key, {}), f'the metadata of "{key}"')
-            if isinstance(meta, Invalid):
-                problems.append(Problem(display, line, None, meta.message, meta.hint))
+            read = read_metadata(metadata.get(key, {}), f'the metadata of "{key}"')
+            if isinstance(read, Invalid):
+                problems.append(Problem(display, line, None, read.message, read.hint))
                 continue
+            meta = read
         trace_id, span_id = data.get("trace_id"), data.get("span_id")
         rows.append(Row(line, trace_id, span_id, key, json_node(value), meta))
     return rows

@@ -16,12 +16,12 @@ from orqsync.audit import gitrev
 from orqsync.audit.gitrev import Commit
 from orqsync.audit.history import Entry, history_path, load_history, short_sha
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.planning.plan import same_value
+from orqsync.model import SpanId, same_value
 from orqsync.review.render import value_text
 from orqsync.source.project import Settings
 from orqsync.state.codec import parse_state
 from orqsync.state.files import StateFile
-from orqsync.state.model import Applied, Provenance, SpanId, State
+from orqsync.state.model import Applied, Provenance, State
 
 # The layout render_state writes; the fast path relies on it and falls back when it differs.
 _HEAD = '{\n"format_version": '

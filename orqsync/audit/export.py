@@ -37,11 +37,12 @@ from dataclasses import dataclass
 
 from orqsync.audit import gitrev
 from orqsync.errors import OrqsyncError, StateError
+from orqsync.model import SpanId
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.project import Settings
 from orqsync.state.codec import parse_state
 from orqsync.state.files import StateFile
-from orqsync.state.model import Applied, SpanId, State
+from orqsync.state.model import Applied, State
 
 FORMAT = "orqsync-export"
 VERSION = 1

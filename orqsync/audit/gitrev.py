@@ -36,7 +36,9 @@ class Commit:
         return self.sha[:7]
 
 
-def _run(root: str, *args: str, ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+def _run(
+    root: str, *args: str, ok_codes: tuple[int, ...] = (0,)
+) -> subprocess.CompletedProcess[bytes]:
     try:
         done = subprocess.run(
             ["git", "-C", root, *args],

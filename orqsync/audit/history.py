@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from orqsync.errors import StateError
 from orqsync.state.disk import fsync_dir
@@ -79,7 +80,7 @@ class Entry:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> Entry:
+    def from_json(cls, data: dict[str, Any]) -> Entry:
         counts = data.get("counts") or {}
         return cls(
             time=str(data["time"]),

@@ -66,7 +66,7 @@ class DefinitionsError(ValueError):
         self.hint = hint
 
 
-# orq.ai pre-creates these two per workspace (contract 4.3).
+# orq.ai pre-creates these two per workspace (docs/api-contract.md, section 4.3).
 DEFAULT_DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
     {
         "rating": Definition("rating", "single_select", ("good", "bad")),

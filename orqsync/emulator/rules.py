@@ -14,7 +14,7 @@ from .definitions import Definition
 
 MAX_ITEMS = 10
 
-# The documented product enum (contract section 5).
+# The documented product enum (docs/api-contract.md, section 5).
 FEEDBACK_PRODUCTS = frozenset(
     {
         "remoteconfigs",
@@ -67,7 +67,8 @@ def not_found(code: str, message: str) -> ApiError:
 
 def definition_not_found(key: str, workspace: str) -> ApiError:
     """The live 404 for a key without a Human Review definition."""
-    # `deployment_not_found` (sic) is the code the live service answers (contract 2.4, WS02).
+    # `deployment_not_found` (sic) is the code the live service answers
+    # (docs/api-contract.md, section 2.4, source WS02).
     return not_found(
         "deployment_not_found",
         f'The human review with key "{key}" for workspace {workspace} was not found.',
@@ -172,7 +173,8 @@ def check_value(definition: Definition, value: JsonValue) -> JsonValue:
     """Check a schema-valid value against its definition; return the value to store."""
     kind = definition.type
     if kind == "single_select":
-        # A one-element array is accepted and stored as the plain string (contract U16).
+        # A one-element array is accepted and stored as the plain string
+        # (docs/api-contract.md, unknown U16).
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
         if not isinstance(value, str):
@@ -244,14 +246,17 @@ def check_feedback(payload: object, new_id: str) -> dict[str, object]:
 def check_feedback_removal(payload: object) -> dict[str, str]:
     """Check a feedback removal body; return `{id, trace_id, product}`."""
     body = _object(payload)
+    found: dict[str, str] = {}
     for name in ("id", "trace_id"):
         if name not in body:
             raise bad_request(f'"{name}" is required.')
-        if not isinstance(body[name], str) or not body[name]:
+        value = body[name]
+        if not isinstance(value, str) or not value:
             raise bad_request(f'"{name}" must be a non-empty string.')
+        found[name] = value
     return {
-        "id": body["id"],
-        "trace_id": body["trace_id"],
+        "id": found["id"],
+        "trace_id": found["trace_id"],
         "product": _product(body, required=True),
     }
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from .config import EmulatorConfig
 from .core import Emulator
@@ -156,7 +156,8 @@ class EmulatorServer:
     def _serve(self, sock: socket.socket) -> None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader = sock.makefile("rb", buffering=_READ_SIZE)
+            # A BufferedReader at run time; typeshed says IOBase for any buffering size.
+            reader = cast(BinaryIO, sock.makefile("rb", buffering=_READ_SIZE))
             try:
                 _serve_connection(self._emulator, sock, reader)
             except OSError:

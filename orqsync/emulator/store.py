@@ -184,7 +184,7 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def _transaction(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+    def _transaction(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
         # Caller holds the lock. One transaction per request: all rows or none.
         self._db.execute("BEGIN")
         try:

@@ -36,13 +36,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any
 
 from orqsync import __version__
+from orqsync.model import SpanId
 from orqsync.planning.plan import Plan
 from orqsync.source.desired import DesiredState
 from orqsync.source.project import Settings
 from orqsync.state.disk import atomic_write
-from orqsync.state.model import InSync, SpanId, span_sum, sum_difference
+from orqsync.state.model import InSync, span_sum, sum_difference
 from orqsync.state.snapshot import StateSnapshot
 
 FORMAT = "orqsync-plan-cache"
@@ -99,7 +101,7 @@ class Fact:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> Fact:
+    def from_json(cls, data: dict[str, Any]) -> Fact:
         return cls(
             str(data["hash"]),
             tuple((str(t), str(s)) for t, s in data["spans"]),

@@ -12,18 +12,19 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar, cast
 
+from orqsync.model import Metadata, Operation, SpanId, Value, same_value
 from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
-from orqsync.source.values import Value
-from orqsync.state.model import Applied, Metadata, SpanId, State, feedback_pairs, sorted_spans
+from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
 BATCH_LIMIT = 10
 
-ANNOTATE = "annotate"
-REMOVE = "remove"
-FEEDBACK_PUT = "feedback_put"
-FEEDBACK_REMOVE = "feedback_remove"
+# The operations of requests, by their short names (model.Operation).
+ANNOTATE = Operation.ANNOTATE
+REMOVE = Operation.REMOVE
+FEEDBACK_PUT = Operation.FEEDBACK_PUT
+FEEDBACK_REMOVE = Operation.FEEDBACK_REMOVE
 
 CREATE = "create"
 UPDATE = "update"
@@ -37,7 +38,7 @@ class Request(NamedTuple):
     thousands, and a tuple is built three times faster. They are just as immutable.
     """
 
-    kind: str
+    kind: Operation
     trace_id: str
     span_id: str = ""
     items: tuple[tuple[str, Value], ...] = ()
@@ -106,14 +107,10 @@ class Plan:
         return self.count(DELETE)
 
 
-def same_value(a: object, b: object) -> bool:
-    """Canonical equality that never confuses True with 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
+_T = TypeVar("_T")
 
 
-def _chunks(keys: list, size: int = BATCH_LIMIT) -> Iterator[list]:
+def _chunks(keys: list[_T], size: int = BATCH_LIMIT) -> Iterator[list[_T]]:
     for start in range(0, len(keys), size):
         yield keys[start : start + size]
 
@@ -178,8 +175,8 @@ def plan_span(
             group = groups[want.metadata] = []
         group.append((key, want.value))
     for metadata in sorted(groups) if len(groups) > 1 else groups:
-        for batch in _chunks(groups[metadata]):
-            requests.append(Request(ANNOTATE, trace_id, span_id, tuple(batch), (), metadata))
+        for items in _chunks(groups[metadata]):
+            requests.append(Request(ANNOTATE, trace_id, span_id, tuple(items), (), metadata))
     return changes, requests
 
 
@@ -201,9 +198,9 @@ def _feedback_changes(
                     str(body["trace_id"]),
                     "",
                     str(body["property"]),
-                    old=body["value"],
+                    old=cast("Value", body["value"]),  # a value orqsync sent
                     feedback=True,
-                ),  # type: ignore[arg-type]
+                ),
                 Request(FEEDBACK_REMOVE, str(body["trace_id"]), feedback=remove),
             )
             continue
@@ -217,7 +214,7 @@ def _feedback_changes(
                 want.trace_id,
                 "",
                 want.property,
-                old=old_value,  # type: ignore[arg-type]
+                old=cast("Value | None", old_value),  # a value orqsync sent
                 new=want.value,
                 path=want.path,
                 line=want.line,
@@ -231,13 +228,14 @@ def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] =
     """The diff of `desired` against `state`, with the fewest requests that carry it out."""
     changes: list[Change] = []
     requests: list[Request] = []
-    empty: dict = {}
+    no_annotations: dict[str, Annotation] = {}
+    no_applied: dict[str, Applied] = {}
     wanted = desired.spans
     held = state.spans
     spans = wanted.keys() | held.keys() if held else wanted
     for span in sorted_spans(spans):
-        want = wanted.get(span, empty)
-        have = held.get(span, empty)
+        want = wanted.get(span, no_annotations)
+        have = held.get(span, no_applied)
         if not have and _only_creations(span, want, changes, requests):
             continue
         if have and _in_sync(want, have):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
+from orqsync.model import Operation
 from orqsync.planning.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.state.model import InSync, State, feedback_pairs
@@ -112,7 +114,7 @@ def in_sync_json(in_sync: InSync) -> dict[str, object]:
     return {"context": in_sync.context, "files": files}
 
 
-def _in_sync_from_json(data: dict | None, base: Base) -> InSync | None:
+def _in_sync_from_json(data: dict[str, Any] | None, base: Base) -> InSync | None:
     """The record a saved plan carries; only files at the content the plan was made from."""
     if data is None:
         return None
@@ -152,8 +154,8 @@ def plan_document(
     return document
 
 
-def _request_from_json(data: dict) -> Request:
-    kind = data["kind"]
+def _request_from_json(data: dict[str, Any]) -> Request:
+    kind = Operation(data["kind"])
     body = data["body"]
     if kind == ANNOTATE:
         items = tuple(
@@ -170,7 +172,7 @@ def _request_from_json(data: dict) -> Request:
     return Request(kind, data["trace_id"], feedback=feedback_pairs(body))
 
 
-def _change_from_json(data: dict) -> Change:
+def _change_from_json(data: dict[str, Any]) -> Change:
     source = data.get("source", "")
     path, _, line = source.rpartition(":")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from orqsync.model import Metadata
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
-from orqsync.state.model import Metadata
 
 DOCUMENTED = "documented"
 CURRENT = "current"
@@ -20,7 +20,7 @@ def wire_metadata(metadata: Metadata, style: str) -> dict[str, str]:
     """Metadata in the wire form the server expects.
 
     `documented` sends identityId/source/reviewerId as the docs show; `current` sends only
-    `identity_id`, the one field the current OpenAPI spec has (orq-api-contract.md 3.4).
+    `identity_id`, the one field the current OpenAPI spec has (docs/api-contract.md, section 3.4).
     """
     fields = dict(metadata)
     if style == CURRENT:

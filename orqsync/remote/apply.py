@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
@@ -91,7 +91,9 @@ class Report:
         return self.done == self.total
 
 
-def journal_entry(request: Request, provenance: Provenance, request_id: str = "") -> dict:
+def journal_entry(
+    request: Request, provenance: Provenance, request_id: str = ""
+) -> dict[str, object]:
     """The effect of a successful request, as a journal line."""
     entry = _effect(request, provenance)
     if request_id:
@@ -99,10 +101,10 @@ def journal_entry(request: Request, provenance: Provenance, request_id: str = ""
     return entry
 
 
-def _effect(request: Request, provenance: Provenance) -> dict:
+def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
     if request.kind == ANNOTATE:
         return {
-            "op": "set",
+            "op": request.kind.journal_op,
             "trace_id": request.trace_id,
             "span_id": request.span_id,
             "values": {k: list(v) if isinstance(v, tuple) else v for k, v in request.items},
@@ -111,19 +113,21 @@ def _effect(request: Request, provenance: Provenance) -> dict:
         }
     if request.kind == REMOVE:
         return {
-            "op": "remove",
+            "op": request.kind.journal_op,
             "trace_id": request.trace_id,
             "span_id": request.span_id,
             "keys": list(request.keys),
         }
     body = {k: list(v) if isinstance(v, tuple) else v for k, v in request.feedback}
     if request.kind == FEEDBACK_PUT:
-        return {"op": "feedback_put", "body": body, "provenance": provenance.to_json()}
+        return {"op": request.kind.journal_op, "body": body, "provenance": provenance.to_json()}
     assert request.kind == FEEDBACK_REMOVE
-    return {"op": "feedback_remove", "id": body["id"]}
+    return {"op": request.kind.journal_op, "id": body["id"]}
 
 
-def fold_success(state: State, entry: dict, request: Request, provenance: Provenance) -> None:
+def fold_success(
+    state: State, entry: dict[str, object], request: Request, provenance: Provenance
+) -> None:
     """What `state.fold(entry)` does with a success's journal entry, taken from the request
     at hand (its values and metadata are already in the state's form: a third of the cost)."""
     if request.kind == ANNOTATE:
@@ -185,10 +189,11 @@ class _Run:
         entry = journal_entry(request, self.provenance, request_id)
         self.journal.submit(entry, (entry, request))
 
-    def durable(self, batch: list[tuple[dict, Request]]) -> None:
+    def durable(self, batch: list[object]) -> None:
         """Successes now on disk (called by the journal's flusher, in submission order)."""
         total = len(self.plan.requests)
-        for entry, request in batch:
+        # The tokens `succeeded` submitted: the journal hands them back as they were.
+        for entry, request in cast("list[tuple[dict[str, object], Request]]", batch):
             with self.lock:
                 fold_success(self.state, entry, request, self.provenance)
                 self.done += 1

@@ -32,12 +32,12 @@ import httpx
 
 from orqsync import __version__
 from orqsync.errors import ApiError, ApiHaltError, OrqsyncError
+from orqsync.model import Metadata, Value
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.pacer import Outcome, Pacer, Ticket, rate_headers
 from orqsync.source.project import Settings
-from orqsync.source.values import Value
-from orqsync.state.model import Metadata, feedback_pairs
+from orqsync.state.model import feedback_pairs
 from orqsync.text import duration_text
 
 EMBEDDED_KEY = "embedded-emulator"  # not a secret: the in-process emulator accepts only this
@@ -74,11 +74,12 @@ def server_message(response: httpx.Response) -> str:
     except ValueError:
         return text.strip()[:500] or response.reason_phrase
     if isinstance(body, dict):
-        if isinstance(body.get("message"), str):
-            return body["message"]
+        message = body.get("message")
+        if isinstance(message, str):
+            return message
         error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        if isinstance(error, dict) and isinstance(nested := error.get("message"), str):
+            return nested
         if isinstance(error, str):
             return error
     return text.strip()[:500]
@@ -118,7 +119,7 @@ class OrqClient:
         # Sleeps end early once the client halts, so no thread waits out a pause for nothing.
         self._halted = threading.Event()
         self._halt: ApiHaltError | None = None
-        self._sleep = sleep or self._halted.wait
+        self._sleep: Callable[[float], object] = sleep or self._halted.wait
         self.pacer = pacer or Pacer(requests_per_minute, clock=clock, sleep=self._sleep)
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base

@@ -81,7 +81,7 @@ class Pacer:
         self,
         requests_per_minute: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,  # what it returns is ignored
         rng: random.Random | None = None,
     ) -> None:
         self.ceiling = requests_per_minute / 60.0 if requests_per_minute else None

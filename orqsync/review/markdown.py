@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 
+from orqsync.model import Metadata
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
 from orqsync.review.render import NO_CHANGES
-from orqsync.state.model import Metadata, State
+from orqsync.state.model import State
 
 __all__ = ["MARKER", "Distribution", "label_distribution", "render_plan_markdown"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from operator import attrgetter
 
 from orqsync.errors import Problem
@@ -19,7 +19,9 @@ MAX_REQUEST_LINES = 100
 # A text plan lists every change of this many spans (or feedback traces), then counts the
 # rest per file: a terminal or a CI log cannot be read past that; JSON keeps every change.
 MAX_SPAN_BLOCKS = 1000
-SLOWEST_DOCUMENTED_RATE = 20  # requests a minute, orq.ai's Sandbox tier (orq-api-contract 2.5)
+SLOWEST_DOCUMENTED_RATE = (
+    20  # requests a minute, orq.ai's Sandbox tier (docs/api-contract.md, section 2.5)
+)
 TEXT_PREVIEW = 80
 
 _SIGN = {CREATE: "+", UPDATE: "~", DELETE: "-"}
@@ -340,7 +342,7 @@ def warnings_text(warnings: list[Problem]) -> str:
     kinds: dict[tuple[str, str], list[Problem]] = {}
     for warning in sorted(warnings, key=Problem.sort_key):
         kinds.setdefault((warning.message, warning.hint), []).append(warning)
-    lines = []
+    lines: list[str] = []
     for places in kinds.values():
         lines.extend(warning.render() for warning in places[:WARNINGS_PER_KIND])
         rest = len(places) - WARNINGS_PER_KIND

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -65,7 +66,7 @@ def load_definitions(path: str, display: str) -> tuple[Definitions, list[Problem
     return _definitions(doc), doc.problems
 
 
-def _fields(node: Node) -> Iterator[tuple[str, Node, Node]]:
+def _fields(node: Node | None) -> Iterator[tuple[str, Node, Node]]:
     """A mapping's (key, key node, value node), first of each key, without reporting anything
     (the conversion to Python values has reported duplicates already)."""
     seen: set[str] = set()
@@ -91,7 +92,9 @@ def _unsatisfiable(doc: Document) -> list[Problem]:
         bounds: dict[str, float] = {}
         for bound in ("min", "max"):
             node = fields.get(bound)
-            value = resolve_scalar(node) if isinstance(node, ScalarNode) else None
+            if not isinstance(node, ScalarNode):
+                continue  # not a number: the schema says so
+            value = resolve_scalar(node)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue  # not a number: the schema says so
             if math.isfinite(value):
@@ -144,6 +147,9 @@ def _definitions(doc: Document) -> Definitions:
                 options = tuple(scalar_text(o) or "" for o in fields["options"].value)
             low = to_python(doc, fields.get("min")) if "min" in fields else None
             high = to_python(doc, fields.get("max")) if "max" in fields else None
-            found[key] = Definition(key, kind, options, low, high)
+            # Numbers or absent: the schema has checked them (load_definitions).
+            found[key] = Definition(
+                key, kind, options, cast("float | None", low), cast("float | None", high)
+            )
     assert isinstance(doc.root, MappingNode)
     return found

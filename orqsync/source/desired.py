@@ -14,12 +14,13 @@ from typing import NamedTuple
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem, ProblemsError
+from orqsync.model import Metadata, SpanId, Value
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.fastpath import FastFile, FastReader
 from orqsync.source.ids import id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.source.schema import check
-from orqsync.source.values import Invalid, Lenient, Value, canonical_number, check_value
+from orqsync.source.values import Invalid, Lenient, canonical_number, check_value
 from orqsync.source.yamlfile import (
     Document,
     decode_text,
@@ -31,9 +32,6 @@ from orqsync.source.yamlfile import (
     scalar_text,
     to_python,
 )
-
-SpanId = tuple[str, str]
-Metadata = tuple[tuple[str, str], ...]  # sorted (name, value) pairs; hashable and comparable
 
 
 class Annotation(NamedTuple):

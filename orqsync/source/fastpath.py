@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.errors import Problem
+from orqsync.model import Metadata
 from orqsync.source.definitions import Definition
 from orqsync.source.ids import DEFAULT_ID_FORMAT, id_problem
 from orqsync.source.values import canonical_number
@@ -43,7 +44,6 @@ from orqsync.source.yamlfile import (
     resolve_plain,
 )
 
-Metadata = tuple[tuple[str, str], ...]
 FileMetadata = Callable[[Document, "MappingNode | None"], Metadata]
 
 METADATA_FIELDS = frozenset(("identityId", "identity_id", "source", "reviewerId"))
@@ -349,7 +349,7 @@ class FastReader:
         known = self._known
         make = self.annotation
         new = tuple.__new__  # the annotation type is a named tuple: skip its Python __new__
-        annotations = {}
+        annotations: dict[str, Any] = {}
         for entry, number in zip(entries, numbers, strict=True):
             found = known.get(entry)
             if found is None:

@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.source.ids import DEFAULT_ID_FORMAT
@@ -79,7 +80,7 @@ def normalize_metadata(raw: Mapping[str, object]) -> dict[str, str]:
     return result
 
 
-def _outside(doc: Document, data: dict) -> list[Problem]:
+def _outside(doc: Document, data: dict[str, Any]) -> list[Problem]:
     """Source patterns that reach outside the project: absolute, or through `..`."""
     problems = []
     for index, pattern in enumerate(data.get("sources", ())):

@@ -1,7 +1,7 @@
 """Values against their definitions and limits, offline.
 
 Every check here mirrors a 400 or 404 the API would answer, so that nothing it would refuse is
-ever sent. The result of a good value is its canonical form (DESIGN.md section 3):
+ever sent. The result of a good value is its canonical form (docs/design.md, section 3):
 single select -> str; multi select -> sorted tuple of distinct str; range -> int when whole,
 else float; boolean -> bool; text -> str.
 """
@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from orqsync.model import Value
 from orqsync.source.definitions import Definition
 from orqsync.source.yamlfile import resolve_scalar, scalar_text
-
-Value = str | int | float | bool | tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,7 @@ def check_value(
 ) -> Value | Invalid:
     """The canonical value of `node` under `definition`, or why the API would refuse it.
 
-    Three spellings are read as the canonical value they equal (DESIGN.md section 3), and each
+    Three spellings are read as the canonical value they equal (docs/design.md, section 3), and each
     is noted in `lenient` when given: a one-item list for a single select, one option for a
     multi select, an option listed twice in a multi select.
     """
@@ -187,7 +186,7 @@ def _describe(node: Node) -> str:
     if isinstance(node, MappingNode):
         return "a mapping"
     text = scalar_text(node)
-    if text is None:
+    if text is None or not isinstance(node, ScalarNode):  # scalar_text: None for the others
         return "an empty value"
     return f'"{text}"' if bool(node.style) else text
 

@@ -1,7 +1,7 @@
 """Strict YAML reading: nodes with line and column, no surprises.
 
 PyYAML composes the node graph (in C when libyaml is there); the conversion to Python values is
-ours, so that the rules of DESIGN.md section 3 hold everywhere:
+ours, so that the rules of docs/design.md, section 3 hold everywhere:
 
 - duplicate mapping keys are problems, not a silent last-one-wins;
 - only ``true``/``false`` are booleans (YAML 1.2), ``yes``/``no``/``on``/``off`` stay text;
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -84,7 +84,8 @@ def position(node: Node | yaml.Event | None) -> tuple[int | None, int | None]:
     """1-based line and column of a node (or of a parser event)."""
     if node is None:
         return None, None
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    mark = cast(yaml.Mark, node.start_mark)  # the parser marks every node and event it makes
+    return mark.line + 1, mark.column + 1
 
 
 def read_text(path: str, display: str | None = None) -> tuple[str | None, list[Problem]]:
@@ -237,9 +238,10 @@ def scalar_text(node: Node) -> str | None:
     """The text of a scalar exactly as written; None for a plain null (``~``, empty)."""
     if not isinstance(node, ScalarNode):
         return None
-    if not node.style and node.value in _NULL:
+    text: str = node.value  # a scalar's value is its text
+    if not node.style and text in _NULL:
         return None
-    return node.value
+    return text
 
 
 def resolve_scalar(node: ScalarNode) -> object:
@@ -264,8 +266,9 @@ def resolve_plain(text: str) -> object:
     return text
 
 
-def mapping_items(doc: Document, node: Node) -> Iterator[tuple[str, Node, Node]]:
-    """(key text, key node, value node) of a mapping, reporting duplicate and non-text keys."""
+def mapping_items(doc: Document, node: Node | None) -> Iterator[tuple[str, Node, Node]]:
+    """(key text, key node, value node) of a mapping, reporting duplicate and non-text keys
+    (none for anything else, such as an empty file's root)."""
     if not isinstance(node, MappingNode):
         return
     seen: dict[str, Node] = {}

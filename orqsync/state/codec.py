@@ -7,17 +7,16 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from orqsync.errors import StateError
-from orqsync.source.values import Value
+from orqsync.model import Metadata, SpanId, Value
 from orqsync.state.model import (
     FORMAT_VERSION,
     Applied,
     AppliedFeedback,
     InSync,
-    Metadata,
     Provenance,
-    SpanId,
     State,
     _dumps,
     _jsonable,
@@ -78,9 +77,9 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
             f'"annotations":{{{",".join(items)}}}}}'
         )
     feedback_lines = []
-    for _, record in sorted(state.feedback.items()):
-        body = {k: _jsonable(v) for k, v in record.body}
-        feedback_lines.append(_dumps({"body": body, "by": by(record.provenance)}))
+    for _, applied in sorted(state.feedback.items()):
+        fields = {k: _jsonable(v) for k, v in applied.body}
+        feedback_lines.append(_dumps({"body": fields, "by": by(applied.provenance)}))
     provenance_lines = [
         _dumps({"id": record_id, **record.to_json()})
         for record_id, record in sorted(provenance.items())
@@ -131,7 +130,7 @@ def parse_state(text: str, path: str) -> State:
         raise _recorded_twice(text, twice.span, path) from None
 
 
-def _load_json(text: str, path: str) -> dict:
+def _load_json(text: str, path: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -203,7 +202,9 @@ def _recorded_twice(text: str, span: SpanId, path: str) -> StateError:
     )
 
 
-def _state_of(data: dict, span_records: Iterable[dict] | None, path: str) -> State:
+def _state_of(
+    data: dict[str, Any], span_records: Iterable[dict[str, Any]] | None, path: str
+) -> State:
     """The State of a parsed file, with the span records given (all, or a chosen few); a span
     recorded twice raises _Twice (the caller that has the text says on which lines)."""
     try:

@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import uuid
+from typing import Any
 
 from orqsync.errors import StateError
-from orqsync.state.codec import _dumps, parse_state, render_state
+from orqsync.state.codec import parse_state, render_state
 from orqsync.state.disk import _read_bytes, atomic_write, fsync_dir
 from orqsync.state.journal import Journal
-from orqsync.state.model import InSync, State
+from orqsync.state.model import InSync, State, _dumps
 from orqsync.state.snapshot import StateSnapshot, in_sync_start
 
 
@@ -88,7 +89,7 @@ class StateFile:
             state.fold(entry)
         return state
 
-    def pending(self, state: State) -> list[dict]:
+    def pending(self, state: State) -> list[dict[str, Any]]:
         """Journal entries that extend `state` (an interrupted apply's finished requests)."""
         entries = self._journal_entries()
         if not entries or not _extends(entries[0], state):
@@ -102,11 +103,11 @@ class StateFile:
         finished = {e.get("req") for e in entries if e["op"] != "intent"}
         return len(finished), len(started - finished)
 
-    def _journal_entries(self) -> list[dict]:
+    def _journal_entries(self) -> list[dict[str, Any]]:
         """Every whole line of the journal; a torn last line never counted as done."""
         if not os.path.exists(self.journal_path):
             return []
-        entries: list[dict] = []
+        entries: list[dict[str, Any]] = []
         with open(self.journal_path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if not line.endswith("\n"):
@@ -151,11 +152,11 @@ class StateFile:
             os.unlink(self.journal_path)
 
 
-def _begin(state: State) -> dict:
+def _begin(state: State) -> dict[str, object]:
     return {"op": "begin", "lineage": state.lineage, "serial": state.serial}
 
 
-def _extends(header: dict, state: State) -> bool:
+def _extends(header: dict[str, Any], state: State) -> bool:
     return (
         header.get("op") == "begin"
         and header.get("lineage") == state.lineage

@@ -20,7 +20,7 @@ class Journal:
     once it is on disk while the threads that send requests never wait for a disk.
     """
 
-    def __init__(self, path: str, header: dict | None, continued: bool) -> None:
+    def __init__(self, path: str, header: dict[str, object] | None, continued: bool) -> None:
         self.continued = continued  # it holds work of an earlier, interrupted apply
         self.path = path
         self._lock = threading.Lock()  # one writer at a time
@@ -40,7 +40,7 @@ class Journal:
         self._flusher = threading.Thread(target=self._flush, name="journal", daemon=True)
         self._flusher.start()
 
-    def submit(self, entry: dict, token: object) -> None:
+    def submit(self, entry: dict[str, object], token: object) -> None:
         """Write a success now; `token` reaches `on_durable` once the line is on disk.
         Raises the flusher's failure, if it had one, so that the run stops at once (the line
         is written all the same: the request did succeed, and the next apply folds it in)."""
@@ -84,7 +84,7 @@ class Journal:
         # What _dumps gives for {"op": "intent", "req": request_id}: ids are hex, digits, dots.
         self._write(f'{{"op":"intent","req":"{request_id}"}}\n')
 
-    def record(self, entry: dict) -> None:
+    def record(self, entry: dict[str, object]) -> None:
         """Write a line and wait until it is on disk (the header; used before the flusher)."""
         self._write(_dumps(entry) + "\n")
         os.fsync(self._handle.fileno())

@@ -6,17 +6,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from orqsync.errors import StateError
-from orqsync.source.values import Value
+from orqsync.model import Metadata, Operation, SpanId, Value
 
 FORMAT_VERSION = 1
 
-SpanId = tuple[str, str]
-Metadata = tuple[tuple[str, str], ...]
 
 _SUM_MODULUS = 1 << 128
 
@@ -127,7 +125,7 @@ class State:
     def annotation_count(self) -> int:
         return sum(len(keys) for keys in self.spans.values())
 
-    def fold(self, entry: dict, provenance: Provenance | None = None) -> None:
+    def fold(self, entry: dict[str, Any], provenance: Provenance | None = None) -> None:
         """Apply one journal entry (the effect of one successful request). An apply passes
         its provenance, which the entry also holds, so as not to read it back every time."""
         op = entry["op"]
@@ -135,16 +133,16 @@ class State:
             return  # a request about to be sent: says nothing about what was written
         if provenance is None:
             provenance = Provenance.from_json(entry.get("provenance", {}))
-        if op == "set":
+        if op == Operation.ANNOTATE.journal_op:
             values = [(key, _value(value)) for key, value in entry["values"].items()]
             metadata = _metadata(entry.get("metadata", {}))
             self.set_keys((entry["trace_id"], entry["span_id"]), values, metadata, provenance)
-        elif op == "remove":
+        elif op == Operation.REMOVE.journal_op:
             self.remove_keys((entry["trace_id"], entry["span_id"]), entry["keys"])
-        elif op == "feedback_put":
+        elif op == Operation.FEEDBACK_PUT.journal_op:
             body = entry["body"]
             self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
-        elif op == "feedback_remove":
+        elif op == Operation.FEEDBACK_REMOVE.journal_op:
             self.feedback.pop(entry["id"], None)
         else:
             raise StateError(f"unknown journal entry {op!r}")

@@ -6,10 +6,12 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from orqsync.errors import StateError
+from orqsync.model import SpanId
 from orqsync.state.codec import _load_json, _state_of, _Twice, parse_state
-from orqsync.state.model import InSync, SpanId, State
+from orqsync.state.model import InSync, State
 
 _SPANS_OPEN = b'\n"spans": [\n'
 _IN_SYNC_OPEN = b'\n"in_sync": {\n'
@@ -50,7 +52,7 @@ class StateSnapshot:
         self._where: dict[SpanId, tuple[int, int]] | None = None
         self._lines: tuple[int, int] | None = None  # where the span lines are, once located
         self._searches = 0
-        self._rest: dict | None = None
+        self._rest: dict[str, Any] | None = None
         self._record: InSync | None = None
         self._whole: State | None = whole
         if whole is not None:
@@ -217,7 +219,8 @@ class StateSnapshot:
         if not self.body_hash or self._whole is not None or not self._locate():
             return None
         assert self._rest is not None
-        data = self._rest.get("in_sync")
+        # Parsed JSON: anything but the expected mapping is caught below (None included).
+        data: Any = self._rest.get("in_sync")
         try:
             if data["body"] != self.body_hash:
                 return None
@@ -252,8 +255,8 @@ class StateSnapshot:
             whole = self._whole
             if not leave_out:
                 return whole
-            kept = {span: keys for span, keys in whole.spans.items() if span not in leave_out}
-            return State(whole.lineage, whole.serial, kept, dict(whole.feedback))
+            spans = {span: keys for span, keys in whole.spans.items() if span not in leave_out}
+            return State(whole.lineage, whole.serial, spans, dict(whole.feedback))
         assert self._rest is not None and self.raw is not None
         try:
             return _state_of(self._rest, self._records(leave_out), self.display)
@@ -261,7 +264,7 @@ class StateSnapshot:
             self._parse_whole()  # the full parser says where
             return self.state(leave_out)
 
-    def _records(self, leave_out: set[SpanId] | frozenset[SpanId]) -> Iterator[dict]:
+    def _records(self, leave_out: set[SpanId] | frozenset[SpanId]) -> Iterator[dict[str, Any]]:
         """The span lines not left out, parsed one at a time (a list of 100,000 would double
         the memory of a plan)."""
         assert self._where is not None and self.raw is not None

@@ -17,7 +17,8 @@ MakeEmulator = Callable[..., Emulator]
 
 @pytest.fixture
 def definitions_file(tmp_path: Path) -> Path:
-    """The DESIGN example definitions plus a select whose options YAML 1.1 reads as booleans."""
+    """The example definitions of docs/design.md, and a select whose options YAML 1.1 reads
+    as booleans."""
     path = tmp_path / "definitions.yaml"
     path.write_text(DEFINITIONS_YAML, encoding="utf-8")
     return path

@@ -1,0 +1,221 @@
+"""`orqsync plan`: the difference between the repository and the state, as requests."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from orqsync.commands.common import project_hash, state_file
+from orqsync.errors import OrqsyncError, Problem, ProblemsError
+from orqsync.model import SpanId
+from orqsync.planning.cache import (
+    Coverage,
+    Fact,
+    PlanCache,
+    accounted,
+    cache_path,
+    context_hash,
+    coverage,
+    vouched,
+)
+from orqsync.planning.plan import Plan, make_plan
+from orqsync.planning.planfile import (
+    Base,
+    SavedPlan,
+    check_same_project,
+    plan_document,
+    plan_id,
+    request_json,
+)
+from orqsync.source.desired import DesiredReader, DesiredState, load_desired
+from orqsync.source.project import Settings
+from orqsync.state.model import InSync, State
+from orqsync.state.snapshot import StateSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A plan with what it was made from. `state` holds the spans compared: all of them, or
+    (incremental plan) those not proved in sync. The desired state is not kept: a big one is
+    hundreds of megabytes, and the plan holds what it needs of it."""
+
+    plan: Plan
+    base: Base
+    state: State
+    snapshot: StateSnapshot
+    files_read: int = 0  # annotation files parsed; the others were proved in sync
+    coverage: Coverage | None = None  # the files a complete apply leaves in sync
+    left_out: tuple[int, int] | None = None  # spans, feedback records --target/--exclude left
+    warnings: tuple[Problem, ...] = ()  # values read leniently, in the files read
+
+    @property
+    def in_sync(self) -> InSync | None:
+        """What a complete apply of the plan records in the state."""
+        return self.coverage.record() if self.coverage is not None else None
+
+    def document(self, metadata_style: str) -> dict[str, object]:
+        return plan_document(self.plan, self.base, metadata_style, self.in_sync)
+
+    def whole_state(self) -> State:
+        """The whole state (for label counts), whatever the plan left out."""
+        return self.snapshot.state()
+
+
+def _matches(span: tuple[str, str], patterns: tuple[str, ...]) -> bool:
+    """`TRACE/SPAN`, `TRACE` (all its spans) or `feedback/ID`; shell wildcards allowed."""
+    joined = "/".join(span)
+    return any(fnmatch.fnmatchcase(joined, p) or fnmatch.fnmatchcase(span[0], p) for p in patterns)
+
+
+def select(
+    desired: DesiredState, state: State, targets: tuple[str, ...], excludes: tuple[str, ...]
+) -> tuple[DesiredState, State]:
+    """Only the spans and feedback records named by --target and not by --exclude."""
+    if not targets and not excludes:
+        return desired, state
+    known = [*desired.spans, *state.spans] + [
+        ("feedback", record) for record in (*desired.feedback, *state.feedback)
+    ]
+    for pattern in targets:
+        if not any(_matches(span, (pattern,)) for span in known):
+            raise OrqsyncError(
+                f'--target "{pattern}" matches no span and no feedback record, in the '
+                "repository or in the state",
+                "write TRACE/SPAN, TRACE (all its spans) or feedback/ID; * and ? match any "
+                "characters",
+            )
+
+    def keep(span: tuple[str, str]) -> bool:
+        return (not targets or _matches(span, targets)) and not _matches(span, excludes)
+
+    chosen_desired = DesiredState(
+        {k: v for k, v in desired.spans.items() if keep(k)},
+        {k: v for k, v in desired.feedback.items() if keep(("feedback", k))},
+        desired.files,
+        desired.definitions_hash,
+    )
+    chosen_state = State(
+        state.lineage,
+        state.serial,
+        {k: v for k, v in state.spans.items() if keep(k)},
+        {k: v for k, v in state.feedback.items() if keep(("feedback", k))},
+    )
+    return chosen_desired, chosen_state
+
+
+def plan(
+    settings: Settings,
+    targets: tuple[str, ...] = (),
+    excludes: tuple[str, ...] = (),
+    *,
+    incremental: bool = True,
+) -> Planned:
+    """The plan. Files proved in sync (by an earlier plan's cache, or by the record of the
+    apply that wrote the state) and unchanged are left out with their spans' state lines
+    (plancache.py); the plan is the one a full read gives."""
+    reader = DesiredReader(settings)
+    hashes = reader.hashes()
+    snapshot = state_file(settings).snapshot()
+    context = context_hash(settings, reader.definitions_hash)
+    cache = PlanCache.load(cache_path(settings), context)
+    whole = not targets and not excludes
+    # --target/--exclude choose among every span: all are read, as a target may be anywhere.
+    incremental = incremental and snapshot.indexed and whole
+    held = cache.holding(hashes, snapshot) if incremental else {}
+    vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
+    left_some_out = bool(held or vouched_for)
+    try:
+        desired = _read_changed(reader, snapshot, held, vouched_for)
+    except ProblemsError:
+        if not left_some_out:
+            raise
+        load_desired(settings)  # the problems as a full read reports them, in its order
+        raise
+    if vouched_for:  # the state's spans are those read and those left out: keep the read
+        state = snapshot.state(only=desired.spans)
+    else:
+        state = snapshot.state({span for fact in held.values() for span in fact.spans})
+    base = Base(
+        state.lineage,
+        state.serial,
+        snapshot.hash,
+        reader.definitions_hash,
+        hashes,
+        project_hash(settings),
+    )
+    chosen_desired, chosen_state = select(desired, state, targets, excludes)
+    result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
+    left_out = None
+    if not whole:
+        left_out = (
+            len(desired.spans.keys() | state.spans.keys())
+            - len(chosen_desired.spans.keys() | chosen_state.spans.keys()),
+            len(desired.feedback.keys() | state.feedback.keys())
+            - len(chosen_desired.feedback.keys() | chosen_state.feedback.keys()),
+        )
+    if incremental:
+        cache.prune(hashes)
+        cache.record(desired, result, snapshot, desired.files)
+        cache.save()
+    covered = coverage(desired, hashes, held, vouched_for, context) if whole else None
+    return Planned(
+        result,
+        base,
+        state,
+        snapshot,
+        len(desired.files),
+        covered,
+        left_out,
+        tuple(desired.warnings),
+    )
+
+
+def _read_changed(
+    reader: DesiredReader,
+    snapshot: StateSnapshot,
+    held: dict[str, Fact],
+    vouched_for: dict[str, int],
+) -> DesiredState:
+    """Read every file neither held nor vouched for, then any held file that shares a span
+    with one read, until none does; then the files vouched for, unless the state's spans are
+    exactly those read, held and vouched for. Mutates `held` and `vouched_for` (the files
+    pulled back in are removed)."""
+    by_span: dict[SpanId, list[str]] = {}
+    for name, fact in held.items():
+        for span in fact.spans:
+            by_span.setdefault(span, []).append(name)
+    paths = {reader.display(path): path for path in reader.paths}
+    pending = [path for name, path in paths.items() if name not in held and name not in vouched_for]
+    while True:
+        for path in pending:
+            reader.add(path)
+        pending = []
+        for span in reader.builder.spans if by_span else ():
+            for name in by_span.get(span, ()):
+                if name in held:
+                    del held[name]
+                    pending.append(paths[name])
+        if not pending and vouched_for:
+            known = set(reader.builder.spans).union(*(fact.spans for fact in held.values()))
+            if not accounted(snapshot, known, vouched_for):
+                pending = [paths[name] for name in vouched_for]
+                vouched_for.clear()
+        if not pending:
+            return reader.result()
+
+
+def check_saved_plan(settings: Settings, saved: SavedPlan, label: str) -> None:
+    """A saved plan must come from this project as it is now (planfile.check_same_project)."""
+    check_same_project(saved, project_hash(settings), DesiredReader(settings).hashes(), label)
+
+
+def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:
+    """A plan made just now, in the form apply takes (so it is checked the same way)."""
+    requests = [request_json(request, metadata_style) for request in planned.plan.requests]
+    return SavedPlan(
+        planned.plan,
+        planned.base,
+        plan_id(planned.base, requests),
+        metadata_style,
+        planned.in_sync,
+    )
