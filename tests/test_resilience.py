@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orqsync.commands.plan import plan as make_project_plan
 from orqsync.commands.common import state_file
+from orqsync.commands.plan import plan as make_project_plan
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
 from orqsync.remote.apply import apply_plan
 from orqsync.remote.client import OrqClient, Pacer
