@@ -29,6 +29,11 @@ from orqsync.state.model import (
 )
 
 
+def restore_hint(path: str) -> str:
+    """What to do about a damaged state file: every message that says so gives this hint."""
+    return f"restore it from git or from {os.path.basename(path)}.backup"
+
+
 def _array(name: str, lines: list[str], last: bool = False) -> str:
     inner = "\n" + ",\n".join(lines) + "\n" if lines else ""
     return f'"{name}": [{inner}]' + ("" if last else ",")
@@ -144,13 +149,12 @@ def _load_json(text: str, path: str) -> dict[str, Any]:
             ) from None
         raise StateError(
             f"{path}:{exc.lineno}:{exc.colno}: the state file is corrupt ({exc.msg})",
-            f"restore it from git or from {os.path.basename(path)}.backup; "
-            "orqsync will not overwrite it",
+            restore_hint(path) + "; orqsync will not overwrite it",
         ) from None
     if not isinstance(data, dict) or "format_version" not in data:
         raise StateError(
             f"{path}: not an orqsync state file",
-            f"restore it from git or from {os.path.basename(path)}.backup",
+            restore_hint(path),
         )
     version = data["format_version"]
     if version != FORMAT_VERSION:
@@ -198,7 +202,7 @@ def _recorded_twice(text: str, span: SpanId, path: str) -> StateError:
     return StateError(
         f"{path}{where}: the state file is damaged: span {trace_id}/{span_id} is recorded "
         f"twice{first}",
-        f"restore it from git or from {os.path.basename(path)}.backup",
+        restore_hint(path),
     )
 
 
@@ -213,7 +217,7 @@ def _state_of(
             raise StateError(
                 f"{path}: the state file is damaged: serial is {json.dumps(serial)}, not a "
                 "whole number",
-                f"restore it from git or from {os.path.basename(path)}.backup",
+                restore_hint(path),
             )
         state = State(lineage=str(data["lineage"]), serial=serial)
         provenance = {record["id"]: Provenance.from_json(record) for record in data["provenance"]}
@@ -235,7 +239,7 @@ def _state_of(
                     raise StateError(
                         f"{path}: {record['trace_id']}/{record['span_id']} {key} names the "
                         f"provenance record {item['by']}, which is not in the file",
-                        f"restore it from git or from {os.path.basename(path)}.backup",
+                        restore_hint(path),
                     )
                 span[key] = Applied(value, shared.setdefault(metadata, metadata), by)
             ids = (record["trace_id"], record["span_id"])
@@ -255,6 +259,6 @@ def _state_of(
         )
         raise StateError(
             f"{path}: the state file is damaged: {what}",
-            f"restore it from git or from {os.path.basename(path)}.backup",
+            restore_hint(path),
         ) from None
     return state

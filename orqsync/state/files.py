@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from orqsync.errors import StateError
-from orqsync.state.codec import parse_state, render_state
+from orqsync.state.codec import parse_state, render_state, restore_hint
 from orqsync.state.disk import _read_bytes, atomic_write, fsync_dir
 from orqsync.state.journal import Journal
 from orqsync.state.model import InSync, State, _dumps
@@ -80,7 +80,7 @@ class StateFile:
             except UnicodeDecodeError:
                 raise StateError(
                     f"{self.display}: the state file is not UTF-8 text",
-                    f"restore it from git or from {os.path.basename(self.backup_path)}",
+                    restore_hint(self.path),
                 ) from None
             state = parse_state(text, self.display)
         else:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orqsync.errors import StateError
 from orqsync.model import SpanId
-from orqsync.state.codec import _load_json, _state_of, _Twice, parse_state
+from orqsync.state.codec import _load_json, _state_of, _Twice, parse_state, restore_hint
 from orqsync.state.model import InSync, State
 
 _SPANS_OPEN = b'\n"spans": [\n'
@@ -120,7 +119,7 @@ class StateSnapshot:
             raise StateError(
                 f"{self.display}:{line}: the state file is damaged (a span line is not as "
                 "orqsync writes it, though its in_sync record says the file is unchanged)",
-                f"restore it from git or from {os.path.basename(self.display)}.backup",
+                restore_hint(self.display),
             ) from None
 
     def _locate(self) -> bool:
@@ -292,5 +291,5 @@ def _utf8(raw: bytes, display: str) -> str:
     except UnicodeDecodeError:
         raise StateError(
             f"{display}: the state file is not UTF-8 text",
-            f"restore it from git or from {os.path.basename(display)}.backup",
+            restore_hint(display),
         ) from None
