@@ -256,7 +256,7 @@ def validate(ctx: click.Context, fmt: str) -> int:
 
 
 def _warn(warnings: list[Problem]) -> None:
-    """Values read leniently (validate.py): said on stderr, never silently."""
+    """Values read leniently (source/values.py): said on stderr, never silently."""
     if warnings:
         from orqsync.review import render
 

@@ -37,7 +37,7 @@ def summary_line(expected: list[str]) -> str:
 
 
 def is_warning(line: str) -> bool:
-    """A value read leniently (validate.py), printed beside the errors it does not count as."""
+    """A value read leniently (source/values.py), printed beside the errors it does not count as."""
     return ": warning: " in line
 
 

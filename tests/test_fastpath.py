@@ -1,6 +1,6 @@
 """The fast reader and the strict reader give the same results on every input.
 
-The fast reader (orqsync/fastpath.py) takes only files it fully understands and finds valid;
+The fast reader (orqsync/source/fastpath.py) takes only files it fully understands and finds valid;
 everything else goes to the strict reader. Here both paths read the whole bad-input corpus,
 the examples and generated files full of YAML's traps, and must agree exactly: the same
 desired state (values, metadata, lines) or the same problems, word for word.
@@ -54,7 +54,7 @@ def _outcome(root: Path, fast: bool, bytes_first: bool) -> tuple[object, ...]:
         settings = load_project(str(root))
         if bytes_first:
             reader = DesiredReader(settings, fast=fast)
-            reader.hashes()  # as commands.plan does: the reader keeps the bytes it hashed
+            reader.hashes()  # as commands/plan.py does: the reader keeps the bytes it hashed
             for path in reader.paths:
                 reader.add(path)
             desired = reader.result()

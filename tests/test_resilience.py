@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from orqsync.commands.common import state_file
-from orqsync.commands.plan import plan as make_project_plan
+from orqsync.commands.plan import plan as plan_project
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
 from orqsync.remote.apply import apply_plan
 from orqsync.remote.client import OrqClient, Pacer
@@ -183,7 +183,7 @@ def test_apply_under_chaos_ends_exactly_at_the_desired_state(tmp_path, served):
     server = served(seed=5, error_rate=0.2, burst_429_rate=0.05, drop_rate=0.05)
     write_big_project(tmp_path, server.url, spans)
     settings = load_project(str(tmp_path))
-    planned = make_project_plan(settings)
+    planned = plan_project(settings)
     retries: list[float] = []
     client = OrqClient(
         server.url,
@@ -206,7 +206,7 @@ def test_apply_under_chaos_ends_exactly_at_the_desired_state(tmp_path, served):
     assert report.complete, report.failures[:3]
     assert len(retries) > 100  # the faults really happened
     assert held(server) == expected_rows(spans)
-    assert make_project_plan(load_project(str(tmp_path))).plan.empty
+    assert plan_project(load_project(str(tmp_path))).plan.empty
 
 
 def test_a_second_writer_fails_fast_naming_the_holder(make_project):

@@ -75,7 +75,7 @@ def apply(
     stale plan, send it, record what succeeded.
 
     Every apply that sent a request, had one refused, or stopped on an error ends with a line
-    in the apply history (history.py), written under the same lock.
+    in the apply history (audit/history.py), written under the same lock.
     """
     check_budget(saved.plan, settings, allow_removals)
     files = state_file(settings)

@@ -112,7 +112,7 @@ def plan(
 ) -> Planned:
     """The plan. Files proved in sync (by an earlier plan's cache, or by the record of the
     apply that wrote the state) and unchanged are left out with their spans' state lines
-    (plancache.py); the plan is the one a full read gives."""
+    (planning/cache.py); the plan is the one a full read gives."""
     reader = DesiredReader(settings)
     hashes = reader.hashes()
     snapshot = state_file(settings).snapshot()

@@ -15,7 +15,7 @@ file being read is read too, until no file left out shares a span with one read.
 means no fact is used.
 
 A fresh clone has no cache, so the state itself carries the facts of the complete apply that
-wrote it (its `in_sync` record, state.py):
+wrote it (its `in_sync` record, state/model.py):
 
     F with content hash h declares spans whose span_sum is s, shares none with another file,
     and the plan of F against this state's lines is empty.

@@ -1,6 +1,6 @@
 """A fast reader for annotation files in the common block layout.
 
-The strict reader in desired.py (PyYAML nodes, JSON Schema, the checks of validate.py) is the
+The strict reader in desired.py (PyYAML nodes, JSON Schema, the checks of values.py) is the
 reference, and the only source of problem messages. This module reads the layout that people
 and `orqsync import` write:
 
@@ -116,7 +116,7 @@ _INVALID = object()  # a value the strict reader must report
 
 class _Noted(NamedTuple):
     """A value written in a lenient spelling that the strict reader also takes, with the
-    warning it gives (validate.check_value); it points at the value, on the key's line."""
+    warning it gives (values.check_value); it points at the value, on the key's line."""
 
     value: object
     message: str
@@ -352,15 +352,16 @@ class FastReader:
         annotations: dict[str, Any] = {}
         for entry, number in zip(entries, numbers, strict=True):
             found = known.get(entry)
-            if found is None:
-                found = self._entry(entry)
-            key, value = found
-            if type(value) is _Noted:
-                column = width + len(key) + 3  # the value's: `key: value` at `width` spaces
-                self._warnings.append(
-                    Problem(path, number, column, value.message, value.hint, "warning")
-                )
-                value = value.value
+            if found is not None:
+                key, value = found
+            else:
+                key, value = self._entry(entry)
+                if type(value) is _Noted:  # never remembered: each place gets its warning
+                    column = width + len(key) + 3  # the value's: `key: value` at `width` spaces
+                    self._warnings.append(
+                        Problem(path, number, column, value.message, value.hint, "warning")
+                    )
+                    value = value.value
             annotations[key] = new(make, (value, metadata, path, number))
         if len(annotations) != len(entries):
             raise _Bail  # a key twice in one span
@@ -395,7 +396,7 @@ class FastReader:
         if value is _INVALID:
             raise _Bail
         found = (key, value)
-        if not free_text:
+        if not free_text and type(value) is not _Noted:
             self._known[entry] = found
         return found
 

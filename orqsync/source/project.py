@@ -41,7 +41,7 @@ class Settings:
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_removals: int = 100
     owned_keys: tuple[str, ...] = ("*",)
-    id_format: str = DEFAULT_ID_FORMAT  # ids.py: "opentelemetry" or "any"
+    id_format: str = DEFAULT_ID_FORMAT  # source/ids.py: "opentelemetry" or "any"
     # where each top-level field of orqsync.yaml is (line, column), for messages about it
     locations: Mapping[str, tuple[int | None, int | None]] = field(
         default_factory=lambda: MappingProxyType({})

@@ -47,7 +47,7 @@ def sum_difference(total: int, *parts: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class InSync:
-    """The files a complete apply left in sync with the state it wrote (plancache.py says
+    """The files a complete apply left in sync with the state it wrote (planning/cache.py says
     what a plan makes of it): each file's content hash and the span_sum of the spans it
     declares, for one context (definitions, settings, orqsync version).
 
@@ -71,7 +71,7 @@ class Provenance:
     plan_id: str = ""
     run_url: str = ""
     # The files applied had changes that `commit` does not hold: the sha256 of their content
-    # (provenance.py). "" when everything applied was committed.
+    # (state/provenance.py). "" when everything applied was committed.
     uncommitted: str = ""
 
     def to_json(self) -> dict[str, str]:
