@@ -7,10 +7,24 @@ stage (source, state, planning and remote all speak of spans and values).
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 SpanId = tuple[str, str]  # (trace_id, span_id)
 Metadata = tuple[tuple[str, str], ...]  # sorted (name, value) pairs; hashable and comparable
 Value = str | int | float | bool | tuple[str, ...]  # canonical: a multi select is a sorted tuple
+
+
+class Annotation(NamedTuple):
+    """One desired (trace, span, key) value, the metadata to send with it, and where it is.
+
+    A named tuple: a big repository holds hundreds of thousands, and tuples build fast.
+    Both YAML readers (source/desired.py, source/fastpath.py) make them.
+    """
+
+    value: Value
+    metadata: Metadata
+    path: str
+    line: int
 
 
 class Operation(str, enum.Enum):

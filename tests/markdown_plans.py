@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orqsync.model import Value
+from orqsync.model import Annotation, Value
 from orqsync.planning.plan import Plan, make_plan
 from orqsync.review.markdown import render_plan_markdown
-from orqsync.source.desired import Annotation, DesiredState, Feedback
+from orqsync.source.desired import DesiredState, Feedback
 from orqsync.state.model import Applied, AppliedFeedback, Provenance, State, feedback_pairs
 
 GOLDEN = Path(__file__).parent / "golden" / "markdown"

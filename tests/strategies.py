@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from orqsync.model import Metadata, Value
-from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.model import Annotation, Metadata, Value
+from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.source.values import canonical_number
 from orqsync.state.model import Applied, AppliedFeedback, Provenance, State
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from gitrepo import ALICE, BOB, BOT, apply_and_commit, commit, init, isolate
 
-from orqsync.audit.blame import read_span
 from orqsync.state.codec import parse_state, render_state
 from orqsync.state.model import Applied, Provenance, State
+from orqsync.state.snapshot import read_span
 
 A = """\
 version: 1

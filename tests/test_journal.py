@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from orqsync.model import Annotation
 from orqsync.planning.plan import Request, make_plan
 from orqsync.remote.apply import THREADS_PER_SLOT, apply_plan
-from orqsync.source.desired import Annotation, DesiredState
+from orqsync.source.desired import DesiredState
 from orqsync.state.files import StateFile
 from orqsync.state.model import Provenance, State
 

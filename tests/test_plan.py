@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from orqsync.model import Annotation
 from orqsync.planning.plan import ANNOTATE, REMOVE, make_plan
 from orqsync.remote.apply import chains
-from orqsync.source.desired import Annotation, DesiredState, Feedback
+from orqsync.source.desired import DesiredState, Feedback
 from orqsync.state.model import Provenance, State
 
 

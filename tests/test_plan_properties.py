@@ -26,7 +26,7 @@ from strategies import (
 )
 
 from orqsync.errors import ApiError
-from orqsync.model import Metadata, same_value
+from orqsync.model import Annotation, Metadata, same_value
 from orqsync.planning.plan import (
     ANNOTATE,
     CREATE,
@@ -41,7 +41,7 @@ from orqsync.planning.plan import (
 )
 from orqsync.remote.apply import apply_plan, chains, fold_success, journal_entry
 from orqsync.review import render
-from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.state.codec import parse_state, render_state
 from orqsync.state.files import StateFile
 from orqsync.state.model import Applied, State, sorted_spans

@@ -498,7 +498,7 @@ def test_a_span_asked_for_twice_is_read_once(tmp_path) -> None:
 def test_blame_reads_a_revision_with_its_span_twice_as_damaged_with_the_files_lines() -> None:
     """`read_span` parses the span's lines apart from the rest; the lines of the error are
     still the file's own."""
-    from orqsync.audit.blame import read_span
+    from orqsync.state.snapshot import read_span
 
     state = State("lineage", 1)
     for span in (("t1", "s1"), ("t1", "s2"), ("t2", "s1")):
@@ -563,3 +563,31 @@ def test_a_merge_of_two_branches_that_both_applied_is_refused_until_resolved(
     assert result.exit_code == 0, result.output
     assert '~ rating: "good" -> "bad"' in result.stdout  # relabel's t1/s1, applied again
     assert "Plan: 0 to add, 1 to change, 0 to remove; 1 request." in result.stdout
+
+
+def test_the_layout_marks_are_where_render_state_writes_them() -> None:
+    """snapshot.py finds span lines by codec's marks; a change to render_state that moved
+    them would silently send every plan to the whole parse."""
+    from orqsync.state import codec
+
+    record = Applied("good", (), Provenance(commit="c"))
+    full = State("lineage", 3, {("t", "s"): {"rating": record}}, {})
+    text = render_state(full, InSync("context", {"a.yaml": ("hash", span_sum(full.spans))}))
+    assert text.startswith(codec.HEAD)
+    start = text.index(codec.SPANS_OPEN) + len(codec.SPANS_OPEN)
+    end = text.index(codec.SPANS_CLOSE)
+    assert text[start:end].startswith('{"trace_id":"t","span_id":"s",')
+    assert "\n" not in text[start:end]
+    assert text.index(codec.IN_SYNC_OPEN) > end
+    assert codec.NO_SPANS in render_state(State("lineage", 0, {}, {}))
+
+
+def test_an_in_sync_record_reads_back_as_written() -> None:
+    record = InSync("context", {"b.yaml": ("h2", 7), "a.yaml": ("h1", 2**127)}, 5)
+    data = {"context": record.context, "files": record.files_json(), "spans": "5"}
+    assert list(data["files"]) == ["a.yaml", "b.yaml"]
+    assert InSync.from_json(json.loads(json.dumps(data))) == record
+    del data["spans"]
+    assert InSync.from_json(data).spans is None
+    with pytest.raises(KeyError):
+        InSync.from_json({"files": {}})

@@ -36,10 +36,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from orqsync.audit.export import CSV_COLUMNS, FORMAT
 from orqsync.audit.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.model import Metadata, SpanId, Value, same_value
+from orqsync.model import Annotation, Metadata, SpanId, Value, same_value
 from orqsync.review.render import value_text
 from orqsync.source.definitions import Definition, Definitions, load_definitions
-from orqsync.source.desired import Annotation, DesiredState, find_sources, load_desired, owned
+from orqsync.source.desired import DesiredState, find_sources, load_desired, owned
 from orqsync.source.ids import id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.source.values import Invalid, check_value

@@ -2,13 +2,12 @@
 
 The apply workflow commits the state, so the history of a label is the state file's git history
 plus the working copy. Each revision of the state is read through one `git cat-file` process;
-for one span only its line and the provenance records are parsed (see `read_span`), because a
-state can hold 100,000 spans and the history hundreds of revisions.
+for one span only its line and the provenance records are parsed (`state.snapshot.read_span`),
+because a state can hold 100,000 spans and the history hundreds of revisions.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -19,56 +18,9 @@ from orqsync.errors import OrqsyncError, StateError
 from orqsync.model import SpanId, same_value
 from orqsync.review.render import value_text
 from orqsync.source.project import Settings
-from orqsync.state.codec import parse_state
 from orqsync.state.files import StateFile
 from orqsync.state.model import Applied, Provenance, State
-
-# The layout render_state writes; the fast path relies on it and falls back when it differs.
-_HEAD = '{\n"format_version": '
-_SPANS = '\n"spans": ['
-_FEEDBACK = '\n],\n"feedback": ['
-
-
-def read_span(text: str, span: SpanId, display: str) -> tuple[State, dict[str, Applied] | None]:
-    """The state's header (lineage, serial; no spans) and the record of one span, or None.
-
-    Fast path: the state has one span per line, so the lines naming the span id are cut out
-    and parsed with the header and the provenance records, through `parse_state` itself. Text
-    that does not have render_state's layout is parsed whole, and so is text where the span
-    is recorded twice or a merge conflict reaches its line or the header: the whole parse
-    refuses it and says where. This reads the revisions of the history, where damage
-    elsewhere in the file does not hide the span's record; the working copy is read as a
-    plan reads it (`_working`), which refuses any damage.
-    """
-    start = text.find(_SPANS + "\n") if text.startswith(_HEAD) else -1
-    body = start + len(_SPANS) + 1
-    end = text.find(_FEEDBACK, body - 1) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        lines = []
-        for needle in {
-            '"span_id":' + json.dumps(span[1], ensure_ascii=False),
-            '"span_id":' + json.dumps(span[1]),
-        }:
-            pos = text.find(needle, body, end)
-            while pos >= 0:
-                line_start = text.rfind("\n", body - 1, pos) + 1
-                line_end = text.find("\n", pos, end + 1)
-                line_end = end if line_end < 0 else line_end
-                lines.append(text[line_start:line_end].removesuffix(","))
-                pos = text.find(needle, line_end, end)
-        inner = "\n" + ",\n".join(lines) + "\n" if lines else ""
-        mini = text[:start] + _SPANS + inner + '],\n"feedback": []\n}\n'
-        try:
-            state = parse_state(mini, display)
-        except StateError:
-            pass  # not the layout it looked like: the whole parse below decides
-        else:
-            return state, state.spans.get(span)
-    state = parse_state(text, display)
-    record = state.spans.get(span)
-    state.spans.clear()
-    state.feedback.clear()
-    return state, record
+from orqsync.state.snapshot import read_span
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -45,11 +44,10 @@ from orqsync.source.desired import DesiredState
 from orqsync.source.project import Settings
 from orqsync.state.disk import atomic_write
 from orqsync.state.model import InSync, span_sum, sum_difference
-from orqsync.state.snapshot import StateSnapshot
+from orqsync.state.snapshot import StateSnapshot, provenance_refs
 
 FORMAT = "orqsync-plan-cache"
 FORMAT_VERSION = 2
-_BY = re.compile(rb'"by":"([^"\\]*)"')  # a state line's references to provenance records
 
 
 def cache_path(settings: Settings) -> str:
@@ -193,7 +191,7 @@ class PlanCache:
                 hashlib.sha256(lines).hexdigest(),
                 shares,
                 snapshot.hash,
-                tuple(sorted({found.decode() for found in _BY.findall(lines)})),
+                provenance_refs(lines),
             )
             previous = self.facts.get(name)
             if previous is None or previous.lines != fact.lines or previous.hash != fact.hash:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple, TypeVar, cast
 
-from orqsync.model import Metadata, Operation, SpanId, Value, same_value
-from orqsync.source.desired import Annotation, DesiredState, Feedback, owned
+from orqsync.model import Annotation, Metadata, Operation, SpanId, Value, same_value
+from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
 BATCH_LIMIT = 10

@@ -106,24 +106,17 @@ def plan_id(base: Base, requests: list[dict[str, object]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def in_sync_json(in_sync: InSync) -> dict[str, object]:
-    files = {
-        name: {"hash": digest, "spans": f"{spans:032x}"}
-        for name, (digest, spans) in sorted(in_sync.files.items())
-    }
-    return {"context": in_sync.context, "files": files}
-
-
 def _in_sync_from_json(data: dict[str, Any] | None, base: Base) -> InSync | None:
     """The record a saved plan carries; only files at the content the plan was made from."""
     if data is None:
         return None
+    record = InSync.from_json(data)
     files = {
-        str(name): (str(item["hash"]), int(item["spans"], 16))
-        for name, item in data["files"].items()
-        if base.files.get(name) == item["hash"]
+        name: (digest, spans)
+        for name, (digest, spans) in record.files.items()
+        if base.files.get(name) == digest
     }
-    return InSync(str(data["context"]), files)
+    return InSync(record.context, files)
 
 
 def plan_document(
@@ -150,7 +143,7 @@ def plan_document(
         "requests": requests,
     }
     if in_sync is not None:
-        document["in_sync"] = in_sync_json(in_sync)
+        document["in_sync"] = {"context": in_sync.context, "files": in_sync.files_json()}
     return document
 
 

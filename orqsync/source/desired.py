@@ -9,12 +9,11 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem, ProblemsError
-from orqsync.model import Metadata, SpanId, Value
+from orqsync.model import Annotation, Metadata, SpanId
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.fastpath import FastFile, FastReader
 from orqsync.source.ids import id_problem
@@ -32,18 +31,6 @@ from orqsync.source.yamlfile import (
     scalar_text,
     to_python,
 )
-
-
-class Annotation(NamedTuple):
-    """One desired (trace, span, key) value, the metadata to send with it, and where it is.
-
-    A named tuple: a big repository holds hundreds of thousands, and tuples build fast.
-    """
-
-    value: Value
-    metadata: Metadata
-    path: str
-    line: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +227,6 @@ class _Builder:
             settings.string_limit,
             functools.partial(owned, patterns=settings.owned_keys),
             self._merge_metadata,
-            Annotation,
             settings.id_format,
         )
         self.use_fast = fast

@@ -26,12 +26,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from yaml.nodes import MappingNode, ScalarNode
 
 from orqsync.errors import Problem
-from orqsync.model import Metadata
+from orqsync.model import Annotation, Metadata, SpanId
 from orqsync.source.definitions import Definition
 from orqsync.source.ids import DEFAULT_ID_FORMAT, id_problem
 from orqsync.source.values import canonical_number
@@ -200,7 +200,7 @@ class FastFile:
     """A file the fast reader vouches for: its spans, and the warnings the strict reader would
     give about it (values in a lenient spelling)."""
 
-    spans: list[tuple[tuple[str, str], dict[str, Any]]]  # (trace, span) -> {key: annotation}
+    spans: list[tuple[SpanId, dict[str, Annotation]]]
     warnings: list[Problem]
 
 
@@ -213,13 +213,11 @@ class FastReader:
         string_limit: int,
         owned: Callable[[str], bool],
         merge_metadata: Callable[[Metadata, dict[str, str]], Metadata],
-        annotation: type,  # a named tuple of (value, metadata, path, line)
         id_format: str = DEFAULT_ID_FORMAT,
     ) -> None:
         self.definitions = definitions
         self.id_format = id_format
         self._good_traces: set[str] = set()  # trace ids repeat: each is checked once
-        self.annotation = annotation
         self.string_limit = string_limit
         self.owned = owned
         self.merge_metadata = merge_metadata
@@ -256,7 +254,7 @@ class FastReader:
         line = text.count("\n", 0, found.end()) + 1
         position = found.end()
         indent = None
-        spans: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        spans: list[tuple[SpanId, dict[str, Annotation]]] = []
         self._warnings: list[Problem] = []
         for match in _SPAN.finditer(text, position):
             if match.start() != position:
@@ -332,7 +330,7 @@ class FastReader:
 
     def _annotations(
         self, block: str, width: int, first: int, metadata: Metadata, path: str
-    ) -> dict[str, Any]:
+    ) -> dict[str, Annotation]:
         """{key: annotation} of one span's `annotations:` block."""
         pattern = _ENTRIES.get(width)
         if pattern is None:
@@ -347,9 +345,8 @@ class FastReader:
         else:
             entries, numbers = _numbered_entries(block, width, first)
         known = self._known
-        make = self.annotation
-        new = tuple.__new__  # the annotation type is a named tuple: skip its Python __new__
-        annotations: dict[str, Any] = {}
+        new = tuple.__new__  # Annotation is a named tuple: skip its Python __new__
+        annotations: dict[str, Annotation] = {}
         for entry, number in zip(entries, numbers, strict=True):
             found = known.get(entry)
             if found is not None:
@@ -362,7 +359,7 @@ class FastReader:
                         Problem(path, number, column, value.message, value.hint, "warning")
                     )
                     value = value.value
-            annotations[key] = new(make, (value, metadata, path, number))
+            annotations[key] = new(Annotation, (value, metadata, path, number))
         if len(annotations) != len(entries):
             raise _Bail  # a key twice in one span
         return annotations

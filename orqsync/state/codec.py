@@ -28,6 +28,14 @@ from orqsync.state.model import (
     span_sum,
 )
 
+# The layout render_state writes, named for the readers that rely on it (snapshot.py reads
+# single lines by these marks and parses a file whole when they are not where expected).
+HEAD = '{\n"format_version": '
+SPANS_OPEN = '\n"spans": [\n'
+SPANS_CLOSE = '\n],\n"feedback": ['
+NO_SPANS = '\n"spans": [],\n"feedback": ['
+IN_SYNC_OPEN = '\n"in_sync": {\n'
+
 
 def restore_hint(path: str) -> str:
     """What to do about a damaged state file: every message that says so gives this hint."""
@@ -103,10 +111,7 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
     if in_sync is None:
         return body + "\n}\n"
     body += "\n"
-    files = [
-        f'{_dumps(name)}: {{"hash":{_dumps(digest)},"spans":"{spans:032x}"}}'
-        for name, (digest, spans) in sorted(in_sync.files.items())
-    ]
+    files = [f"{_dumps(name)}: {_dumps(entry)}" for name, entry in in_sync.files_json().items()]
     inner = "\n" + ",\n".join(files) + "\n" if files else ""
     return body + "\n".join(
         [

@@ -60,6 +60,25 @@ class InSync:
     files: dict[str, tuple[str, int]]
     spans: int | None = None
 
+    def files_json(self) -> dict[str, dict[str, str]]:
+        """Each file's record, sorted, as the state file and a saved plan both write it."""
+        return {
+            name: {"hash": digest, "spans": f"{spans:032x}"}
+            for name, (digest, spans) in sorted(self.files.items())
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> InSync:
+        """The record as written by `files_json` with its context (and, in a state file, the
+        whole state's span sum); a KeyError, TypeError, ValueError or AttributeError when it
+        is not."""
+        files = {
+            str(name): (str(item["hash"]), int(item["spans"], 16))
+            for name, item in data["files"].items()
+        }
+        spans = int(data["spans"], 16) if "spans" in data else None
+        return cls(str(data["context"]), files, spans)
+
 
 @dataclass(frozen=True, slots=True)
 class Provenance:

@@ -9,18 +9,20 @@ from typing import Any
 
 from orqsync.errors import StateError
 from orqsync.model import SpanId
+from orqsync.state import codec
 from orqsync.state.codec import _load_json, _state_of, _Twice, parse_state, restore_hint
-from orqsync.state.model import InSync, State
+from orqsync.state.model import Applied, InSync, State
 
-_SPANS_OPEN = b'\n"spans": [\n'
-_IN_SYNC_OPEN = b'\n"in_sync": {\n'
-_NO_SPANS = b'\n"spans": [],\n"feedback": ['
-_SPANS_CLOSE = b'\n],\n"feedback": ['
+_SPANS_OPEN = codec.SPANS_OPEN.encode()
+_IN_SYNC_OPEN = codec.IN_SYNC_OPEN.encode()
+_NO_SPANS = codec.NO_SPANS.encode()
+_SPANS_CLOSE = codec.SPANS_CLOSE.encode()
 _PLACEHOLDER = b"lines indexed by StateSnapshot"  # JSON keeps a later "spans" key instead
 # How render_state starts a span line. JSON escapes quotes inside strings, so this can only
 # match at the start of a line; ids with escapes do not match and send the file to the
 # full parser (the count of matches and lines then differs).
 _SPAN_START = re.compile(rb'\{"trace_id":"([^"\\]*)","span_id":"([^"\\]*)",')
+_BY = re.compile(rb'"by":"([^"\\]*)"')  # how a span line refers to provenance records
 _SEARCHES = 4096  # binary searches of a state's lines before indexing them all is cheaper
 
 
@@ -223,14 +225,13 @@ class StateSnapshot:
         try:
             if data["body"] != self.body_hash:
                 return None
-            files = {
-                str(name): (str(item["hash"]), int(item["spans"], 16))
-                for name, item in data["files"].items()
-            }
-            self._record = InSync(str(data["context"]), files, int(data["spans"], 16))
+            record = InSync.from_json(data)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return self._record
+        if record.spans is None:
+            return None  # a state's record always has the sum of its spans
+        self._record = record
+        return record
 
     def state(
         self,
@@ -274,6 +275,52 @@ class StateSnapshot:
                     yield json.loads(raw[begin:finish])
                 except ValueError:
                     raise _DamagedLine from None
+
+
+def provenance_refs(lines: bytes) -> tuple[str, ...]:
+    """The provenance ids that span lines (as `StateSnapshot.line` gives them) refer to."""
+    return tuple(sorted({found.decode() for found in _BY.findall(lines)}))
+
+
+def read_span(text: str, span: SpanId, display: str) -> tuple[State, dict[str, Applied] | None]:
+    """The state's header (lineage, serial; no spans) and the record of one span, or None.
+
+    Fast path: the state has one span per line, so the lines naming the span id are cut out
+    and parsed with the header and the provenance records, through `parse_state` itself. Text
+    that does not have render_state's layout is parsed whole, and so is text where the span
+    is recorded twice or a merge conflict reaches its line or the header: the whole parse
+    refuses it and says where. `orqsync state blame` reads the revisions of the history so,
+    where damage elsewhere in the file does not hide the span's record.
+    """
+    start = text.find(codec.SPANS_OPEN) if text.startswith(codec.HEAD) else -1
+    body = start + len(codec.SPANS_OPEN)
+    end = text.find(codec.SPANS_CLOSE, body - 1) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        lines = []
+        for needle in {
+            '"span_id":' + json.dumps(span[1], ensure_ascii=False),
+            '"span_id":' + json.dumps(span[1]),
+        }:
+            pos = text.find(needle, body, end)
+            while pos >= 0:
+                line_start = text.rfind("\n", body - 1, pos) + 1
+                line_end = text.find("\n", pos, end + 1)
+                line_end = end if line_end < 0 else line_end
+                lines.append(text[line_start:line_end].removesuffix(","))
+                pos = text.find(needle, line_end, end)
+        inner = "\n" + ",\n".join(lines) + "\n" if lines else ""
+        mini = text[:start] + '\n"spans": [' + inner + '],\n"feedback": []\n}\n'
+        try:
+            state = parse_state(mini, display)
+        except StateError:
+            pass  # not the layout it looked like: the whole parse below decides
+        else:
+            return state, state.spans.get(span)
+    state = parse_state(text, display)
+    record = state.spans.get(span)
+    state.spans.clear()
+    state.feedback.clear()
+    return state, record
 
 
 def in_sync_start(raw: bytes) -> int:
