@@ -30,6 +30,7 @@ from orqsync.errors import (
     Problem,
     ProblemsError,
 )
+from orqsync.text import plural
 
 if TYPE_CHECKING:
     from orqsync.planning.plan import Plan, Request
@@ -78,7 +79,7 @@ class ProgressReporter:
         self.finished: collections.deque[tuple[float, int]] = collections.deque()
 
     def started(self, total: int) -> None:
-        from orqsync.text import duration_text, plural
+        from orqsync.text import duration_text
 
         self.start = time.monotonic()
         self.finished.append((self.start, 0))
@@ -247,10 +248,10 @@ def validate(ctx: click.Context, fmt: str) -> int:
         else:
             _warn(desired.warnings)
         _out(
-            f"Valid: {len(desired.files)} file{'s' if len(desired.files) != 1 else ''}, "
-            f"{_count(desired.annotation_count, 'annotation')} on "
-            f"{_count(len(desired.spans), 'span')}, "
-            f"{_count(len(desired.feedback), 'feedback record')}.\n"
+            f"Valid: {plural(len(desired.files), 'file', grouped=False)}, "
+            f"{plural(desired.annotation_count, 'annotation', grouped=False)} on "
+            f"{plural(len(desired.spans), 'span', grouped=False)}, "
+            f"{plural(len(desired.feedback), 'feedback record', grouped=False)}.\n"
         )
     return EXIT_OK
 
@@ -261,10 +262,6 @@ def _warn(warnings: list[Problem]) -> None:
         from orqsync.review import render
 
         click.echo(render.warnings_text(warnings), err=True, nl=False)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 _Command = TypeVar("_Command", bound="Callable[..., Any] | click.Command")
@@ -437,9 +434,8 @@ def apply(
     """Apply a saved plan, or plan now and apply after confirmation."""
     from orqsync.commands.apply import apply as run_apply
     from orqsync.commands.apply import apply_lock, check_budget
-    from orqsync.commands.plan import as_saved, check_saved_plan
+    from orqsync.commands.plan import as_saved, load_saved
     from orqsync.commands.plan import plan as run_plan
-    from orqsync.planning.planfile import load_plan
     from orqsync.remote.client import api_key, make_client
 
     settings = _settings(ctx)
@@ -447,9 +443,7 @@ def apply(
     if plan_file:
         if target or exclude:
             raise click.UsageError("--target/--exclude go with plan, not with a saved plan")
-        saved = load_plan(plan_file)
-        # The same orqsync.yaml, byte for byte: the same metadata_style, sources and policy.
-        check_saved_plan(settings, saved, plan_file)
+        saved = load_saved(settings, plan_file)
     # The key and the lock first, as Terraform does: nothing is shown of a plan that could
     # not be applied, and the state cannot move between the plan and its apply.
     api_key(settings)
@@ -499,9 +493,9 @@ def apply(
 @click.pass_context
 def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     """Render a saved plan (markdown: against the project's current state)."""
-    from orqsync.commands.common import state_file
     from orqsync.planning.planfile import load_plan
     from orqsync.review import render
+    from orqsync.state.files import StateFile
 
     _check_redact(redact, fmt)
     saved = load_plan(plan_file)
@@ -512,7 +506,7 @@ def show(ctx: click.Context, plan_file: str, fmt: str, redact: bool) -> int:
     if fmt == "markdown":
         settings = _settings(ctx)
         hint = f"The full plan is `{plan_file}` (in CI, the `orqsync-plan` artifact)."
-        current = state_file(settings).load()
+        current = StateFile.of(settings).load()
         _out(_markdown(saved.plan, current, settings, redact, hint))
         return EXIT_OK
     _out(f"Plan {saved.plan_id} (state serial {saved.base.serial}):\n")
@@ -536,12 +530,12 @@ def _span_arg(text: str) -> tuple[str, str]:
 @click.pass_context
 def state_list(ctx: click.Context) -> int:
     """One line per span: TRACE/SPAN and its keys."""
-    from orqsync.commands.common import state_file
+    from orqsync.commands.state import current
 
-    current = state_file(_settings(ctx)).load()
-    for (trace_id, span_id), keys in sorted(current.spans.items()):
+    held = current(_settings(ctx))
+    for (trace_id, span_id), keys in sorted(held.spans.items()):
         _out(f"{trace_id}/{span_id}  {', '.join(sorted(keys))}\n")
-    for record_id, record in sorted(current.feedback.items()):
+    for record_id, record in sorted(held.feedback.items()):
         _out(f"feedback/{record_id}  {record.get('property')}\n")
     return EXIT_OK
 
@@ -551,13 +545,10 @@ def state_list(ctx: click.Context) -> int:
 @click.pass_context
 def state_show(ctx: click.Context, span: str) -> int:
     """Values, metadata and provenance of one TRACE/SPAN."""
-    from orqsync.commands.common import state_file
+    from orqsync.commands.state import span_keys
     from orqsync.review import render
 
-    current = state_file(_settings(ctx)).load()
-    keys = current.spans.get(_span_arg(span))
-    if keys is None:
-        raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
+    keys = span_keys(_settings(ctx), _span_arg(span))
     for key in sorted(keys):
         applied = keys[key]
         _out(f"{key} = {render.value_text(applied.value, limit=10_000)}\n")
@@ -574,7 +565,7 @@ def state_show(ctx: click.Context, span: str) -> int:
 @click.pass_context
 def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
     """Forget a span (or some of its KEYS) without sending anything to orq.ai."""
-    from orqsync.commands.state_rm import forget
+    from orqsync.commands.state import forget
 
     settings = _settings(ctx)
     removed = forget(settings, _span_arg(span), keys)
@@ -595,10 +586,10 @@ def state_rm(ctx: click.Context, span: str, keys: tuple[str, ...]) -> int:
 def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int:
     """Who decided each label of TRACE/SPAN (or KEY), in which commit and apply, and what it
     was before: from the state file's git history and the working copy."""
-    from orqsync.audit.blame import blame, blame_json, render_blame_text
+    from orqsync.audit.blame import blame_json, render_blame_text
+    from orqsync.commands.state import blame
 
-    trace_id, span_id = _span_arg(span)
-    result = blame(_settings(ctx), trace_id, span_id, key)
+    result = blame(_settings(ctx), _span_arg(span), key)
     if fmt == "json":
         _out(json.dumps(blame_json(result), indent=1, ensure_ascii=False) + "\n")
     else:
@@ -616,20 +607,19 @@ def state_blame(ctx: click.Context, span: str, key: str | None, fmt: str) -> int
 @click.pass_context
 def state_history(ctx: click.Context, fmt: str, limit: int | None) -> int:
     """The applies and imports recorded beside the state, newest first."""
-    from orqsync.audit.history import history_path, load_history, render_history_text
+    from orqsync.audit.history import render_history_text
+    from orqsync.commands.state import history
 
-    settings = _settings(ctx)
-    path = history_path(settings.state_path)
-    found = load_history(path, settings.display(path))
-    entries = list(reversed(found.entries))[:limit]
+    shown, found = history(_settings(ctx), limit)
+    entries = list(found.entries)
     for number in found.unreadable:
-        _err(f"warning: {settings.display(path)}:{number}: unreadable line, skipped")
+        _err(f"warning: {shown}:{number}: unreadable line, skipped")
     if fmt == "json":
         _out(json.dumps([e.to_json() for e in entries], indent=1, ensure_ascii=False) + "\n")
     elif entries:
         _out(render_history_text(entries))
     else:
-        _err(f"No applies recorded in {settings.display(path)} yet.")
+        _err(f"No applies recorded in {shown} yet.")
     return EXIT_OK
 
 
@@ -661,7 +651,7 @@ def export_command(
             handle.write(result.data)
         commit = str(result.manifest["commit"])
         _err(
-            f"Wrote {result.rows} row{'s' if result.rows != 1 else ''} to {out_path}"
+            f"Wrote {plural(result.rows, 'row', grouped=False)} to {out_path}"
             + (f" (labels as of commit {commit[:7]})." if commit else ".")
         )
     else:
@@ -695,7 +685,8 @@ def import_command(
 ) -> int:
     """Adopt labels that already exist in orq.ai (rows of trace_id, span_id, key, value) into
     a YAML file and the state, without sending any request."""
-    from orqsync.audit.adopt import DEFAULT_OUT, import_labels
+    from orqsync.audit.adopt import DEFAULT_OUT
+    from orqsync.commands.imports import import_labels
 
     done = import_labels(
         _settings(ctx),
@@ -725,9 +716,9 @@ def import_command(
 @click.pass_context
 def unlock_command(ctx: click.Context, lock_id: str) -> int:
     """Release a stuck state lock (the id is in the error of the blocked command)."""
-    from orqsync.state.lock import unlock
+    from orqsync.commands.state import unlock
 
-    holder = unlock(_settings(ctx).state_path, lock_id)
+    holder = unlock(_settings(ctx), lock_id)
     _err(f"Released the lock {holder.id} ({holder.who} on {holder.host}, {holder.operation}).")
     return EXIT_OK
 

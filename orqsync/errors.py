@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orqsync.text import plural
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
@@ -73,7 +75,7 @@ class ProblemsError(OrqsyncError):
         self.problems = sorted(problems, key=Problem.sort_key)
         self.warnings = sorted(warnings or [], key=Problem.sort_key)
         count = len(self.problems)
-        super().__init__(f"{count} problem{'s' if count != 1 else ''} found; nothing was sent")
+        super().__init__(f"{plural(count, 'problem', grouped=False)} found; nothing was sent")
 
     def render(self) -> str:
         found = sorted(self.problems + self.warnings, key=Problem.sort_key)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str, nouns: str = "") -> str:
-    """`1 request`, `2 requests`, `1,200 requests`; `nouns` for an irregular plural."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+def plural(count: int, noun: str, nouns: str = "", *, grouped: bool = True) -> str:
+    """`1 request`, `2 requests`, `1,200 requests`; `nouns` for an irregular plural.
+    `grouped=False` writes `1200 requests`, for the lines that have always been written so
+    (Terraform's plan summary, the counts of `validate` and the problem counts)."""
+    number = f"{count:,}" if grouped else str(count)
+    return f"{number} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def duration_text(seconds: float) -> str:

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orqsync.commands import apply as apply_command
-from orqsync.commands import common
 from orqsync.commands import plan as plan_command
 from orqsync.commands.init import DEFINITIONS
 from orqsync.errors import ProblemsError, StateError
 from orqsync.planning.cache import cache_path
 from orqsync.planning.plan import Request
 from orqsync.source.project import load_project
+from orqsync.state.files import StateFile
 
 PROJECT = """\
 version: 1
@@ -137,7 +137,7 @@ def run(root: Path, step: tuple) -> None:
     elif kind == "apply":
         apply_part(root, step[1])
     elif kind == "forget":
-        files = common.state_file(project)
+        files = StateFile.of(project)
         state = files.load()
         if state.spans.pop(step[1], None) is not None:
             files.write(state)
@@ -191,7 +191,7 @@ def test_an_unchanged_repository_is_planned_from_the_cache(tmp_path: Path) -> No
     four_files(tmp_path)
     apply_part(tmp_path, 1.0)
     project = load_project(str(tmp_path))
-    files = common.state_file(project)
+    files = StateFile.of(project)
     files.write(files.load())  # a state with no in_sync record: only the cache can help
     assert plan_command.plan(project).files_read == 4  # no cache yet: every file read
     assert os.path.exists(cache_path(project))

@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orqsync.commands.common import state_file
 from orqsync.commands.plan import plan as plan_project
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
 from orqsync.remote.apply import apply_plan
 from orqsync.remote.client import OrqClient, Pacer
 from orqsync.review.render import NO_CHANGES
 from orqsync.source.project import load_project
+from orqsync.state.files import StateFile
 from orqsync.state.lock import read_lock, state_lock
 from orqsync.state.model import Provenance
 
@@ -198,7 +198,7 @@ def test_apply_under_chaos_ends_exactly_at_the_desired_state(tmp_path, served):
         report = apply_plan(
             planned.plan,
             client,
-            state_file(settings),
+            StateFile.of(settings),
             planned.state,
             Provenance(),
             parallelism=8,

@@ -4,10 +4,10 @@ The file lists annotations as rows (trace_id, span_id, key, value), in JSONL (ty
 values) or CSV (text, read by the key's definition), or is a file written by `orqsync export`.
 Every row is checked against definitions.yaml and the project's rules, and against what the
 repository already declares and what the state already records; all problems are reported,
-with the row's line, before anything is written. Then, under the state lock, a YAML file
-declaring the new labels is written and read back through the normal loader (a failure there
-removes it again), and the labels enter the state with an `import-<file hash>` provenance, so
-that `orqsync plan` finds nothing to do for them.
+with the row's line, before anything is written. Then (commands/imports.py), under the state
+lock, a YAML file declaring the new labels is written and read back through the normal loader
+(a failure there removes it again), and the labels enter the state with an
+`import-<file hash>` provenance, so that `orqsync plan` finds nothing to do for them.
 
 An export gives each label's metadata too, and the import keeps it exactly: the YAML file
 says it (in the file's `metadata` what most spans share, in a span's `metadata` the rest; a
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -34,21 +33,17 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.audit.export import CSV_COLUMNS, FORMAT
-from orqsync.audit.history import COMPLETE, Counts, Entry, append_entry, history_path, utc_now
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.model import Annotation, Metadata, SpanId, Value, same_value
 from orqsync.review.render import value_text
-from orqsync.source.definitions import Definition, Definitions, load_definitions
-from orqsync.source.desired import DesiredState, find_sources, load_desired, owned
+from orqsync.source.definitions import Definition, Definitions
+from orqsync.source.desired import DesiredState, key_problem, owned
 from orqsync.source.ids import id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.source.values import Invalid, check_value
 from orqsync.source.yamlfile import resolve_plain
-from orqsync.state.disk import atomic_write
-from orqsync.state.files import StateFile
-from orqsync.state.lock import state_lock
 from orqsync.state.model import Applied
-from orqsync.state.provenance import capture
+from orqsync.text import plural
 
 DEFAULT_OUT = "annotations/imported.yaml"
 FORMATS = ("jsonl", "csv")
@@ -65,7 +60,7 @@ class ImportProblemsError(ProblemsError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(problems)
         count = len(self.problems)
-        self.message = f"{count} problem{'s' if count != 1 else ''} found; nothing was written"
+        self.message = f"{plural(count, 'problem', grouped=False)} found; nothing was written"
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,22 +423,18 @@ def check_rows(
         ]
         for message, hint in bad_ids:
             problem(row, message, hint)
-        definition = definitions.get(row.key)
-        if definition is None:
-            known = ", ".join(sorted(definitions)) or "none"
-            problem(
-                row,
-                f'unknown annotation key "{row.key}": no such definition in {settings.definitions}',
-                f"known keys: {known}; add it to {settings.definitions} first",
-            )
+        refused = key_problem(
+            row.key,
+            definitions,
+            settings,
+            row.key in definitions and owned(row.key, settings.owned_keys),
+            define="",
+            or_else="leave the row out",
+        )
+        if refused is not None:
+            problem(row, *refused)
             continue
-        if not owned(row.key, settings.owned_keys):
-            problem(
-                row,
-                f'key "{row.key}" is not in policy.owned_keys',
-                "add it to policy.owned_keys in orqsync.yaml, or leave the row out",
-            )
-            continue
+        definition = definitions[row.key]
         value = check_value(definition, row.node, settings.string_limit)
         if isinstance(value, Invalid):
             problem(row, value.message, value.hint)
@@ -487,9 +478,7 @@ def check_rows(
         first = found[0]
         assert first.metadata is not None
         others = len(found) - 1
-        more = (
-            f" ({others} more label{'s' if others > 1 else ''} of the file too)" if others else ""
-        )
+        more = f" ({plural(others, 'more label', grouped=False)} of the file too)" if others else ""
         names = ", ".join(missing)
         problem(
             first,
@@ -623,7 +612,7 @@ def render_yaml(
     return "\n".join(out) + "\n"
 
 
-def _conflicts(
+def conflicts(
     labels: dict[tuple[str, str, str], _Label],
     display: str,
     declared: DesiredState,
@@ -692,167 +681,3 @@ def _conflicts(
         else:
             in_state.add(label)
     return problems, in_yaml, in_state
-
-
-def import_labels(
-    settings: Settings,
-    path: str,
-    *,
-    fmt: str | None = None,
-    out: str = DEFAULT_OUT,
-    force: bool = False,
-    commit: str = "",
-    author: str = "",
-    environ: Mapping[str, str] | None = None,
-) -> Imported:
-    """Adopt the labels of `path` into the YAML and the state; all problems or nothing."""
-    fmt = detect_format(path, fmt)
-    display = path
-    out_path = settings.path(out)
-    out_display = settings.display(out_path)
-    protected = {settings.definitions_path, settings.path(PROJECT_FILE), settings.state_path}
-    if out_path in protected or out_path.startswith(settings.state_path + "."):
-        raise OrqsyncError(f"--out {out} is one of orqsync's own files", "choose another file")
-    replacing = os.path.exists(out_path)
-    definitions, problems = load_definitions(
-        settings.definitions_path, settings.display(settings.definitions_path)
-    )
-    if problems:
-        raise ProblemsError(problems)
-    rows, problems, raw = read_rows(path, display, fmt, definitions)
-    labels, found = check_rows(rows, display, settings, definitions)
-    problems += found
-    plan_id = "import-" + hashlib.sha256(raw).hexdigest()[:12]
-    files = StateFile(settings.state_path, settings.display(settings.state_path))
-    with state_lock(settings.state_path, "import", environ):
-        declared = (
-            load_desired(settings)
-            if any(p != out_path or not replacing for p in find_sources(settings))
-            else DesiredState({}, {})
-        )
-        state = files.load()
-        found, in_yaml, in_state = _conflicts(
-            labels, display, declared, out_display if replacing else "", state.spans
-        )
-        problems += found
-        if problems:
-            raise ImportProblemsError(problems)
-        if not rows:
-            raise OrqsyncError(f"{display}: no labels to import", "the file has no rows")
-        # The --out file's own declarations are replaced, so its labels are declared again;
-        # a file that would come out the same is left alone (importing twice changes nothing).
-        to_declare = {label: row.value for label, row in labels.items() if label not in in_yaml}
-        metadata = {
-            label: row.metadata
-            for label, row in labels.items()
-            if label in to_declare and row.metadata is not None
-        }
-        content = (
-            render_yaml(to_declare, path, metadata, settings.metadata).encode("utf-8")
-            if to_declare
-            else b""
-        )
-        previous = _read_bytes(out_path) if replacing else None
-        if content == previous:
-            in_yaml.update(to_declare)
-            to_declare = {}
-        elif to_declare and replacing and not force:
-            raise OrqsyncError(
-                f"{out_display} already exists",
-                "pass --force to replace it, or choose another file with --out",
-            )
-        to_adopt = [label for label in labels if label not in in_state]
-        if not to_declare and not to_adopt:
-            return Imported("", 0, 0, len(labels), plan_id)
-        try:
-            if to_declare:
-                atomic_write(out_path, content)
-            if to_declare and out_path not in find_sources(settings):
-                raise OrqsyncError(
-                    f"--out {out}: the file is not matched by sources "
-                    f"({', '.join(settings.sources)}) in {PROJECT_FILE}",
-                    f"write it where sources look, for example --out {DEFAULT_OUT}",
-                )
-            desired = load_desired(settings)  # the written file read as plan will read it
-            _check_read_back(desired, to_declare, metadata, out_display)
-            provenance = capture(settings.root, plan_id, environ, commit=commit, author=author)
-            serial_before = state.serial
-            for trace_id, span_id, key in sorted(to_adopt):
-                annotation = desired.spans[(trace_id, span_id)][key]
-                state.spans.setdefault((trace_id, span_id), {})[key] = Applied(
-                    annotation.value, annotation.metadata, provenance
-                )
-            if to_adopt:
-                files.write(state)
-        except BaseException:
-            if to_declare:
-                if previous is None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(out_path)
-                else:
-                    atomic_write(out_path, previous)
-            raise
-        if to_adopt:
-            _record(
-                settings,
-                Entry(
-                    time=utc_now(),
-                    operation="import",
-                    outcome=COMPLETE,
-                    who=provenance.author,
-                    commit=provenance.commit,
-                    plan_id=plan_id,
-                    lineage=state.lineage,
-                    serial_before=serial_before,
-                    serial_after=state.serial,
-                    counts=Counts(create=len(to_adopt)),
-                    started=provenance.applied_at,
-                    run_url=provenance.run_url,
-                ),
-            )
-    return Imported(
-        out_display if to_declare else "",
-        len(to_declare),
-        len(to_adopt),
-        len(labels) - len(set(to_adopt) | set(to_declare)),
-        plan_id,
-    )
-
-
-def _check_read_back(
-    desired: DesiredState,
-    declared: Mapping[tuple[str, str, str], Value],
-    metadata: Mapping[tuple[str, str, str], Metadata],
-    display: str,
-) -> None:
-    """The written file gives back each label's value and metadata (else it is removed)."""
-    for label, value in sorted(declared.items()):
-        trace_id, span_id, key = label
-        annotation = desired.spans.get((trace_id, span_id), {}).get(key)
-        wanted = metadata.get(label)
-        if (
-            annotation is None
-            or not same_value(annotation.value, value)
-            or (wanted is not None and annotation.metadata != wanted)
-        ):
-            raise OrqsyncError(
-                f'{display} did not read back as written: "{key}" of span {trace_id}/{span_id}',
-                "nothing was imported; please report this as a bug of orqsync",
-            )
-
-
-def _record(settings: Settings, entry: Entry) -> None:
-    path = history_path(settings.state_path)
-    try:
-        append_entry(path, entry)
-    except OSError as exc:
-        raise OrqsyncError(
-            f"the labels were imported, but {settings.display(path)} could not be appended to "
-            f"({exc.strerror})",
-            "the YAML file and the state are written; check the disk",
-        ) from None
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()

@@ -55,7 +55,7 @@ class _Snapshot:
 def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = None) -> Blame:
     """The versions of a span's labels through the state's git history and the working copy."""
     span = (trace_id, span_id)
-    files = StateFile(settings.state_path, settings.display(settings.state_path))
+    files = StateFile.of(settings)
     working, current = _working(files, span)
     snapshots: list[_Snapshot] = []
     note = ""
@@ -84,7 +84,7 @@ def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = Non
             snapshots.append(_Snapshot(by_sha[sha], header.lineage, header.serial, record))
         if unreadable:
             note = (
-                f"{rel} could not be read in commit{'s' if len(unreadable) > 1 else ''} "
+                f"{rel} could not be read in {'commits' if len(unreadable) > 1 else 'commit'} "
                 f"{', '.join(unreadable)}, left out of this history"
             )
     if (snapshots[-1].record != current) if snapshots else (files.exists() or files.has_journal()):

@@ -240,7 +240,7 @@ def _read_at(settings: Settings, rev: str) -> tuple[State, str]:
 
 def _read_working(settings: Settings) -> tuple[State, str]:
     """The working copy's state, and HEAD's sha when HEAD holds exactly that state ("" if not)."""
-    files = StateFile(settings.state_path, settings.display(settings.state_path))
+    files = StateFile.of(settings)
     if not files.exists():
         raise OrqsyncError(
             f"no state file at {files.display}: nothing has been applied yet",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from orqsync.audit.history import (
     COMPLETE,
@@ -15,7 +16,6 @@ from orqsync.audit.history import (
     history_path,
     utc_now,
 )
-from orqsync.commands.common import state_file
 from orqsync.errors import OrqsyncError, RemovalBudgetError
 from orqsync.planning.plan import Plan, Request
 from orqsync.planning.planfile import (
@@ -28,7 +28,7 @@ from orqsync.source.desired import definitions_hash
 from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.state.files import StateFile
 from orqsync.state.lock import state_lock
-from orqsync.state.model import Provenance
+from orqsync.state.model import Provenance, State
 from orqsync.state.provenance import capture, uncommitted
 from orqsync.text import plural
 
@@ -78,7 +78,7 @@ def apply(
     in the apply history (audit/history.py), written under the same lock.
     """
     check_budget(saved.plan, settings, allow_removals)
-    files = state_file(settings)
+    files = StateFile.of(settings)
     with contextlib.nullcontext() if lock_held else apply_lock(settings, environ):
         state = files.load()
         check_fresh(saved, state, files.content_hash(), definitions_hash(settings), plan_label)
@@ -102,6 +102,7 @@ def apply(
                 "commit."
             )
         serial_before = state.serial
+        run = _Run(settings, saved, provenance, state, serial_before, reporter)
         counting = _CountingReporter(reporter or QuietReporter())
         try:
             report = apply_plan(
@@ -119,32 +120,15 @@ def apply(
         except BaseException as exc:
             stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
             total = len(saved.plan.requests)
-            _record_apply(
-                settings,
-                saved,
-                provenance,
-                serial_before,
+            run.record(
                 _serial_on_disk(files, serial_before),
-                state.lineage,
                 Report(total, counting.done, (), total - counting.done - counting.refused),
                 counting.refused,
                 stopped,
-                reporter,
             )
             raise
         if report.done or report.failures or report.halt or state.serial != serial_before:
-            _record_apply(
-                settings,
-                saved,
-                provenance,
-                serial_before,
-                state.serial,
-                state.lineage,
-                report,
-                len(report.failures),
-                report.stopped,
-                reporter,
-            )
+            run.record(state.serial, report, len(report.failures), report.stopped)
         return report
 
 
@@ -181,46 +165,50 @@ def _serial_on_disk(files: StateFile, default: int) -> int:
         return default
 
 
-def _record_apply(
-    settings: Settings,
-    saved: SavedPlan,
-    provenance: Provenance,
-    serial_before: int,
-    serial_after: int,
-    lineage: str,
-    report: Report,
-    refused: int,
-    stopped: str,
-    reporter: Reporter | None,
-) -> None:
-    counts = summary(saved.plan)
-    entry = Entry(
-        time=utc_now(),
-        operation="apply",
-        outcome=COMPLETE if report.done == report.total and not stopped else PARTIAL,
-        who=provenance.author,
-        commit=provenance.commit,
-        plan_id=saved.plan_id,
-        lineage=lineage,
-        serial_before=serial_before,
-        serial_after=serial_after,
-        counts=Counts(
-            create=counts["create"],
-            update=counts["update"],
-            delete=counts["delete"],
-            requests=counts["requests"],
-            done=report.done,
-            refused=refused,
-            left=max(report.total - report.done - refused, 0),
-        ),
-        stopped=stopped,
-        started=provenance.applied_at,
-        run_url=provenance.run_url,
-    )
-    path = history_path(settings.state_path)
-    try:
-        append_entry(path, entry)
-    except OSError as exc:
-        # The labels and the state are written; losing the audit line must not hide that.
-        if reporter is not None:
-            reporter.note(f"warning: could not append to {settings.display(path)}: {exc.strerror}")
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One apply, as its line in the apply history names it."""
+
+    settings: Settings
+    saved: SavedPlan
+    provenance: Provenance
+    state: State  # applied to in place: a new state gets its lineage on the first write
+    serial_before: int
+    reporter: Reporter | None
+
+    def record(self, serial_after: int, report: Report, refused: int, stopped: str) -> None:
+        """Append the apply's line to the history: how far it got and why it stopped ("" for
+        not stopped). A line that cannot be written is a warning: the state is written."""
+        counts = summary(self.saved.plan)
+        provenance = self.provenance
+        entry = Entry(
+            time=utc_now(),
+            operation="apply",
+            outcome=COMPLETE if report.done == report.total and not stopped else PARTIAL,
+            who=provenance.author,
+            commit=provenance.commit,
+            plan_id=self.saved.plan_id,
+            lineage=self.state.lineage,
+            serial_before=self.serial_before,
+            serial_after=serial_after,
+            counts=Counts(
+                create=counts["create"],
+                update=counts["update"],
+                delete=counts["delete"],
+                requests=counts["requests"],
+                done=report.done,
+                refused=refused,
+                left=max(report.total - report.done - refused, 0),
+            ),
+            stopped=stopped,
+            started=provenance.applied_at,
+            run_url=provenance.run_url,
+        )
+        path = history_path(self.settings.state_path)
+        try:
+            append_entry(path, entry)
+        except OSError as exc:
+            # The labels and the state are written; losing the audit line must not hide that.
+            if self.reporter is not None:
+                shown = self.settings.display(path)
+                self.reporter.note(f"warning: could not append to {shown}: {exc.strerror}")

@@ -7,11 +7,6 @@ import hashlib
 from orqsync.errors import ProblemsError
 from orqsync.source.definitions import load_definitions
 from orqsync.source.project import PROJECT_FILE, Settings
-from orqsync.state.files import StateFile
-
-
-def state_file(settings: Settings) -> StateFile:
-    return StateFile(settings.state_path, settings.display(settings.state_path))
 
 
 def project_hash(settings: Settings) -> str:

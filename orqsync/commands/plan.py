@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from orqsync.commands.common import project_hash, state_file
+from orqsync.commands.common import project_hash
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.model import SpanId
 from orqsync.planning.cache import (
@@ -23,12 +23,14 @@ from orqsync.planning.planfile import (
     Base,
     SavedPlan,
     check_same_project,
+    load_plan,
     plan_document,
     plan_id,
     request_json,
 )
 from orqsync.source.desired import DesiredReader, DesiredState, load_desired
 from orqsync.source.project import Settings
+from orqsync.state.files import StateFile
 from orqsync.state.model import InSync, State
 from orqsync.state.snapshot import StateSnapshot
 
@@ -115,7 +117,7 @@ def plan(
     (planning/cache.py); the plan is the one a full read gives."""
     reader = DesiredReader(settings)
     hashes = reader.hashes()
-    snapshot = state_file(settings).snapshot()
+    snapshot = StateFile.of(settings).snapshot()
     context = context_hash(settings, reader.definitions_hash)
     cache = PlanCache.load(cache_path(settings), context)
     whole = not targets and not excludes
@@ -204,9 +206,14 @@ def _read_changed(
             return reader.result()
 
 
-def check_saved_plan(settings: Settings, saved: SavedPlan, label: str) -> None:
-    """A saved plan must come from this project as it is now (planfile.check_same_project)."""
-    check_same_project(saved, project_hash(settings), DesiredReader(settings).hashes(), label)
+def load_saved(settings: Settings, plan_file: str) -> SavedPlan:
+    """A saved plan to apply: it must come from this project as it is now, the same
+    orqsync.yaml byte for byte (its metadata_style, sources and policy) and the same files
+    (planfile.check_same_project)."""
+    saved = load_plan(plan_file)
+    hashes = DesiredReader(settings).hashes()
+    check_same_project(saved, project_hash(settings), hashes, plan_file)
+    return saved
 
 
 def as_saved(planned: Planned, metadata_style: str) -> SavedPlan:

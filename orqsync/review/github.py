@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping
 
 from orqsync.errors import Problem
+from orqsync.text import plural
 
 __all__ = ["escape_data", "escape_property", "problems_github", "project_prefix"]
 
@@ -84,10 +85,10 @@ def problems_github(problems: list[Problem], prefix: str = "") -> str:
         lines.extend("  " + escape_data(p.render()) for p in sorted(problems, key=Problem.sort_key))
         lines.append("::endgroup::")
     if errors:
-        summary = f"{errors} problem{'s' if errors != 1 else ''} found; nothing was sent"
+        summary = f"{plural(errors, 'problem', grouped=False)} found; nothing was sent"
         lines.append(_command("error", summary, [("title", TITLE)]))
     else:
-        found = f"{len(problems)} warning{'s' if len(problems) != 1 else ''}" if problems else ""
+        found = plural(len(problems), "warning", grouped=False) if problems else ""
         lines.append(
             _command(
                 "notice", "no problems found" + (f" ({found})" if found else ""), [("title", TITLE)]

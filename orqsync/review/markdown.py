@@ -12,7 +12,6 @@ one line, so that it cannot break a table or inject markup.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -22,8 +21,9 @@ from itertools import groupby
 
 from orqsync.model import Metadata
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
-from orqsync.review.render import NO_CHANGES
+from orqsync.review.render import NO_CHANGES, list_delta, metadata_text, value_text
 from orqsync.state.model import State
+from orqsync.text import plural
 
 __all__ = ["MARKER", "Distribution", "label_distribution", "render_plan_markdown"]
 
@@ -180,10 +180,6 @@ def _footer(hidden: int, total: int, limit: int, hint: str) -> str:
     )
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
 def _where(changes: Iterable[Change]) -> str:
     spans: set[tuple[str, str]] = set()
     records = 0
@@ -192,9 +188,9 @@ def _where(changes: Iterable[Change]) -> str:
             records += 1
         else:
             spans.add((change.trace_id, change.span_id))
-    parts = [_count(len(spans), "span")] if spans else []
+    parts = [plural(len(spans), "span")] if spans else []
     if records:
-        parts.append(_count(records, "feedback record"))
+        parts.append(plural(records, "feedback record"))
     return " and ".join(parts)
 
 
@@ -208,13 +204,13 @@ def _head(plan: Plan, max_removals: int | None) -> str:
         "",
         f"**{plan.count(CREATE):,} to add, {updates:,} to change{only}, "
         f"{plan.removals:,} to remove** on {_where(plan.changes)}. "
-        f"`apply` will send {_count(len(plan.requests), 'request')}.",
+        f"`apply` will send {plural(len(plan.requests), 'request')}.",
         "",
     ]
     if max_removals is not None and plan.removals > max_removals:
         lines += [
             "> [!CAUTION]",
-            f"> **Removal budget exceeded:** {_count(plan.removals, 'removal')}, more than "
+            f"> **Removal budget exceeded:** {plural(plan.removals, 'removal')}, more than "
             f"`policy.max_removals` ({max_removals:,}). `apply` refuses this plan unless run "
             "with `--allow-removals`.",
             "",
@@ -240,7 +236,7 @@ def _summary_table(plan: Plan) -> str:
     for _, row in rows[SUMMARY_KEYS:]:
         rest.update(row)
     if rest:
-        lines.append(_counts_row(f"*{_count(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
+        lines.append(_counts_row(f"*{plural(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
     lines.append(_counts_row("**total**", plan.counts))
     return "\n".join(lines) + "\n\n"
 
@@ -270,7 +266,7 @@ def _distribution_table(distributions: dict[str, Distribution]) -> str:
         *rows,
     ]
     if left:
-        lines += ["", f"{_count(left, 'more key')} not shown."]
+        lines += ["", f"{plural(left, 'more key')} not shown."]
     return "\n".join(lines) + "\n\n"
 
 
@@ -284,7 +280,7 @@ def _key_rows(distribution: Distribution) -> list[str]:
     if rest:
         old = sum(item[1] for item in rest)
         new = sum(item[2] for item in rest)
-        rows.append(_row("", f"*{_count(len(rest), 'more value')}*", old, new))
+        rows.append(_row("", f"*{plural(len(rest), 'more value')}*", old, new))
     old_mean, new_mean = distribution.mean
     if old_mean is not None or new_mean is not None:
         change = (
@@ -338,7 +334,7 @@ def _entries(plan: Plan, redacted: frozenset[str]) -> tuple[list[_Entry], dict[s
             continue
         shown = " open" if len(changes) <= OPEN_SECTION else ""
         openers[section] = (
-            f"### {section}\n\n<details{shown}><summary>{_count(len(changes), 'change')} on "
+            f"### {section}\n\n<details{shown}><summary>{plural(len(changes), 'change')} on "
             f"{_where(changes)}</summary>\n\n"
         )
         # Stable: within a span, the planner's order (removes first, then keys sorted).
@@ -444,31 +440,18 @@ def _diff(change: Change, redacted: frozenset[str]) -> str:
         )
     return (
         f"- {key} = {_value(change.old, hide)}\n"
-        f"+ {key} = {_value(change.new, hide)}{_options_delta(change.old, change.new)}\n"
+        f"+ {key} = {_value(change.new, hide)}{list_delta(change.old, change.new, _plain)}\n"
     )
 
 
 def _value(value: object, hide: bool) -> str:
     if hide and isinstance(value, str):
-        return f"(redacted, {_count(len(value), 'char')})"
-    text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-    if len(text) > VALUE_PREVIEW:
-        text = text[: VALUE_PREVIEW - 2] + ('…"' if text.startswith('"') else "…")
-    return _plain(text, VALUE_PREVIEW)
-
-
-def _options_delta(old: object, new: object) -> str:
-    """For a multi-select change, the options that came and went: ' (+spelling, -grammatical)'."""
-    if not isinstance(old, tuple) or not isinstance(new, tuple):
-        return ""
-    parts = [f"+{_plain(item)}" for item in sorted(set(new) - set(old))]
-    parts += [f"-{_plain(item)}" for item in sorted(set(old) - set(new))]
-    return f" ({', '.join(parts)})" if parts else ""
+        return f"(redacted, {plural(len(value), 'char')})"
+    return _plain(value_text(value, VALUE_PREVIEW), VALUE_PREVIEW)
 
 
 def _metadata(metadata: Metadata) -> str:
-    text = "{" + ", ".join(f"{k}: {v}" for k, v in metadata) + "}"
-    return _plain(text, VALUE_PREVIEW)
+    return _plain(metadata_text(metadata), VALUE_PREVIEW)
 
 
 def _plain(text: str, limit: int = NAME_PREVIEW) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
 from operator import attrgetter
 
@@ -75,13 +75,14 @@ def change_line(change: Change) -> str:
     return line + list_delta(change.old, change.new)
 
 
-def list_delta(old: object, new: object) -> str:
-    """For a multi-select change, which options came and went: ' (+spelling, -grammatical)'."""
+def list_delta(old: object, new: object, shown: Callable[[str], str] = str) -> str:
+    """For a multi-select change, which options came and went: ' (+spelling, -grammatical)',
+    each option as `shown` writes it."""
     if not isinstance(old, tuple) or not isinstance(new, tuple):
         return ""
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
-    parts = [f"+{item}" for item in added] + [f"-{item}" for item in removed]
+    parts = [f"+{shown(item)}" for item in added] + [f"-{shown(item)}" for item in removed]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -90,7 +91,7 @@ def summary_line(plan: Plan) -> str:
     requests = counts["requests"]
     return (
         f"Plan: {counts['create']} to add, {counts['update']} to change, "
-        f"{counts['delete']} to remove; {requests} request{'s' if requests != 1 else ''}."
+        f"{counts['delete']} to remove; {plural(requests, 'request', grouped=False)}."
     )
 
 
@@ -123,8 +124,8 @@ def _rest_by_file(changes: tuple[Change, ...]) -> list[str]:
             if counts[source].get(action)
         ]
         shown = source or "(removed from the repository)"
-        count = spans[source]
-        lines.append(f"  {shown}: {', '.join(parts)} on {count} span{'' if count == 1 else 's'}")
+        on = plural(spans[source], "span", grouped=False)
+        lines.append(f"  {shown}: {', '.join(parts)} on {on}")
     return lines
 
 

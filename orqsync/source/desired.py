@@ -103,6 +103,33 @@ def owned(key: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
+def key_problem(
+    key: str,
+    definitions: Definitions,
+    settings: Settings,
+    owned_key: bool,
+    *,
+    define: str,
+    or_else: str,
+) -> tuple[str, str] | None:
+    """What stops orqsync from writing `key` (message and hint), or None: the key has no
+    definition (`define`: where it has to be added besides definitions.yaml), or
+    `policy.owned_keys` does not let orqsync write it (`owned_key`, which the caller knows,
+    often from a memo; `or_else`: what to do about the place that names it)."""
+    if key not in definitions:
+        known = ", ".join(sorted(definitions)) or "none"
+        return (
+            f'unknown annotation key "{key}": no such definition in {settings.definitions}',
+            f"known keys: {known}; add it to {define}{settings.definitions} first",
+        )
+    if not owned_key:
+        return (
+            f'key "{key}" is not in policy.owned_keys',
+            f"add it to policy.owned_keys in orqsync.yaml, or {or_else}",
+        )
+    return None
+
+
 def _metadata_merger() -> Callable[[Metadata, dict[str, str]], Metadata]:
     """merge(base, raw): the metadata `base` with `raw` over it, one tuple for each distinct
     result (the planner compares metadata by identity first)."""
@@ -376,22 +403,17 @@ class _Builder:
             line, _ = position(key_node)
             assert line is not None
             definition = self.definitions.get(key)
-            if definition is None:
-                known = ", ".join(sorted(self.definitions)) or "none"
-                doc.problem(
-                    key_node,
-                    f'unknown annotation key "{key}": no such definition in '
-                    f"{self.settings.definitions}",
-                    f"known keys: {known}; add it to orq.ai and to "
-                    f"{self.settings.definitions} first",
+            if definition is None or not self._owned(key):
+                found = key_problem(
+                    key,
+                    self.definitions,
+                    self.settings,
+                    definition is not None and self._owned(key),
+                    define="orq.ai and to ",
+                    or_else="remove it here",
                 )
-                continue
-            if not self._owned(key):
-                doc.problem(
-                    key_node,
-                    f'key "{key}" is not in policy.owned_keys',
-                    "add it to policy.owned_keys in orqsync.yaml, or remove it here",
-                )
+                assert found is not None
+                doc.problem(key_node, *found)
                 continue
             lenient: list[Lenient] = []
             value = check_value(definition, value_node, self.settings.string_limit, lenient)

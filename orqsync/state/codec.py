@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from orqsync.errors import StateError
@@ -63,8 +63,35 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
             provenance[ids[record]] = record
         return ids[record]
 
-    # Each annotation as _dumps gives it (keys sorted: by, metadata, value), from pieces
-    # made once each: a state holds few distinct provenances, metadata and labels.
+    span_lines = _span_lines(state, by)
+    feedback_lines = []
+    for _, applied in sorted(state.feedback.items()):
+        fields = {k: _jsonable(v) for k, v in applied.body}
+        feedback_lines.append(_dumps({"body": fields, "by": by(applied.provenance)}))
+    provenance_lines = [
+        _dumps({"id": record_id, **record.to_json()})
+        for record_id, record in sorted(provenance.items())
+    ]
+    body = "\n".join(
+        [
+            "{",
+            f'"format_version": {FORMAT_VERSION},',
+            f'"lineage": {_dumps(state.lineage)},',
+            f'"serial": {state.serial},',
+            _array("provenance", provenance_lines),
+            _array("spans", span_lines),
+            _array("feedback", feedback_lines, last=in_sync is None),
+        ]
+    )
+    if in_sync is None:
+        return body + "\n}\n"
+    return _with_in_sync(body + "\n", state, in_sync)
+
+
+def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
+    """One line per span, sorted, each annotation as _dumps gives it (keys sorted: by,
+    metadata, value), from pieces made once each: a state holds few distinct provenances,
+    metadata and labels."""
     heads: dict[tuple[str, Provenance, Metadata], str] = {}
     values: dict[tuple[type, Value], str] = {}
     span_lines = []
@@ -89,28 +116,12 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
             f'{{"trace_id":{_quote(trace_id)},"span_id":{_quote(span_id)},'
             f'"annotations":{{{",".join(items)}}}}}'
         )
-    feedback_lines = []
-    for _, applied in sorted(state.feedback.items()):
-        fields = {k: _jsonable(v) for k, v in applied.body}
-        feedback_lines.append(_dumps({"body": fields, "by": by(applied.provenance)}))
-    provenance_lines = [
-        _dumps({"id": record_id, **record.to_json()})
-        for record_id, record in sorted(provenance.items())
-    ]
-    body = "\n".join(
-        [
-            "{",
-            f'"format_version": {FORMAT_VERSION},',
-            f'"lineage": {_dumps(state.lineage)},',
-            f'"serial": {state.serial},',
-            _array("provenance", provenance_lines),
-            _array("spans", span_lines),
-            _array("feedback", feedback_lines, last=in_sync is None),
-        ]
-    )
-    if in_sync is None:
-        return body + "\n}\n"
-    body += "\n"
+    return span_lines
+
+
+def _with_in_sync(body: str, state: State, in_sync: InSync) -> str:
+    """`body` (the text up to the record) and the in_sync record that ends the file: the
+    hash of `body`, the span sum of the state, and the record of each file."""
     files = [f"{_dumps(name)}: {_dumps(entry)}" for name, entry in in_sync.files_json().items()]
     inner = "\n" + ",\n".join(files) + "\n" if files else ""
     return body + "\n".join(

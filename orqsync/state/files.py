@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from orqsync.errors import StateError
+from orqsync.source.project import Settings
 from orqsync.state.codec import parse_state, render_state, restore_hint
 from orqsync.state.disk import _read_bytes, atomic_write, fsync_dir
 from orqsync.state.journal import Journal
@@ -36,6 +37,11 @@ class StateFile:
         self.display = display or path
         self.journal_path = path + ".journal"
         self.backup_path = path + ".backup"
+
+    @classmethod
+    def of(cls, settings: Settings) -> StateFile:
+        """The project's state file, named in messages as the project shows paths."""
+        return cls(settings.state_path, settings.display(settings.state_path))
 
     def exists(self) -> bool:
         return os.path.exists(self.path)

@@ -1,24 +1,62 @@
-"""`orqsync state rm`: forget labels without sending anything, on the record."""
+"""`orqsync state list|show|rm|blame|history` and `orqsync unlock`: what the state holds,
+how it came to hold it, and the two edits made by hand (forget labels, release a lock).
+Each returns what cli.py renders."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
+from orqsync.audit import blame as blame_
 from orqsync.audit.history import (
     COMPLETE,
     Counts,
     Entry,
+    History,
     append_entry,
     history_path,
+    load_history,
     utc_now,
 )
-from orqsync.commands.common import state_file
 from orqsync.errors import OrqsyncError
 from orqsync.model import SpanId
 from orqsync.source.project import Settings
-from orqsync.state.lock import state_lock
+from orqsync.state.files import StateFile
+from orqsync.state.lock import LockInfo, state_lock
+from orqsync.state.lock import unlock as release
+from orqsync.state.model import Applied, State
 from orqsync.state.provenance import ci_run_url, operator
+
+
+def current(settings: Settings) -> State:
+    """The state as a plan reads it (with an interrupted apply's journal folded in)."""
+    return StateFile.of(settings).load()
+
+
+def span_keys(settings: Settings, span_id: SpanId) -> dict[str, Applied]:
+    """The keys the state records for one span; an error when it records none."""
+    keys = StateFile.of(settings).load().spans.get(span_id)
+    if keys is None:
+        raise OrqsyncError(f"{'/'.join(span_id)} is not in the state", "see `orqsync state list`")
+    return keys
+
+
+def blame(settings: Settings, span_id: SpanId, key: str | None = None) -> blame_.Blame:
+    """Every value each key of the span held, newest first (audit/blame.py)."""
+    return blame_.blame(settings, span_id[0], span_id[1], key)
+
+
+def history(settings: Settings, limit: int | None = None) -> tuple[str, History]:
+    """The history file's name as shown, and its last `limit` entries, newest first."""
+    path = history_path(settings.state_path)
+    found = load_history(path, settings.display(path))
+    newest = tuple(reversed(found.entries))[:limit]
+    return settings.display(path), History(newest, found.unreadable)
+
+
+def unlock(settings: Settings, lock_id: str) -> LockInfo:
+    """Release a stuck state lock, only when `lock_id` names it."""
+    return release(settings.state_path, lock_id)
 
 
 def forget(
@@ -30,7 +68,7 @@ def forget(
     """`state rm`: drop a span (or some of its keys) from the state without sending anything,
     and record who did it in the apply history. Returns how many labels were dropped."""
     span = "/".join(span_id)
-    files = state_file(settings)
+    files = StateFile.of(settings)
     with state_lock(settings.state_path, "state rm", environ):
         current = files.load()
         held = current.spans.get(span_id)
