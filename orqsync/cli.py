@@ -249,11 +249,19 @@ def validate(ctx: click.Context, fmt: str) -> int:
             _warn(desired.warnings)
         _out(
             f"Valid: {plural(len(desired.files), 'file', grouped=False)}, "
-            f"{plural(desired.annotation_count, 'annotation', grouped=False)} on "
+            f"{_labels(desired.annotation_count, desired.correction_count)} on "
             f"{plural(len(desired.spans), 'span', grouped=False)}, "
             f"{plural(len(desired.feedback), 'feedback record', grouped=False)}.\n"
         )
     return EXIT_OK
+
+
+def _labels(count: int, corrections: int) -> str:
+    """`12 annotations`, or `10 annotations and 2 corrections` when there are corrections."""
+    annotations = plural(count - corrections, "annotation", grouped=False)
+    if not corrections:
+        return annotations
+    return f"{annotations} and {plural(corrections, 'correction', grouped=False)}"
 
 
 def _warn(warnings: list[Problem]) -> None:
@@ -551,7 +559,7 @@ def state_show(ctx: click.Context, span: str) -> int:
     keys = span_keys(_settings(ctx), _span_arg(span))
     for key in sorted(keys):
         applied = keys[key]
-        _out(f"{key} = {render.value_text(applied.value, limit=10_000)}\n")
+        _out(f"{render.key_text(key)} = {render.value_text(applied.value, limit=10_000)}\n")
         if applied.metadata:
             _out(f"    metadata: {render.metadata_text(applied.metadata)}\n")
         for name, value in applied.provenance.to_json().items():
@@ -749,6 +757,12 @@ def emulator() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="A definitions.yaml; without it, orq.ai's built-in rating and defects.",
 )
+@click.option(
+    "--evaluations",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A file of evaluator results (id, trace_id, span_id, output) that corrections may "
+    "correct; without it, none (a correction is answered 404).",
+)
 @click.option("--db", default=":memory:", show_default=True, help="SQLite file, or :memory:.")
 @click.option(
     "--api-key",
@@ -811,6 +825,7 @@ def emulator_serve(
     host: str,
     port: int,
     definitions: str | None,
+    evaluations: str | None,
     db: str,
     api_keys: tuple[str, ...],
     string_limit: int,
@@ -836,6 +851,7 @@ def emulator_serve(
     config = EmulatorConfig(
         api_keys=api_keys,
         definitions_path=definitions,
+        evaluations_path=evaluations,
         string_limit=string_limit,
         db_path=db,
         faults=FaultConfig(

@@ -7,11 +7,81 @@ stage (source, state, planning and remote all speak of spans and values).
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import NamedTuple
 
 SpanId = tuple[str, str]  # (trace_id, span_id)
 Metadata = tuple[tuple[str, str], ...]  # sorted (name, value) pairs; hashable and comparable
-Value = str | int | float | bool | tuple[str, ...]  # canonical: a multi select is a sorted tuple
+Label = str | int | float | bool | tuple[str, ...]  # canonical: a multi select is a sorted tuple
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Correction:
+    """The value of a correction of an evaluator's result on a span (the API's second item
+    shape: `{parent_annotation_id, value, explanation}`), and why. It is held under the key
+    `correction_key(parent_annotation_id)`, beside the span's annotations, so that planning,
+    state, journal and history treat both alike.
+
+    Equal as same_value says, so that a correction to true is never one to 1 (caches of
+    rendered values are keyed by value)."""
+
+    value: Label
+    explanation: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Correction) and same_value(self, other)
+
+    def __hash__(self) -> int:
+        return hash((type(self.value) is bool, self.value, self.explanation))
+
+
+Value = Label | Correction
+
+# A correction's key: the evaluator result's id behind a mark no definition key may start with
+# (source/definitions.py refuses such keys), so that the two never meet in one span's keys.
+CORRECTION_MARK = "@"
+
+
+def correction_key(parent_annotation_id: str) -> str:
+    return CORRECTION_MARK + parent_annotation_id
+
+
+def parent_id(key: str) -> str | None:
+    """The evaluator result a key corrects, or None for an annotation's key."""
+    return key[1:] if key.startswith(CORRECTION_MARK) else None
+
+
+def value_json(value: object) -> object:
+    """A value as JSON data: a multi select as a list, a correction as an object (which no
+    other value is) of its value and, when there is one, its explanation."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Correction):
+        data: dict[str, object] = {"value": value_json(value.value)}
+        if value.explanation is not None:
+            data["explanation"] = value.explanation
+        return data
+    return value
+
+
+def value_from_json(data: object) -> Value:
+    """The inverse of value_json, for data orqsync wrote; a ValueError for data it cannot
+    have written (an object without a value, a nested object)."""
+    if isinstance(data, list):
+        return tuple(data)
+    if isinstance(data, dict):
+        inner = data.get("value")
+        explanation = data.get("explanation")
+        if (
+            "value" not in data
+            or isinstance(inner, dict)
+            or not (explanation is None or isinstance(explanation, str))
+            or not set(data) <= {"value", "explanation"}
+        ):
+            raise ValueError(f"not a value orqsync writes: {data!r}")
+        label = tuple(inner) if isinstance(inner, list) else inner
+        return Correction(label, explanation)  # type: ignore[arg-type]
+    return data  # type: ignore[return-value]
 
 
 class Annotation(NamedTuple):
@@ -50,4 +120,6 @@ def same_value(a: object, b: object) -> bool:
     """Canonical equality that never confuses True with 1."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, Correction) and isinstance(b, Correction):
+        return a.explanation == b.explanation and same_value(a.value, b.value)
     return a == b

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from orqsync.model import Annotation, Metadata, Value
+from orqsync.model import Annotation, Correction, Metadata, Value, correction_key, parent_id
 from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.source.values import canonical_number
 from orqsync.state.model import Applied, AppliedFeedback, Provenance, State
@@ -18,14 +18,20 @@ from orqsync.state.model import Applied, AppliedFeedback, Provenance, State
 TRACES = ("trace-a", "trace-b")
 SPAN_NAMES = ("span-1", "span-2", "span-3")
 SPANS = tuple((trace, span) for trace in TRACES for span in SPAN_NAMES)
-# More than ten keys a span, so that batches split; two families for the owned_keys patterns.
-KEYS = tuple(f"label_{i:02d}" for i in range(12)) + tuple(f"review_{i:02d}" for i in range(12))
+# More than ten keys a span, so that batches split; two families for the owned_keys patterns,
+# and corrections of evaluator results (model.correction_key), which share sets and have a
+# list of their own in removes.
+KEYS = (
+    tuple(f"label_{i:02d}" for i in range(12))
+    + tuple(f"review_{i:02d}" for i in range(12))
+    + tuple(correction_key(f"eval-{i:02d}") for i in range(12))
+)
 OWNED_KEYS = (
     ("*",),
     ("*",),
     ("review_*",),
-    ("label_0*",),
-    ("label_0[0-4]", "review_1*"),
+    ("label_0*", "@*"),
+    ("label_0[0-4]", "review_1*", "@eval-0*"),
 )
 METADATA: tuple[Metadata, ...] = (
     (),
@@ -48,7 +54,19 @@ floats = st.sampled_from((0.5, 0.25, 2.5)) | st.floats(
     allow_nan=False, allow_infinity=False, width=32
 ).map(canonical_number)
 # Canonical values only (orqsync.validate): str, sorted tuple of distinct str, int, float, bool.
-values: st.SearchStrategy[Value] = st.one_of(texts, multi_selects, ints, floats, st.booleans())
+labels: st.SearchStrategy[Value] = st.one_of(texts, multi_selects, ints, floats, st.booleans())
+explanations = st.none() | st.sampled_from(("judge misread it", "")) | st.text(max_size=4)
+corrections = st.builds(Correction, labels, explanations)
+
+
+values = labels  # the values of annotations' keys
+
+
+def values_for(key: str) -> st.SearchStrategy[Value]:
+    """A correction's key takes a Correction; an annotation's key a label."""
+    return corrections if parent_id(key) is not None else labels
+
+
 metadatas = st.sampled_from(METADATA)
 provenances = st.sampled_from(PROVENANCES)
 feedback_values = st.one_of(
@@ -110,7 +128,10 @@ def span_annotations(draw: st.DrawFn, pool: tuple[str, ...]) -> dict[str, Annota
     metadata = draw(span_metadata(keys))
     return {
         key: Annotation(
-            draw(values), metadata[key], draw(st.sampled_from(PATHS)), draw(st.integers(1, 400))
+            draw(values_for(key)),
+            metadata[key],
+            draw(st.sampled_from(PATHS)),
+            draw(st.integers(1, 400)),
         )
         for key in sorted(keys)
     }
@@ -121,7 +142,7 @@ def span_applieds(draw: st.DrawFn) -> dict[str, Applied]:
     keys = draw(key_sets(KEYS, min_size=1))
     metadata = draw(span_metadata(keys))
     provenance = draw(provenances)
-    return {key: Applied(draw(values), metadata[key], provenance) for key in sorted(keys)}
+    return {key: Applied(draw(values_for(key)), metadata[key], provenance) for key in sorted(keys)}
 
 
 @st.composite
@@ -170,7 +191,7 @@ def desired_from(draw: st.DrawFn, state: State, owned_keys: tuple[str, ...]) -> 
             action = draw(st.sampled_from(("keep", "keep", "value", "metadata", "drop")))
             if action == "drop" or (span_drop and action != "keep"):
                 continue
-            value = draw(values) if action == "value" else have.value
+            value = draw(values_for(key)) if action == "value" else have.value
             metadata = new_metadata if action == "metadata" else have.metadata
             keys[key] = Annotation(
                 value, metadata, draw(st.sampled_from(PATHS)), draw(st.integers(1, 400))

@@ -107,3 +107,36 @@ def test_every_option_has_help():
     for line in options:
         name, _, rest = line.strip().partition("  ")
         assert rest.strip(), f"{name} has no help"
+
+
+def test_an_evaluations_file_with_an_unknown_output(tmp_path: Path):
+    path = tmp_path / "results.yaml"
+    path.write_text(
+        "evaluator_results:\n  - {id: E1, trace_id: t, span_id: s, output: bool}\n",
+        encoding="utf-8",
+    )
+    code, stderr = serve("--evaluations", str(path))
+    assert_one_refusal(code, stderr, f'{path}:2:47: unknown output "bool"', "boolean, number")
+
+
+def test_an_embedded_project_names_its_broken_evaluations_file(make_project):
+    project = make_project(**{"annotations/a.yaml": "version: 1\nspans: []\n"})
+    project.write("results.yaml", "evaluator_results: [{id: E1}]\n")
+    text = (project.root / "orqsync.yaml").read_text()
+    project.write(
+        "orqsync.yaml",
+        text.replace(
+            "  base_url: embedded\n", "  base_url: embedded\n  emulator_evaluations: results.yaml\n"
+        ),
+    )
+    project.write(
+        "annotations/a.yaml",
+        "version: 1\nspans:\n  - {trace_id: t, span_id: s, annotations: {rating: good}}\n",
+    )
+    result = project.run("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert (
+        "results.yaml" in result.stderr
+        and "api.emulator_evaluations in orqsync.yaml" in result.stderr
+    )
+    assert "Traceback" not in result.output

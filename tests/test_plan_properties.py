@@ -17,16 +17,18 @@ from strategies import (
     PROVENANCES,
     SPANS,
     Scenario,
+    explanations,
     feedback_body,
     metadatas,
     owned_pool,
     provenances,
     scenarios,
     values,
+    values_for,
 )
 
 from orqsync.errors import ApiError
-from orqsync.model import Annotation, Metadata, same_value
+from orqsync.model import Annotation, Correction, Metadata, parent_id, same_value
 from orqsync.planning.plan import (
     ANNOTATE,
     CREATE,
@@ -56,7 +58,10 @@ BATCH_LIMIT = 10  # the API takes at most ten annotations a request (docs/design
 
 
 def typed(value: object) -> Typed:
-    """A value with its type, so that True never equals 1 and 1 never equals 1.0."""
+    """A value with its type, so that True never equals 1 and 1 never equals 1.0 (also as
+    what a correction corrects to)."""
+    if isinstance(value, Correction):
+        return ("Correction", (typed(value.value), value.explanation))
     return (type(value).__name__, value)
 
 
@@ -129,7 +134,7 @@ def foreign_keys(scenario: Scenario, data: st.DataObject) -> Snapshot:
         known = scenario.state.spans.get(span, {})
         keys = data.draw(st.sets(st.sampled_from(owned_pool(("*",))), max_size=3), label="keys")
         foreign[span] = {
-            key: (typed(data.draw(values)), data.draw(metadatas))
+            key: (typed(data.draw(values_for(key))), data.draw(metadatas))
             for key in keys
             if key not in known
         }
@@ -337,7 +342,11 @@ def test_no_request_is_empty_or_over_ten_items_and_removes_come_first(scenario: 
             assert request.keys == ()
             assert len({key for key, _ in request.items}) == len(request.items)
         elif request.kind == REMOVE:
-            assert 1 <= len(request.keys) <= BATCH_LIMIT
+            # at most ten keys and ten corrected results: the two lists of a delete
+            corrected = [key for key in request.keys if parent_id(key) is not None]
+            assert len(request.keys) >= 1
+            assert len(corrected) <= BATCH_LIMIT
+            assert len(request.keys) - len(corrected) <= BATCH_LIMIT
             assert request.items == ()
             assert len(set(request.keys)) == len(request.keys)
         else:
@@ -380,7 +389,10 @@ def test_request_count_is_minimal_and_nothing_unchanged_is_sent(scenario: Scenar
             if key not in have or not _unchanged(have[key], annotation)
         }
         groups = Counter(annotation.metadata for annotation in sets.values())
-        expected_count += math.ceil(len(removes) / BATCH_LIMIT)
+        corrected = sum(1 for key in removes if parent_id(key) is not None)
+        expected_count += max(
+            math.ceil(corrected / BATCH_LIMIT), math.ceil((len(removes) - corrected) / BATCH_LIMIT)
+        )
         expected_count += sum(math.ceil(n / BATCH_LIMIT) for n in groups.values())
         assert sorted(sent_removes.get(span, [])) == sorted(removes), span
         assert sorted(sent_sets.get(span, [])) == sorted(
@@ -541,6 +553,16 @@ def test_same_value_never_confuses_booleans_with_numbers(a: object, b: object) -
     expected = typed(a) == typed(b) or _numbers(a, b)
     assert same_value(a, b) is expected
     assert same_value(b, a) is expected
+
+
+@FAST
+@given(a=values, b=values, x=explanations, y=explanations)
+def test_same_value_compares_corrections_by_value_and_explanation(
+    a: object, b: object, x: str | None, y: str | None
+) -> None:
+    expected = x == y and same_value(a, b)
+    assert same_value(Correction(a, x), Correction(b, y)) is expected  # type: ignore[arg-type]
+    assert not same_value(Correction(a, x), a)  # type: ignore[arg-type]
 
 
 @FAST

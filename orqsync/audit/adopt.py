@@ -34,13 +34,23 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.audit.export import CSV_COLUMNS, FORMAT
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.model import Annotation, Metadata, SpanId, Value, same_value
+from orqsync.model import (
+    CORRECTION_MARK,
+    Annotation,
+    Correction,
+    Metadata,
+    SpanId,
+    Value,
+    parent_id,
+    same_value,
+    value_json,
+)
 from orqsync.review.render import value_text
 from orqsync.source.definitions import Definition, Definitions
 from orqsync.source.desired import DesiredState, key_problem, owned
-from orqsync.source.ids import id_problem
+from orqsync.source.ids import correction_id_problem, id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
-from orqsync.source.values import Invalid, check_value
+from orqsync.source.values import Invalid, check_value, read_correction
 from orqsync.source.yamlfile import resolve_plain
 from orqsync.state.model import Applied
 from orqsync.text import plural
@@ -101,8 +111,9 @@ def json_node(value: object) -> Node:
         return _scalar(json.dumps(value), False)
     if isinstance(value, list):
         return SequenceNode("tag:yaml.org,2002:seq", [json_node(item) for item in value])
-    if isinstance(value, dict):
-        return MappingNode("tag:yaml.org,2002:map", [])
+    if isinstance(value, dict):  # a correction: {value, explanation}
+        pairs = [(_scalar(str(name), False), json_node(item)) for name, item in value.items()]
+        return MappingNode("tag:yaml.org,2002:map", pairs)
     return _scalar("", False)  # null
 
 
@@ -332,8 +343,10 @@ def _export_cells(
     if value == "" and not any(cells[index] for index in named if index is not None):
         return None
     definition = definitions.get(key)
-    if value == "" and (definition is None or definition.type == "text"):
-        node: Node | str = _scalar("", True)
+    if parent_id(key) is not None:
+        node: Node | str = _correction_cell(key, value)
+    elif value == "" and (definition is None or definition.type == "text"):
+        node = _scalar("", True)
     else:
         node = text_node(value, definition)
     if isinstance(node, str):
@@ -348,6 +361,17 @@ def _export_cells(
         return Invalid(f"{what} is not JSON", 'write a JSON object like {"source": "..."}')
     metadata = read_metadata(data, what)
     return metadata if isinstance(metadata, Invalid) else (node, metadata)
+
+
+def _correction_cell(key: str, text: str) -> Node | str:
+    """A correction's CSV cell: the JSON object export writes; a str is why it is not one."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return f'"{key}": {text} is not a JSON object of a value and an explanation'
+    return json_node(data)
 
 
 def read_rows(
@@ -397,6 +421,35 @@ def metadata_text(metadata: Metadata) -> str:
     return _json(dict(metadata))
 
 
+def _row_value(row: Row, settings: Settings, definitions: Definitions) -> Value | Invalid:
+    """A row's canonical value under its key's definition (or, for a correction's key, as a
+    correction), or why it cannot be taken."""
+    parent = parent_id(row.key)
+    if parent is not None:
+        wrong = correction_id_problem(parent)
+        if wrong is not None:
+            return Invalid(*wrong)
+        if not owned(row.key, settings.owned_keys):
+            return Invalid(
+                f"correction of {parent}: corrections are not in policy.owned_keys",
+                f'add "{CORRECTION_MARK}*" to policy.owned_keys in orqsync.yaml, or leave the '
+                "row out",
+            )
+        what = f"correction of {parent}"
+        return read_correction(what, row.node, definitions.evaluators, settings.string_limit)
+    refused = key_problem(
+        row.key,
+        definitions,
+        settings,
+        row.key in definitions and owned(row.key, settings.owned_keys),
+        define="",
+        or_else="leave the row out",
+    )
+    if refused is not None:
+        return Invalid(*refused)
+    return check_value(definitions[row.key], row.node, settings.string_limit)
+
+
 def check_rows(
     rows: list[Row],
     display: str,
@@ -423,25 +476,13 @@ def check_rows(
         ]
         for message, hint in bad_ids:
             problem(row, message, hint)
-        refused = key_problem(
-            row.key,
-            definitions,
-            settings,
-            row.key in definitions and owned(row.key, settings.owned_keys),
-            define="",
-            or_else="leave the row out",
-        )
-        if refused is not None:
-            problem(row, *refused)
-            continue
-        definition = definitions[row.key]
-        value = check_value(definition, row.node, settings.string_limit)
+        value = _row_value(row, settings, definitions)
         if isinstance(value, Invalid):
             problem(row, value.message, value.hint)
             continue
         if bad_ids:
             continue
-        if not _encodable((row.trace_id, row.span_id, row.key, value, row.metadata)):
+        if not _encodable((row.trace_id, row.span_id, row.key, value_json(value), row.metadata)):
             problem(row, "the row holds a lone surrogate (\\ud800-\\udfff): not valid Unicode")
             continue
         assert isinstance(row.trace_id, str) and isinstance(row.span_id, str)
@@ -520,6 +561,11 @@ def _yaml_key(key: str) -> str:
 
 
 def _yaml_value(value: Value) -> str:
+    if isinstance(value, Correction):
+        fields = f"value: {_yaml_value(value.value)}"
+        if value.explanation is not None:
+            fields += f", explanation: {yaml_text(value.explanation)}"
+        return "{" + fields + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -606,9 +652,16 @@ def render_yaml(
             out.append(f"    span_id: {yaml_text(span_id)}")
             if own_text:
                 out.append(f"    metadata: {own_text}")
-            out.append("    annotations:")
-            for key, value in sorted(keys.items()):
+            annotations = {k: v for k, v in keys.items() if parent_id(k) is None}
+            if annotations:
+                out.append("    annotations:")
+            for key, value in sorted(annotations.items()):
                 out.append(f"      {_yaml_key(key)}: {_yaml_value(value)}")
+            corrections = {parent_id(k): v for k, v in keys.items() if parent_id(k) is not None}
+            if corrections:
+                out.append("    corrections:")
+            for parent, value in sorted(corrections.items()):
+                out.append(f"      {yaml_text(str(parent))}: {_yaml_value(value)}")
     return "\n".join(out) + "\n"
 
 

@@ -15,8 +15,8 @@ from orqsync.audit import gitrev
 from orqsync.audit.gitrev import Commit
 from orqsync.audit.history import Entry, history_path, load_history, short_sha
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.model import SpanId, same_value
-from orqsync.review.render import value_text
+from orqsync.model import SpanId, same_value, value_json
+from orqsync.review.render import key_text, metadata_text, value_text
 from orqsync.source.project import Settings
 from orqsync.state.files import StateFile
 from orqsync.state.model import Applied, Provenance, State
@@ -229,7 +229,7 @@ def _detail(version: Version) -> str:
     if prov.run_url:
         parts.append(f"run {prov.run_url}")
     if applied.metadata:
-        parts.append("metadata {" + ", ".join(f"{k}: {v}" for k, v in applied.metadata) + "}")
+        parts.append("metadata " + metadata_text(applied.metadata))
     parts.append(recorded)
     return "  ".join(parts)
 
@@ -239,10 +239,11 @@ def render_blame_text(result: Blame) -> str:
     out = [f"{result.trace_id}/{result.span_id}"]
     for key, versions in result.versions.items():
         latest = versions[0]
+        shown = key_text(key)
         if latest.applied is None:
-            head = f"{key}: removed {_where(latest)}"
+            head = f"{shown}: removed {_where(latest)}"
         else:
-            head = f"{key} = {value_text(latest.applied.value)}  {_by(latest.applied)}"
+            head = f"{shown} = {value_text(latest.applied.value)}  {_by(latest.applied)}"
         if len(versions) > 1:
             head += f", was {_was(versions[1])}"
         out.append(head)
@@ -268,8 +269,7 @@ def blame_json(result: Blame) -> dict[str, object]:
                 "serial": version.serial,
             }
             if version.applied is not None:
-                value = version.applied.value
-                item["value"] = list(value) if isinstance(value, tuple) else value
+                item["value"] = value_json(version.applied.value)
                 item["metadata"] = dict(version.applied.metadata)
                 item["provenance"] = version.applied.provenance.to_json()
             else:

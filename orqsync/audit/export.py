@@ -12,13 +12,16 @@ JSONL: line 1 `{"manifest": {...}}`, then one object per span:
                           "uncommitted"}},
      "span_id": ..., "trace_id": ...}
   (keys sorted, compact separators, UTF-8 with U+0085/U+2028/U+2029 escaped; empty provenance
-  fields and empty metadata left out: a key absent from "metadata" has none)
+  fields and empty metadata left out: a key absent from "metadata" has none). A correction of
+  an evaluator result is a key too: `@` and the result's id, with the value
+  `{"value": VALUE, "explanation": TEXT}` (no explanation: none given).
 CSV: line 1 `# {"manifest": {...}}` (read with pandas' `skiprows=1`, or `comment="#"`: every
   cell holding a `#` is quoted), then the header `trace_id,span_id,<key>...,<key>.<field>...`
   with one value column per key (sorted) and, per key, the columns `.commit`, `.author`,
   `.applied_at`, `.plan_id`, `.run_url`, `.uncommitted` and `.metadata` (compact JSON, empty
   when the label has none). Values: text as is, numbers as JSON numbers, booleans
-  `true`/`false`, multi-select options as a JSON list. An empty value cell means the span has
+  `true`/`false`, multi-select options as a JSON list, a correction (a column `@ID` for each
+  evaluator result corrected) as its JSON object. An empty value cell means the span has
   no such label, unless one of the key's other cells is filled (its metadata cell is `{}` if
   need be): then the label is an empty text. Lines end with `\\n`. Exports written before
   the `.uncommitted` column existed lack it; `orqsync import` reads both.
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 
 from orqsync.audit import gitrev
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.model import SpanId
+from orqsync.model import Correction, SpanId, value_json
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.project import Settings
 from orqsync.state.codec import parse_state
@@ -62,6 +65,8 @@ class Where:
         if applied is None:
             return False
         value = applied.value
+        if isinstance(value, Correction):
+            value = value.value  # --where @ID=VALUE: what the evaluator's result was corrected to
         if isinstance(value, tuple):
             return self.value in value
         if isinstance(value, bool):
@@ -155,10 +160,6 @@ def _dumps(data: object) -> str:
     return text.translate(_SEPARATORS)
 
 
-def _jsonable(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
-
-
 def render_jsonl(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
     lines = []
     for (trace_id, span_id), labels in rows:
@@ -167,7 +168,7 @@ def render_jsonl(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
                 {
                     "trace_id": trace_id,
                     "span_id": span_id,
-                    "annotations": {k: _jsonable(a.value) for k, a in labels.items()},
+                    "annotations": {k: value_json(a.value) for k, a in labels.items()},
                     "metadata": {k: dict(a.metadata) for k, a in labels.items() if a.metadata},
                     "provenance": {k: a.provenance.to_json() for k, a in labels.items()},
                 }
@@ -187,8 +188,8 @@ def _cell(text: str) -> str:
 def csv_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float, tuple)):
-        return _dumps(_jsonable(value))
+    if isinstance(value, (int, float, tuple, Correction)):
+        return _dumps(value_json(value))
     return str(value)
 
 
@@ -285,7 +286,7 @@ def export(
     )
     # The filters are checked against definitions.yaml when it can be read; the export itself
     # needs only the state, so a broken definitions file does not block it.
-    _check_filters(wanted, conditions, state, {} if problems else definitions)
+    _check_filters(wanted, conditions, state, Definitions() if problems else definitions)
     rows = select_rows(state, wanted, conditions)
     body = render_jsonl(rows) if fmt == "jsonl" else render_csv(rows)
     data = body.encode("utf-8")

@@ -4,14 +4,16 @@ Written from the API contract alone: it imports nothing from the rest of orqsync
 of the API cannot hide on both sides. Run it in process through `EmulatorTransport`, or on a
 loopback socket with `EmulatorServer` / `serve`.
 
-What keeps it from starting is one of three errors, each with a message fit for a user:
-DefinitionsError (the definitions file, with file:line:column and a `hint`), StoreError (the
-database file) and ListenError (the address to listen on).
+What keeps it from starting is one of four errors, each with a message fit for a user:
+DefinitionsError (the definitions file, with file:line:column and a `hint`), EvaluationsError
+(the evaluations file, the same shape, and a DefinitionsError too), StoreError (the database
+file) and ListenError (the address to listen on).
 """
 
 from .config import EmulatorConfig, FaultConfig
 from .core import Emulator
 from .definitions import DefinitionsError
+from .evaluations import EvaluationsError
 from .response import Response
 from .server import EmulatorServer, ListenError, serve
 from .store import StoreError
@@ -24,6 +26,7 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorTransport",
+    "EvaluationsError",
     "FaultConfig",
     "ListenError",
     "Response",

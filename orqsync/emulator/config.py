@@ -58,6 +58,8 @@ class EmulatorConfig:
 
     `api_keys`: accepted bearer keys (an empty tuple rejects every request with 401).
     `definitions_path`: a definitions.yaml; None seeds orq.ai's built-in `rating` and `defects`.
+    `evaluations_path`: a YAML file of the evaluator results that corrections may name
+    (evaluations.py); None: none until added at run time.
     `known_spans`: when given, every other (trace_id, span_id) answers 404.
     `string_limit`: maximum length of a string value (200 documented, 3000 in the newer spec).
     `db_path`: SQLite file, or ":memory:".
@@ -66,6 +68,7 @@ class EmulatorConfig:
 
     api_keys: tuple[str, ...]
     definitions_path: str | None = None
+    evaluations_path: str | None = None
     known_spans: frozenset[tuple[str, str]] | None = None
     string_limit: int = 200
     db_path: str = ":memory:"

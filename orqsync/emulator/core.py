@@ -8,14 +8,16 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from time import sleep  # a name of this module: tests record the injected latency
+from types import MappingProxyType
 from urllib.parse import unquote
 
-from . import rules
+from . import feedback_rules, rules
 from .config import EmulatorConfig
 from .definitions import DEFAULT_DEFINITIONS, Definition, load_definitions
+from .evaluations import EvaluatorResult, check_results, load_evaluations
 from .faults import NO_FAULT, Fault, FaultDecision, FaultInjector
 from .inspection import handle_inspection
 from .response import Response, json_response
@@ -59,6 +61,13 @@ class Emulator:
             if config.definitions_path is not None
             else DEFAULT_DEFINITIONS
         )
+        path = config.evaluations_path
+        self._file_results: Mapping[str, EvaluatorResult] = MappingProxyType(
+            load_evaluations(path) if path is not None else {}
+        )
+        # Replaced, never changed in place: a request reads it without the lock.
+        self._results: Mapping[str, EvaluatorResult] = self._file_results
+        self._results_lock = threading.Lock()
         self._keys = frozenset(config.api_keys)
         self._faults = FaultInjector(config.faults)
         self._started = time.monotonic()
@@ -160,34 +169,41 @@ class Emulator:
         payload = rules.parse_json(body) if body else None
         write = rules.check_annotation_post(
             payload,
+            trace_id=trace_id,
             span_id=span_id,
             span_known=self._span_known(trace_id, span_id),
             definitions=self.definitions,
+            evaluations=self._results,
             string_limit=self.config.string_limit,
             workspace=self.config.workspace,
         )
-        self._store.put_annotations(trace_id, span_id, write.items, write.metadata)
+        corrections = [
+            (fix.parent_annotation_id, fix.value, fix.explanation) for fix in write.corrections
+        ]
+        self._store.put_annotations(trace_id, span_id, write.items, write.metadata, corrections)
 
     def _remove_annotations(self, trace_id: str, span_id: str, body: bytes) -> None:
         payload = rules.parse_json(body) if body.strip() else None
         removal = rules.check_annotation_delete(
             payload,
+            trace_id=trace_id,
             span_id=span_id,
             span_known=self._span_known(trace_id, span_id),
             definitions=self.definitions,
+            evaluations=self._results,
             workspace=self.config.workspace,
         )
-        self._store.delete_annotations(trace_id, span_id, removal.keys)
+        self._store.delete_annotations(trace_id, span_id, removal.keys, removal.parent_ids)
 
     def _put_feedback(self, body: bytes) -> dict[str, object]:
         payload = rules.parse_json(body) if body else None
-        record = rules.check_feedback(payload, new_id=new_ulid())
+        record = feedback_rules.check_feedback(payload, new_id=new_ulid())
         self._store.put_feedback(record)
         return record
 
     def _remove_feedback(self, body: bytes) -> dict[str, str]:
         payload = rules.parse_json(body) if body else None
-        removal = rules.check_feedback_removal(payload)
+        removal = feedback_rules.check_feedback_removal(payload)
         if not self._store.remove_feedback(removal["id"], removal["trace_id"]):
             raise rules.not_found(
                 "feedback_not_found",
@@ -212,13 +228,47 @@ class Emulator:
         """Stored annotations as `{trace_id, span_id, key, value, metadata}`, sorted."""
         return self._store.annotations(trace_id, span_id)
 
+    def corrections(
+        self, trace_id: str | None = None, span_id: str | None = None
+    ) -> list[dict[str, object]]:
+        """Stored corrections of evaluator results as `{trace_id, span_id, parent_annotation_id,
+        value, explanation, metadata}` (explanation None when there is none), sorted."""
+        return self._store.corrections(trace_id, span_id)
+
     def span(self, trace_id: str, span_id: str) -> dict[str, dict[str, object]]:
-        """One span's annotations: `{"annotations": {key: value}, "metadata": {key: metadata}}`."""
+        """One span's annotations: `{"annotations": {key: value}, "metadata": {key: metadata},
+        "corrections": {parent_annotation_id: {"value": ..., "explanation": ...}}}`."""
         rows = self._store.annotations(trace_id, span_id)
+        fixes = self._store.corrections(trace_id, span_id)
         return {
             "annotations": {str(row["key"]): row["value"] for row in rows},
             "metadata": {str(row["key"]): row["metadata"] for row in rows},
+            "corrections": {
+                str(fix["parent_annotation_id"]): {
+                    "value": fix["value"],
+                    "explanation": fix["explanation"],
+                }
+                for fix in fixes
+            },
         }
+
+    def evaluator_results(self) -> list[dict[str, object]]:
+        """The evaluator results corrections may name: the file's in file order, then those
+        added at run time in the order added."""
+        return [result.as_dict() for result in self._results.values()]
+
+    def add_evaluator_results(
+        self, results: Sequence[Mapping[str, object]]
+    ) -> list[dict[str, object]]:
+        """Make more evaluator results known, each a mapping as the file writes it. The first
+        problem (a bad field, an id listed twice or already known) raises EvaluationsError and
+        adds none. Returns the added results. `reset` forgets them; the file's stay."""
+        with self._results_lock:
+            added = check_results(results, self._results)
+            merged = dict(self._results)
+            merged.update((result.id, result) for result in added)
+            self._results = MappingProxyType(merged)
+        return [result.as_dict() for result in added]
 
     def feedback(self) -> list[dict[str, object]]:
         """Stored feedback records in the order they were first stored."""
@@ -248,8 +298,11 @@ class Emulator:
         }
 
     def reset(self) -> None:
-        """Wipe annotations, feedback and the request log; reseed the faults."""
+        """Wipe annotations, corrections, feedback, the evaluator results added at run time and
+        the request log; reseed the faults. The evaluations file's results stay."""
         self._store.reset()
+        with self._results_lock:
+            self._results = self._file_results
         with self._log_lock:
             self._log.clear()
             self._by_status.clear()

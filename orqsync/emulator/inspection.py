@@ -1,12 +1,16 @@
-"""The /_emulator/ routes: read what the emulator holds, without auth and without faults."""
+"""The /_emulator/ routes: read what the emulator holds, wipe it, seed evaluator results; without
+auth and without faults."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote
 
+from .evaluations import EvaluationsError
 from .response import Response, json_response
+from .rules import ApiError, parse_json
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -24,6 +28,12 @@ def handle_inspection(
             return _not_allowed("POST")
         emulator.reset()
         return json_response(200, {})
+    if target == "/_emulator/evaluator-results":
+        if method == "GET":
+            return json_response(200, {"evaluator_results": emulator.evaluator_results()})
+        if method == "POST":
+            return _add_results(emulator, body)
+        return _not_allowed("GET, POST")
     if method != "GET":
         if target in _GET_ROUTES or _SPAN_PATH.fullmatch(target):
             return _not_allowed("GET")
@@ -31,6 +41,9 @@ def handle_inspection(
     if target == "/_emulator/annotations":
         rows = emulator.annotations(params.get("trace_id"), params.get("span_id"))
         return json_response(200, {"annotations": rows})
+    if target == "/_emulator/corrections":
+        rows = emulator.corrections(params.get("trace_id"), params.get("span_id"))
+        return json_response(200, {"corrections": rows})
     if target == "/_emulator/feedback":
         return json_response(200, {"feedback": emulator.feedback()})
     if target == "/_emulator/requests":
@@ -44,8 +57,35 @@ def handle_inspection(
 
 
 _GET_ROUTES = frozenset(
-    {"/_emulator/annotations", "/_emulator/feedback", "/_emulator/requests", "/_emulator/stats"}
+    {
+        "/_emulator/annotations",
+        "/_emulator/corrections",
+        "/_emulator/feedback",
+        "/_emulator/requests",
+        "/_emulator/stats",
+    }
 )
+_SEED_USAGE = (
+    'send {"evaluator_results": [{"id": ..., "trace_id": ..., "span_id": ..., "output": ...}]}'
+)
+
+
+def _add_results(emulator: Emulator, body: bytes) -> Response:
+    try:
+        payload = parse_json(body) if body.strip() else None
+    except ApiError as error:
+        return json_response(400, {"message": f"{error.message}; {_SEED_USAGE}"})
+    if not isinstance(payload, dict) or set(payload) != {"evaluator_results"}:
+        return json_response(
+            400,
+            {"message": f'the body must be an object with only "evaluator_results"; {_SEED_USAGE}'},
+        )
+    entries = cast(Sequence[Mapping[str, object]], payload["evaluator_results"])  # checked next
+    try:
+        added = emulator.add_evaluator_results(entries)
+    except EvaluationsError as error:
+        return json_response(400, {"message": f"{error}; {error.hint}"})
+    return json_response(200, {"evaluator_results": added})
 
 
 def _requests(emulator: Emulator, params: dict[str, str]) -> Response:

@@ -1,42 +1,23 @@
-"""The API's request rules as pure functions: JSON payload in, checked write or ApiError out.
+"""The annotation API's rules as pure functions: JSON payload in, checked write or ApiError out.
 
 Order of checks, as a schema-first server does it: body shape (400), then the span (404), then
-each item in order: definition key (404), then the value against the definition (400).
+each item in order: the definition key (404) and the value against the definition (400) for an
+annotation, the evaluator result (404) and the value against its output (400) for a correction.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from .definitions import Definition
+from .evaluations import EvaluatorResult
 
 MAX_ITEMS = 10
-
-# The documented product enum (docs/api-contract.md, section 5).
-FEEDBACK_PRODUCTS = frozenset(
-    {
-        "remoteconfigs",
-        "deployments",
-        "experiments",
-        "playgrounds",
-        "spreadsheets",
-        "spreadsheet_run",
-        "llm_evaluator",
-        "knowledge",
-        "router",
-        "workflows",
-        "external_events",
-        "agents",
-        "memory-stores",
-        "generic",
-        "evaluators",
-        "otel",
-        "ai-chat",
-    }
-)
-DEFAULT_PRODUCT = "deployments"
+MAX_EXPLANATION = 3000  # characters of a correction's explanation (JS length)
 
 _ANNOTATION_FIELDS = frozenset({"key", "value"})
 _CORRECTION_FIELDS = frozenset({"parent_annotation_id", "value", "explanation"})
@@ -82,19 +63,40 @@ def span_not_found(span_id: str, workspace: str) -> ApiError:
     )
 
 
+def evaluation_not_found(parent_id: str, span_id: str) -> ApiError:
+    """The 404 for a correction of an evaluator result the span does not have."""
+    return not_found(
+        "evaluation_not_found",
+        f'The evaluation with id "{parent_id}" for span {span_id} was not found.',
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A correction of an evaluator result; `explanation` None when the request has none."""
+
+    parent_annotation_id: str
+    value: JsonValue
+    explanation: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotationWrite:
-    """A checked create: (key, stored value) pairs in request order, and the request metadata."""
+    """A checked create: (key, stored value) pairs and corrections in request order, and the
+    request metadata."""
 
     items: tuple[tuple[str, JsonValue], ...]
     metadata: Mapping[str, object]
+    corrections: tuple[Correction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class AnnotationRemoval:
-    """A checked delete: the definition keys whose values to remove from the span."""
+    """A checked delete: the definition keys whose values, and the evaluator result ids whose
+    corrections, to remove from the span."""
 
     keys: tuple[str, ...]
+    parent_ids: tuple[str, ...] = ()
 
 
 def parse_json(body: bytes) -> object:
@@ -112,14 +114,16 @@ def _refuse_constant(name: str) -> object:
 def check_annotation_post(
     payload: object,
     *,
+    trace_id: str,
     span_id: str,
     span_known: bool,
     definitions: Mapping[str, Definition],
+    evaluations: Mapping[str, EvaluatorResult],
     string_limit: int,
     workspace: str,
 ) -> AnnotationWrite:
     """Check a create body fully; return the write to apply, or raise the API's error."""
-    body = _object(payload)
+    body = as_object(payload)
     if "annotations" not in body:
         raise bad_request('Invalid request body: "annotations" is required.')
     items = body["annotations"]
@@ -128,45 +132,60 @@ def check_annotation_post(
             f'Invalid request body: "annotations" must be an array of 1 to {MAX_ITEMS} items'
             f"{_got_length(items)}."
         )
-    pairs = [_annotation_item(index, item, string_limit) for index, item in enumerate(items)]
+    checked = [_annotation_item(index, item, string_limit) for index, item in enumerate(items)]
     metadata = _metadata(body)
     if not span_known:
         raise span_not_found(span_id, workspace)
     stored: list[tuple[str, JsonValue]] = []
-    for key, value in pairs:
+    corrections: list[Correction] = []
+    for item in checked:
+        if isinstance(item, Correction):
+            result = _evaluation(evaluations, item.parent_annotation_id, trace_id, span_id)
+            check_correction_value(result, item.value)
+            corrections.append(item)
+            continue
+        key, value = item
         definition = definitions.get(key)
         if definition is None:
             raise definition_not_found(key, workspace)
         stored.append((key, check_value(definition, value)))
-    return AnnotationWrite(tuple(stored), metadata)
+    return AnnotationWrite(tuple(stored), metadata, tuple(corrections))
 
 
 def check_annotation_delete(
     payload: object,
     *,
+    trace_id: str,
     span_id: str,
     span_known: bool,
     definitions: Mapping[str, Definition],
+    evaluations: Mapping[str, EvaluatorResult],
     workspace: str,
 ) -> AnnotationRemoval:
-    """Check a delete body fully; return the keys to remove, or raise the API's error."""
+    """Check a delete body fully; return the keys and parent ids to remove, or raise the API's
+    error."""
     if payload is None:
         raise bad_request(
-            f'Request body is required: send {{"keys": [...]}} with 1 to {MAX_ITEMS} keys.'
+            'Request body is required: send {"keys": [...]} or {"parent_annotation_ids": [...]} '
+            f"with 1 to {MAX_ITEMS} items."
         )
-    body = _object(payload)
+    body = as_object(payload)
     keys = _string_list(body, "keys")
-    # The emulator stores no corrections, so removing them by parent id is always a no-op.
     parent_ids = _string_list(body, "parent_annotation_ids")
     _metadata(body)
     if not keys and not parent_ids:
-        raise bad_request(f'Nothing to remove: "keys" must list 1 to {MAX_ITEMS} keys.')
+        raise bad_request(
+            'Nothing to remove: "keys" or "parent_annotation_ids" must list '
+            f"1 to {MAX_ITEMS} items."
+        )
     if not span_known:
         raise span_not_found(span_id, workspace)
     for key in keys:
         if key not in definitions:
             raise definition_not_found(key, workspace)
-    return AnnotationRemoval(tuple(keys))
+    for parent_id in parent_ids:
+        _evaluation(evaluations, parent_id, trace_id, span_id)
+    return AnnotationRemoval(tuple(keys), tuple(parent_ids))
 
 
 def check_value(definition: Definition, value: JsonValue) -> JsonValue:
@@ -215,50 +234,38 @@ def check_value(definition: Definition, value: JsonValue) -> JsonValue:
     return value
 
 
-def check_feedback(payload: object, new_id: str) -> dict[str, object]:
-    """Check a legacy feedback body; return the record to store (id filled with `new_id`)."""
-    body = _object(payload)
-    for name in ("property", "trace_id"):
-        if name not in body:
-            raise bad_request(f'"{name}" is required.')
-        if not isinstance(body[name], str) or not body[name]:
-            raise bad_request(f'"{name}" must be a non-empty string.')
-    if "value" not in body:
-        raise bad_request('"value" is required.')
-    value = body["value"]
-    if not _is_feedback_value(value):
-        raise bad_request(
-            f'"value" must be a string, a number or an array of strings, got {render_value(value)}.'
+def check_correction_value(result: EvaluatorResult, value: JsonValue) -> JsonValue:
+    """Check a schema-valid value against the output of the evaluator result it corrects."""
+    output = result.output
+    if output == "boolean":
+        if not isinstance(value, bool):
+            raise bad_request(f"Invalid value: {render_value(value)}. Expected true or false.")
+        return value
+    if output == "number":
+        finite = (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
-    record_id = body.get("id", new_id)
-    if not isinstance(record_id, str) or not record_id:
-        raise bad_request('"id" must be a non-empty string.')
-    product = _product(body, required=False)
-    return {
-        "property": body["property"],
-        "value": value,
-        "trace_id": body["trace_id"],
-        "id": record_id,
-        "product": product,
-    }
-
-
-def check_feedback_removal(payload: object) -> dict[str, str]:
-    """Check a feedback removal body; return `{id, trace_id, product}`."""
-    body = _object(payload)
-    found: dict[str, str] = {}
-    for name in ("id", "trace_id"):
-        if name not in body:
-            raise bad_request(f'"{name}" is required.')
-        value = body[name]
-        if not isinstance(value, str) or not value:
-            raise bad_request(f'"{name}" must be a non-empty string.')
-        found[name] = value
-    return {
-        "id": found["id"],
-        "trace_id": found["trace_id"],
-        "product": _product(body, required=True),
-    }
+        if not finite:
+            raise bad_request(f"Invalid value: {render_value(value)}. Expected a finite number.")
+        return value
+    if output == "categorical":
+        if not isinstance(value, str | list):
+            valid = f"; valid options are: {', '.join(result.options)}" if result.options else ""
+            raise bad_request(
+                f"Invalid value: {render_value(value)}. "
+                f"Expected a string or an array of strings{valid}."
+            )
+        for option in [value] if isinstance(value, str) else value:
+            if result.options and option not in result.options:
+                raise bad_request(
+                    f"Invalid value: {render_value(option)}. "
+                    f"Valid options are: {', '.join(result.options)}."
+                )
+        return value
+    # string outputs take a string.
+    if not isinstance(value, str):
+        raise bad_request(f"Invalid value: {render_value(value)}. Expected a string.")
+    return value
 
 
 def render_value(value: object) -> str:
@@ -274,6 +281,8 @@ def js_number(number: float | None) -> str:
     """Format a number the way the JavaScript server prints it (2.0 is "2")."""
     if number is None:
         return "null"
+    if isinstance(number, float) and math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
     if isinstance(number, float) and number.is_integer() and abs(number) < 1e21:
         return str(int(number))
     return str(number)
@@ -284,13 +293,33 @@ def js_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _annotation_item(index: int, item: object, string_limit: int) -> tuple[str, JsonValue]:
+def _evaluation(
+    evaluations: Mapping[str, EvaluatorResult], parent_id: str, trace_id: str, span_id: str
+) -> EvaluatorResult:
+    result = evaluations.get(parent_id)
+    if result is None or (result.trace_id, result.span_id) != (trace_id, span_id):
+        raise evaluation_not_found(parent_id, span_id)
+    return result
+
+
+def _annotation_item(
+    index: int, item: object, string_limit: int
+) -> tuple[str, JsonValue] | Correction:
     where = f"Invalid annotation at index {index}"
     if not isinstance(item, dict):
-        raise bad_request(f"{where}: an annotation must be an object with key and value.")
+        raise bad_request(
+            f"{where}: an annotation must be an object with key and value "
+            "(or, correcting an evaluator result, parent_annotation_id and value)."
+        )
     fields = set(item)
-    if "parent_annotation_id" in fields and "key" not in fields and fields <= _CORRECTION_FIELDS:
-        raise bad_request("corrections are not supported by this emulator")
+    if "key" in fields and "parent_annotation_id" in fields:
+        raise bad_request(
+            f'{where}: "key" and "parent_annotation_id" do not go together; send '
+            '{"key", "value"} to annotate and {"parent_annotation_id", "value"} '
+            '(and optionally "explanation") to correct an evaluator result.'
+        )
+    if "parent_annotation_id" in fields:
+        return _correction_item(where, item, string_limit)
     unknown = sorted(fields - _ANNOTATION_FIELDS)
     if unknown:
         names = ", ".join(f'"{name}"' for name in unknown)
@@ -303,7 +332,35 @@ def _annotation_item(index: int, item: object, string_limit: int) -> tuple[str, 
     key = item["key"]
     if not isinstance(key, str) or not key:
         raise bad_request(f'{where}: "key" must be a non-empty string.')
-    value = item["value"]
+    return key, _item_value(item["value"], string_limit)
+
+
+def _correction_item(where: str, item: dict[str, object], string_limit: int) -> Correction:
+    unknown = sorted(set(item) - _CORRECTION_FIELDS)
+    if unknown:
+        names = ", ".join(f'"{name}"' for name in unknown)
+        raise bad_request(
+            f"{where}: unknown field(s) {names}; a correction has "
+            '"parent_annotation_id", "value" and optionally "explanation".'
+        )
+    if "value" not in item:
+        raise bad_request(f'{where}: "value" is required.')
+    parent_id = item["parent_annotation_id"]
+    if not isinstance(parent_id, str) or not parent_id:
+        raise bad_request(f'{where}: "parent_annotation_id" must be a non-empty string.')
+    value = _item_value(item["value"], string_limit)
+    explanation = item.get("explanation")
+    if "explanation" in item and (
+        not isinstance(explanation, str) or js_length(explanation) > MAX_EXPLANATION
+    ):
+        got = f", got {js_length(explanation)}" if isinstance(explanation, str) else ""
+        raise bad_request(
+            f'{where}: "explanation" must be a string of at most {MAX_EXPLANATION} characters{got}.'
+        )
+    return Correction(parent_id, value, explanation if isinstance(explanation, str) else None)
+
+
+def _item_value(value: object, string_limit: int) -> JsonValue:
     if not _is_annotation_value(value):
         raise bad_request(
             f"Invalid value: {render_value(value)}. A value is a string, a number, a boolean "
@@ -311,21 +368,13 @@ def _annotation_item(index: int, item: object, string_limit: int) -> tuple[str, 
         )
     if isinstance(value, str) and js_length(value) > string_limit:
         raise bad_request(f"String value exceeds maximum length of {string_limit} characters.")
-    return key, value
+    return value
 
 
-def _is_annotation_value(value: object) -> bool:
+def _is_annotation_value(value: object) -> TypeGuard[JsonValue]:
     if isinstance(value, str | bool | int | float):
         return True
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
-
-
-def _is_feedback_value(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str | int | float):
-        return True
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _metadata(body: Mapping[str, object]) -> Mapping[str, object]:
@@ -355,21 +404,8 @@ def _string_list(body: Mapping[str, object], name: str) -> list[str]:
     return values
 
 
-def _product(body: Mapping[str, object], *, required: bool) -> str:
-    if "product" not in body:
-        if required:
-            raise bad_request('"product" is required.')
-        return DEFAULT_PRODUCT
-    product = body["product"]
-    if not isinstance(product, str) or product not in FEEDBACK_PRODUCTS:
-        raise bad_request(
-            f'Invalid "product": {render_value(product)}. '
-            f"Valid products are: {', '.join(sorted(FEEDBACK_PRODUCTS))}."
-        )
-    return product
-
-
-def _object(payload: object) -> dict[str, object]:
+def as_object(payload: object) -> dict[str, object]:
+    """The payload if it is a JSON object; else the API's 400."""
     if not isinstance(payload, dict):
         raise bad_request("Request body must be a JSON object.")
     return payload

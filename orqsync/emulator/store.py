@@ -1,4 +1,4 @@
-"""SQLite storage of annotations and feedback records.
+"""SQLite storage of annotations, corrections of evaluator results and feedback records.
 
 One connection shared by all threads behind one lock. Every write is one transaction and commits
 before the API answers, so a 200 is on disk. With WAL and synchronous=NORMAL a commit is a write
@@ -23,12 +23,21 @@ CREATE TABLE IF NOT EXISTS annotations (
     metadata TEXT NOT NULL,
     PRIMARY KEY (trace_id, span_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS corrections (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_annotation_id TEXT NOT NULL,
+    value TEXT NOT NULL,
+    explanation TEXT,
+    metadata TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id, parent_annotation_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feedback (
     id TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
 """
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2 added the corrections table; CREATE IF NOT EXISTS upgrades a 1
 
 
 class StoreError(Exception):
@@ -52,8 +61,13 @@ def _open_error(path: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(path, "other", str(exc))
 
 
+# A correction as the store takes it: (parent_annotation_id, value, explanation or None).
+CorrectionRow = tuple[str, object, str | None]
+
+
 class Store:
-    """Annotations keyed by (trace_id, span_id, key) and feedback records keyed by id.
+    """Annotations keyed by (trace_id, span_id, key), corrections keyed by (trace_id, span_id,
+    parent_annotation_id) and feedback records keyed by id.
 
     A file that cannot be opened or set up raises StoreError.
     """
@@ -87,24 +101,49 @@ class Store:
         span_id: str,
         items: Sequence[tuple[str, object]],
         metadata: Mapping[str, object],
+        corrections: Sequence[CorrectionRow] = (),
     ) -> None:
-        """Set every (key, value) on the span in one transaction, replacing existing values."""
+        """Set every (key, value) and every correction on the span in one transaction,
+        replacing existing values and corrections."""
         meta = _dump(metadata)
         rows = [(trace_id, span_id, key, _dump(value), meta) for key, value in items]
+        fixes = [
+            (trace_id, span_id, parent_id, _dump(value), explanation, meta)
+            for parent_id, value, explanation in corrections
+        ]
         with self._lock:
             self._transaction(
-                "INSERT INTO annotations (trace_id, span_id, key, value, metadata) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (trace_id, span_id, key) "
-                "DO UPDATE SET value = excluded.value, metadata = excluded.metadata",
-                rows,
+                (
+                    "INSERT INTO annotations (trace_id, span_id, key, value, metadata) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (trace_id, span_id, key) "
+                    "DO UPDATE SET value = excluded.value, metadata = excluded.metadata",
+                    rows,
+                ),
+                (
+                    "INSERT INTO corrections (trace_id, span_id, parent_annotation_id, value, "
+                    "explanation, metadata) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (trace_id, span_id, parent_annotation_id) "
+                    "DO UPDATE SET value = excluded.value, explanation = excluded.explanation, "
+                    "metadata = excluded.metadata",
+                    fixes,
+                ),
             )
 
-    def delete_annotations(self, trace_id: str, span_id: str, keys: Iterable[str]) -> None:
-        """Remove the keys' values from the span in one transaction; absent keys are no-ops."""
+    def delete_annotations(
+        self, trace_id: str, span_id: str, keys: Iterable[str], parent_ids: Iterable[str] = ()
+    ) -> None:
+        """Remove the keys' values and the parent ids' corrections from the span in one
+        transaction; absent ones are no-ops."""
         rows = [(trace_id, span_id, key) for key in keys]
+        fixes = [(trace_id, span_id, parent_id) for parent_id in parent_ids]
         with self._lock:
             self._transaction(
-                "DELETE FROM annotations WHERE trace_id = ? AND span_id = ? AND key = ?", rows
+                ("DELETE FROM annotations WHERE trace_id = ? AND span_id = ? AND key = ?", rows),
+                (
+                    "DELETE FROM corrections "
+                    "WHERE trace_id = ? AND span_id = ? AND parent_annotation_id = ?",
+                    fixes,
+                ),
             )
 
     def annotations(
@@ -112,18 +151,10 @@ class Store:
     ) -> list[dict[str, object]]:
         """All stored annotations, sorted by trace, span and key, optionally filtered."""
         sql = "SELECT trace_id, span_id, key, value, metadata FROM annotations"
-        clauses, params = [], []
-        if trace_id is not None:
-            clauses.append("trace_id = ?")
-            params.append(trace_id)
-        if span_id is not None:
-            clauses.append("span_id = ?")
-            params.append(span_id)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY trace_id, span_id, key"
+        where, params = _filter(trace_id, span_id)
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+            cursor = self._db.execute(f"{sql}{where} ORDER BY trace_id, span_id, key", params)
+            rows = cursor.fetchall()
         return [
             {
                 "trace_id": row[0],
@@ -135,13 +166,39 @@ class Store:
             for row in rows
         ]
 
+    def corrections(
+        self, trace_id: str | None = None, span_id: str | None = None
+    ) -> list[dict[str, object]]:
+        """All stored corrections, sorted by trace, span and parent id, optionally filtered."""
+        sql = (
+            "SELECT trace_id, span_id, parent_annotation_id, value, explanation, metadata "
+            "FROM corrections"
+        )
+        where, params = _filter(trace_id, span_id)
+        order = " ORDER BY trace_id, span_id, parent_annotation_id"
+        with self._lock:
+            rows = self._db.execute(f"{sql}{where}{order}", params).fetchall()
+        return [
+            {
+                "trace_id": row[0],
+                "span_id": row[1],
+                "parent_annotation_id": row[2],
+                "value": json.loads(row[3]),
+                "explanation": row[4],
+                "metadata": json.loads(row[5]),
+            }
+            for row in rows
+        ]
+
     def put_feedback(self, record: Mapping[str, object]) -> None:
         """Store a feedback record, replacing any record with the same id."""
         with self._lock:
             self._transaction(
-                "INSERT INTO feedback (id, record) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-                [(record["id"], _dump(record))],
+                (
+                    "INSERT INTO feedback (id, record) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                    [(record["id"], _dump(record))],
+                )
             )
 
     def remove_feedback(self, record_id: str, trace_id: str) -> bool:
@@ -151,7 +208,7 @@ class Store:
             found = row.fetchone()
             if found is None or json.loads(found[0]).get("trace_id") != trace_id:
                 return False
-            self._transaction("DELETE FROM feedback WHERE id = ?", [(record_id,)])
+            self._transaction(("DELETE FROM feedback WHERE id = ?", [(record_id,)]))
         return True
 
     def feedback(self) -> list[dict[str, object]]:
@@ -161,11 +218,12 @@ class Store:
         return [json.loads(row[0]) for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """How many annotations and feedback records are stored."""
+        """How many annotations, corrections and feedback records are stored."""
         with self._lock:
-            annotations = self._db.execute("SELECT count(*) FROM annotations").fetchone()[0]
-            feedback = self._db.execute("SELECT count(*) FROM feedback").fetchone()[0]
-        return {"annotations": annotations, "feedback": feedback}
+            return {
+                table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("annotations", "corrections", "feedback")
+            }
 
     def reset(self) -> None:
         """Delete everything."""
@@ -173,6 +231,7 @@ class Store:
             self._db.execute("BEGIN")
             try:
                 self._db.execute("DELETE FROM annotations")
+                self._db.execute("DELETE FROM corrections")
                 self._db.execute("DELETE FROM feedback")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -184,15 +243,29 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def _transaction(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    def _transaction(self, *statements: tuple[str, Sequence[tuple[object, ...]]]) -> None:
         # Caller holds the lock. One transaction per request: all rows or none.
         self._db.execute("BEGIN")
         try:
-            self._db.executemany(sql, rows)
+            for sql, rows in statements:
+                if rows:
+                    self._db.executemany(sql, rows)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _filter(trace_id: str | None, span_id: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause (or nothing) on trace and span, and its parameters."""
+    clauses, params = [], []
+    if trace_id is not None:
+        clauses.append("trace_id = ?")
+        params.append(trace_id)
+    if span_id is not None:
+        clauses.append("span_id = ?")
+        params.append(span_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _dump(value: object) -> str:

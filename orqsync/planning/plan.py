@@ -1,6 +1,8 @@
 """make_plan(desired, state) -> Plan: the pure diff and the requests that carry it out.
 
-Per span: removes first, then sets; at most ten items a request; the fewest requests possible.
+Per span: removes first, then sets; at most ten items a request (a remove: at most ten keys
+and ten corrected results); the fewest requests possible. Corrections of evaluator results
+are keyed beside annotations (model.correction_key) and share their requests.
 Sets that share metadata share requests (metadata is per request). A changed value or changed
 metadata is a set, because the API replaces a key's value. Only keys orqsync owns are removed.
 No I/O, no clock, no randomness: the same inputs give the same plan.
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from operator import attrgetter
 from typing import NamedTuple, TypeVar, cast
 
-from orqsync.model import Annotation, Metadata, Operation, SpanId, Value, same_value
+from orqsync.model import Annotation, Metadata, Operation, SpanId, Value, parent_id, same_value
 from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
@@ -32,7 +35,9 @@ DELETE = "delete"
 
 
 class Request(NamedTuple):
-    """One API request. `items` are (key, value) to set; `keys` are keys to remove.
+    """One API request. `items` are (key, value) to set; `keys` are keys to remove; a
+    correction's key among them names the evaluator result it corrects (wire.py sends it as
+    the API's second item shape, or in `parent_annotation_ids`).
 
     Requests and changes are named tuples, not dataclasses: a big plan makes hundreds of
     thousands, and a tuple is built three times faster. They are just as immutable.
@@ -52,10 +57,6 @@ class Request(NamedTuple):
         if self.kind in (FEEDBACK_PUT, FEEDBACK_REMOVE):
             return ("feedback", str(dict(self.feedback)["id"]))
         return ("span", self.trace_id, self.span_id)
-
-    @property
-    def size(self) -> int:
-        return len(self.items) or len(self.keys) or 1
 
 
 class Change(NamedTuple):
@@ -115,6 +116,19 @@ def _chunks(keys: list[_T], size: int = BATCH_LIMIT) -> Iterator[list[_T]]:
         yield keys[start : start + size]
 
 
+def _removal_batches(keys: list[str]) -> Iterator[list[str]]:
+    """Keys to remove, ten keys and ten corrected results a request: the two lists of a
+    delete have a limit each (docs/api-contract.md, section 3.2)."""
+    parents = [key for key in keys if parent_id(key) is not None]
+    if not parents:
+        yield from _chunks(keys)
+        return
+    plain = [key for key in keys if parent_id(key) is None]
+    empty: list[str] = []
+    for batch, corrected in zip_longest(_chunks(plain), _chunks(parents), fillvalue=empty):
+        yield batch + corrected
+
+
 def plan_span(
     trace_id: str,
     span_id: str,
@@ -132,7 +146,7 @@ def plan_span(
             old = applied[key]
             change = Change(DELETE, trace_id, span_id, key, old.value, None, old.metadata)
             changes.append(change._replace(path=path, line=line) if path else change)
-        for batch in _chunks(removes):
+        for batch in _removal_batches(removes):
             requests.append(Request(REMOVE, trace_id, span_id, (), tuple(batch)))
     groups: dict[Metadata, list[tuple[str, Value]]] = {}
     for key in sorted(desired):

@@ -15,7 +15,7 @@ from typing import Any
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
-from orqsync.model import Operation
+from orqsync.model import Correction, Operation, Value, correction_key, value_from_json, value_json
 from orqsync.planning.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.state.model import InSync, State, feedback_pairs
@@ -46,12 +46,6 @@ class SavedPlan:
     in_sync: InSync | None = None  # what a complete apply records in the state
 
 
-def _json(value: object) -> object:
-    if isinstance(value, tuple):
-        return [_json(item) for item in value]
-    return value
-
-
 def request_json(request: Request, metadata_style: str) -> dict[str, object]:
     method, path = method_and_path(request)
     data: dict[str, object] = {
@@ -79,9 +73,9 @@ def change_json(change: Change) -> dict[str, object]:
     else:
         data["span_id"] = change.span_id
     if change.old is not None:
-        data["old"] = _json(change.old)
+        data["old"] = value_json(change.old)
     if change.new is not None:
-        data["new"] = _json(change.new)
+        data["new"] = value_json(change.new)
     if change.old_metadata != change.new_metadata and change.action != "delete":
         data["old_metadata"] = dict(change.old_metadata)
         data["new_metadata"] = dict(change.new_metadata)
@@ -151,18 +145,27 @@ def _request_from_json(data: dict[str, Any]) -> Request:
     kind = Operation(data["kind"])
     body = data["body"]
     if kind == ANNOTATE:
-        items = tuple(
-            (
-                item["key"],
-                tuple(item["value"]) if isinstance(item["value"], list) else item["value"],
-            )
-            for item in body["annotations"]
-        )
+        items = tuple(_item_from_json(item) for item in body["annotations"])
         metadata = tuple(sorted(data.get("metadata", {}).items()))
         return Request(kind, data["trace_id"], data["span_id"], items=items, metadata=metadata)
     if kind == REMOVE:
-        return Request(kind, data["trace_id"], data["span_id"], keys=tuple(body["keys"]))
+        parents = body.get("parent_annotation_ids", [])
+        keys = tuple(body.get("keys", [])) + tuple(correction_key(p) for p in parents)
+        return Request(kind, data["trace_id"], data["span_id"], keys=keys)
     return Request(kind, data["trace_id"], feedback=feedback_pairs(body))
+
+
+def _item_from_json(item: dict[str, Any]) -> tuple[str, Value]:
+    """An item of a create as wire.request_body writes it (either shape)."""
+    if "parent_annotation_id" in item:
+        label = value_from_json(item["value"])
+        explanation = item.get("explanation")
+        if isinstance(label, Correction) or not (
+            explanation is None or isinstance(explanation, str)
+        ):
+            raise ValueError("not a correction orqsync writes")
+        return correction_key(str(item["parent_annotation_id"])), Correction(label, explanation)
+    return str(item["key"]), value_from_json(item["value"])
 
 
 def _change_from_json(data: dict[str, Any]) -> Change:
@@ -170,8 +173,7 @@ def _change_from_json(data: dict[str, Any]) -> Change:
     path, _, line = source.rpartition(":")
 
     def value(name: str) -> object:
-        raw = data.get(name)
-        return tuple(raw) if isinstance(raw, list) else raw
+        return value_from_json(data.get(name))
 
     return Change(
         data["action"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from orqsync.model import Metadata
+from orqsync.model import Correction, Metadata, Value, parent_id, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 
 DOCUMENTED = "documented"
@@ -41,19 +41,35 @@ def method_and_path(request: Request) -> tuple[str, str]:
     raise ValueError(f"unknown request kind {request.kind!r}")
 
 
-def _json(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
+def _item(key: str, value: Value) -> dict[str, object]:
+    """One item of a create: `{key, value}`, or for a correction (docs/api-contract.md,
+    section 3.1, shape B) `{parent_annotation_id, value, explanation}`."""
+    if isinstance(value, Correction):
+        parent = parent_id(key)
+        assert parent is not None, key
+        item: dict[str, object] = {"parent_annotation_id": parent, "value": value_json(value.value)}
+        if value.explanation is not None:
+            item["explanation"] = value.explanation
+        return item
+    return {"key": key, "value": value_json(value)}
 
 
 def request_body(request: Request, metadata_style: str) -> dict[str, object]:
     if request.kind == ANNOTATE:
         body: dict[str, object] = {
-            "annotations": [{"key": key, "value": _json(value)} for key, value in request.items]
+            "annotations": [_item(key, value) for key, value in request.items]
         }
         metadata = wire_metadata(request.metadata, metadata_style)
         if metadata:
             body["metadata"] = metadata
         return body
     if request.kind == REMOVE:
-        return {"keys": list(request.keys)}
-    return {key: _json(value) for key, value in request.feedback}
+        # Keys and the ids of corrected results, each list at most ten and only when it has
+        # an item: a delete of annotations alone is the body the API has always taken.
+        keys = [key for key in request.keys if parent_id(key) is None]
+        parents = [parent for key in request.keys if (parent := parent_id(key)) is not None]
+        removal: dict[str, object] = {"keys": keys} if keys else {}
+        if parents:
+            removal["parent_annotation_ids"] = parents
+        return removal
+    return {key: value_json(value) for key, value in request.feedback}

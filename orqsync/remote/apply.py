@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
+from orqsync.model import value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
 from orqsync.state.files import StateFile
 from orqsync.state.journal import Journal
@@ -107,7 +108,7 @@ def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
             "op": request.kind.journal_op,
             "trace_id": request.trace_id,
             "span_id": request.span_id,
-            "values": {k: list(v) if isinstance(v, tuple) else v for k, v in request.items},
+            "values": {k: value_json(v) for k, v in request.items},
             "metadata": dict(request.metadata),
             "provenance": provenance.to_json(),
         }
@@ -118,7 +119,7 @@ def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
             "span_id": request.span_id,
             "keys": list(request.keys),
         }
-    body = {k: list(v) if isinstance(v, tuple) else v for k, v in request.feedback}
+    body = {k: value_json(v) for k, v in request.feedback}
     if request.kind == FEEDBACK_PUT:
         return {"op": request.kind.journal_op, "body": body, "provenance": provenance.to_json()}
     assert request.kind == FEEDBACK_REMOVE

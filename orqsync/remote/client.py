@@ -36,7 +36,7 @@ from orqsync.model import Metadata, Value
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.pacer import Outcome, Pacer, Ticket, rate_headers
-from orqsync.source.project import Settings
+from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.state.model import feedback_pairs
 from orqsync.text import duration_text
 
@@ -382,16 +382,24 @@ def make_client(
 def _embedded_transport(settings: Settings) -> httpx.BaseTransport:
     """The in-process emulator of `base_url: embedded`, stored under the project's .orqsync/;
     closing the client closes its database."""
-    from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport
+    from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport, EvaluationsError
 
     data_dir = os.path.join(settings.root, ".orqsync")
     os.makedirs(data_dir, exist_ok=True)
-    emulator = Emulator(
-        EmulatorConfig(
-            api_keys=(EMBEDDED_KEY,),
-            definitions_path=settings.definitions_path,
-            string_limit=settings.string_limit,
-            db_path=os.path.join(data_dir, "emulator.db"),
+    evaluations = settings.emulator_evaluations
+    try:
+        emulator = Emulator(
+            EmulatorConfig(
+                api_keys=(EMBEDDED_KEY,),
+                definitions_path=settings.definitions_path,
+                evaluations_path=settings.path(evaluations) if evaluations else None,
+                string_limit=settings.string_limit,
+                db_path=os.path.join(data_dir, "emulator.db"),
+            )
         )
-    )
+    except EvaluationsError as exc:
+        raise OrqsyncError(
+            f"{exc} (api.emulator_evaluations in {PROJECT_FILE})",
+            exc.hint or "fix the file of evaluator results",
+        ) from None
     return EmulatorTransport(emulator, owns_emulator=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 
-from orqsync.model import Metadata
+from orqsync.model import Correction, Metadata, parent_id
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
-from orqsync.review.render import NO_CHANGES, list_delta, metadata_text, value_text
+from orqsync.review.render import NO_CHANGES, key_text, list_delta, metadata_text, value_text
 from orqsync.state.model import State
 from orqsync.text import plural
 
@@ -97,9 +97,14 @@ def label_distribution(
 ) -> dict[str, Distribution]:
     """Per key whose values the plan changes (sorted), its labels before and after the plan.
 
-    Feedback records are not annotations and are left out.
+    Feedback records are not annotations and are left out, and so are corrections (each one
+    corrects one evaluator result: there is nothing to count across spans).
     """
-    keys = {c.key for c in plan.changes if not c.feedback and not c.metadata_only}
+    keys = {
+        c.key
+        for c in plan.changes
+        if not c.feedback and not c.metadata_only and parent_id(c.key) is None
+    }
     before = {key: _Tally() for key in keys}
     for span in state.spans.values():
         for key, applied in span.items():
@@ -150,7 +155,9 @@ def render_plan_markdown(
         _summary_table(plan),
         _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
     ]
-    entries, openers = _entries(plan, text_keys if redact else frozenset())
+    # Corrections hide their explanation and any text value: free text, like a text key's.
+    corrections = {c.key for c in plan.changes if parent_id(c.key) is not None}
+    entries, openers = _entries(plan, text_keys | corrections if redact else frozenset())
     full = head + "".join(tables) + _body(entries, openers)
     if len(full.rstrip("\n")) + 1 <= limit:
         return full.rstrip("\n") + "\n"
@@ -226,11 +233,15 @@ def _head(plan: Plan, max_removals: int | None) -> str:
 def _summary_table(plan: Plan) -> str:
     counts: dict[tuple[bool, str], Counter[str]] = {}
     for change in plan.changes:
-        counts.setdefault((change.feedback, change.key), Counter())[change.action] += 1
+        # One row for every correction: each names its own evaluator result.
+        row_key = "" if parent_id(change.key) is not None else change.key
+        counts.setdefault((change.feedback, row_key), Counter())[change.action] += 1
     lines = ["| key | add | change | remove |", "|---|--:|--:|--:|"]
     rows = sorted(counts.items())
     for (feedback, key), row in rows[:SUMMARY_KEYS]:
         name = _code(key, table=True) + (" (feedback)" if feedback else "")
+        if not key and not feedback:
+            name = "*corrections of evaluator results*"
         lines.append(_counts_row(name, row))
     rest: Counter[str] = Counter()
     for _, row in rows[SUMMARY_KEYS:]:
@@ -427,7 +438,7 @@ def _fit(entries: list[_Entry], openers: dict[str, str], room: int) -> list[_Ent
 
 
 def _diff(change: Change, redacted: frozenset[str]) -> str:
-    key = _plain(change.key)
+    key = _plain(key_text(change.key))
     hide = not change.feedback and change.key in redacted
     if change.action == CREATE:
         return f"+ {key} = {_value(change.new, hide)}\n"
@@ -447,6 +458,11 @@ def _diff(change: Change, redacted: frozenset[str]) -> str:
 def _value(value: object, hide: bool) -> str:
     if hide and isinstance(value, str):
         return f"(redacted, {plural(len(value), 'char')})"
+    if isinstance(value, Correction):
+        shown = _value(value.value, hide)
+        if value.explanation is None:
+            return shown
+        return f"{shown}, explanation {_value(value.explanation, hide)}"
     return _plain(value_text(value, VALUE_PREVIEW), VALUE_PREVIEW)
 
 

@@ -9,6 +9,7 @@ from json.encoder import encode_basestring
 from operator import attrgetter
 
 from orqsync.errors import Problem
+from orqsync.model import CORRECTION_MARK, Correction, value_json
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
 from orqsync.planning.planfile import summary
 from orqsync.planning.wire import method_and_path, request_body
@@ -46,8 +47,18 @@ def value_text(value: object, limit: int = TEXT_PREVIEW) -> str:
 
 
 def _value_text(value: object, limit: int) -> str:
-    text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    if isinstance(value, Correction):
+        text = value_text(value.value, limit)
+        if value.explanation is None:
+            return text
+        return f"{text}, explanation {value_text(value.explanation, limit)}"
+    text = json.dumps(value_json(value), ensure_ascii=False)
     return text if len(text) <= limit else _shorten(text, limit)
+
+
+def key_text(key: str) -> str:
+    """A key as people read it: a correction's names the evaluator result it corrects."""
+    return key if key[:1] != CORRECTION_MARK else f"correction of {key[1:]}"
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -61,17 +72,18 @@ def metadata_text(metadata: tuple[tuple[str, str], ...]) -> str:
 
 def change_line(change: Change) -> str:
     action = change.action
+    key = key_text(change.key)
     if action == CREATE:
-        return f"+ {change.key} = {value_text(change.new)}"
+        return f"+ {key} = {value_text(change.new)}"
     if action == DELETE:
-        return f"- {change.key} = {value_text(change.old)}"
+        return f"- {key} = {value_text(change.old)}"
     sign = _SIGN[action]
     if change.metadata_only:
         return (
-            f"{sign} {change.key}: metadata {metadata_text(change.old_metadata)} -> "
+            f"{sign} {key}: metadata {metadata_text(change.old_metadata)} -> "
             f"{metadata_text(change.new_metadata)}"
         )
-    line = f"{sign} {change.key}: {value_text(change.old)} -> {value_text(change.new)}"
+    line = f"{sign} {key}: {value_text(change.old)} -> {value_text(change.new)}"
     return line + list_delta(change.old, change.new)
 
 

@@ -1,4 +1,5 @@
-"""definitions.yaml -> the pinned Human Review definitions."""
+"""definitions.yaml -> the pinned Human Review definitions, and the evaluators whose results
+the annotation files correct."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import cast
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem
+from orqsync.model import CORRECTION_MARK
 from orqsync.source.schema import check
 from orqsync.source.yamlfile import (
     Document,
@@ -39,7 +41,29 @@ class Definition:
         return self.type in ("single_select", "multi_select")
 
 
-Definitions = dict[str, Definition]
+OUTPUTS = ("boolean", "number", "categorical", "string")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluator:
+    """An evaluator (an LLM judge, a code check) whose results a team corrects: its output
+    type (orq.ai's `output_schema`) and, for a categorical one, the values it may take."""
+
+    name: str
+    output: str
+    options: tuple[str, ...] = ()
+
+
+class Definitions(dict[str, Definition]):
+    """The definitions by key, and `evaluators` by name."""
+
+    def __init__(
+        self,
+        found: dict[str, Definition] | None = None,
+        evaluators: dict[str, Evaluator] | None = None,
+    ) -> None:
+        super().__init__(found or {})
+        self.evaluators: dict[str, Evaluator] = evaluators or {}
 
 
 def load_definitions(path: str, display: str) -> tuple[Definitions, list[Problem]]:
@@ -48,21 +72,21 @@ def load_definitions(path: str, display: str) -> tuple[Definitions, list[Problem
     if doc.root is None:
         if not doc.problems:
             doc.problem(None, "the definitions file is empty", "start with `version: 1`")
-        return {}, doc.problems
+        return Definitions(), doc.problems
     data = to_python(doc, doc.root)
     if doc.problems:
-        return {}, doc.problems
+        return Definitions(), doc.problems
     if not isinstance(data, dict):
         doc.problem(
             doc.root,
             "the definitions file must be a mapping",
             "start with `version: 1` and a `definitions:` mapping",
         )
-        return {}, doc.problems
+        return Definitions(), doc.problems
     # Every problem in one pass: the schema's, and those of values it cannot see.
-    problems = check(doc, data, "definitions") + _unsatisfiable(doc)
+    problems = check(doc, data, "definitions") + _unsatisfiable(doc) + _misnamed(doc)
     if problems:
-        return {}, sorted(problems, key=Problem.sort_key)
+        return Definitions(), sorted(problems, key=Problem.sort_key)
     return _definitions(doc), doc.problems
 
 
@@ -134,15 +158,54 @@ def _unsatisfiable(doc: Document) -> list[Problem]:
     return problems
 
 
+def _misnamed(doc: Document) -> list[Problem]:
+    """Keys that would read as a correction's (model.CORRECTION_MARK), and evaluators with
+    options that are not categorical."""
+    problems: list[Problem] = []
+    sections = dict((k, v) for k, _, v in _fields(doc.root))
+    for key, key_node, _ in _fields(sections.get("definitions")):
+        if key.startswith(CORRECTION_MARK):
+            line, column = position(key_node)
+            problems.append(
+                Problem(
+                    doc.path,
+                    line,
+                    column,
+                    f'definition key "{key}" starts with "{CORRECTION_MARK}", which orqsync '
+                    "keeps for corrections of evaluator results",
+                    "rename the key in orq.ai and here",
+                )
+            )
+    for name, _, body in _fields(sections.get("evaluators")):
+        fields = {field: value for field, _, value in _fields(body)}
+        output = fields.get("output")
+        if "options" in fields and isinstance(output, ScalarNode):
+            kind = scalar_text(output)
+            if kind != "categorical":
+                line, column = position(fields["options"])
+                message = f'evaluator "{name}": options are for a categorical output, not {kind}'
+                hint = "remove the options, or make the output categorical"
+                problems.append(Problem(doc.path, line, column, message, hint))
+    return problems
+
+
 def _definitions(doc: Document) -> Definitions:
-    found: Definitions = {}
+    found = Definitions()
     for name, _, value in mapping_items(doc, doc.root):
+        if name == "evaluators":
+            for evaluator, _, body in mapping_items(doc, value):
+                fields = dict((k, v) for k, _, v in mapping_items(doc, body))
+                options: tuple[str, ...] = ()
+                if isinstance(fields.get("options"), SequenceNode):
+                    options = tuple(scalar_text(o) or "" for o in fields["options"].value)
+                output = scalar_text(fields["output"]) or ""
+                found.evaluators[evaluator] = Evaluator(evaluator, output, options)
         if name != "definitions":
             continue
         for key, _, body in mapping_items(doc, value):
             fields = dict((k, v) for k, _, v in mapping_items(doc, body))
             kind = scalar_text(fields["type"]) or ""
-            options: tuple[str, ...] = ()
+            options = ()
             if "options" in fields and isinstance(fields["options"], SequenceNode):
                 options = tuple(scalar_text(o) or "" for o in fields["options"].value)
             low = to_python(doc, fields.get("min")) if "min" in fields else None

@@ -13,13 +13,28 @@ from dataclasses import dataclass, field
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from orqsync.errors import Problem, ProblemsError
-from orqsync.model import Annotation, Metadata, SpanId
+from orqsync.model import (
+    CORRECTION_MARK,
+    Annotation,
+    Correction,
+    Metadata,
+    SpanId,
+    Value,
+    correction_key,
+    parent_id,
+)
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.fastpath import FastFile, FastReader
-from orqsync.source.ids import id_problem
+from orqsync.source.ids import correction_id_problem, id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
 from orqsync.source.schema import check
-from orqsync.source.values import Invalid, Lenient, canonical_number, check_value
+from orqsync.source.values import (
+    Invalid,
+    Lenient,
+    canonical_number,
+    check_value,
+    read_correction,
+)
 from orqsync.source.yamlfile import (
     Document,
     decode_text,
@@ -66,9 +81,11 @@ class DesiredState:
     definitions_hash: str = ""
     fast_files: int = 0  # files the fast reader took (the rest went to the strict reader)
     warnings: list[Problem] = field(default_factory=list)  # values read leniently, and where
+    correction_count: int = 0  # of the keys of the spans, how many are corrections
 
     @property
     def annotation_count(self) -> int:
+        """Annotations and corrections: every key of every span."""
         return sum(len(keys) for keys in self.spans.values())
 
 
@@ -229,6 +246,7 @@ class DesiredReader:
             self.definitions_hash,
             builder.fast_files,
             sorted(builder.warnings, key=Problem.sort_key),
+            builder.corrections,
         )
 
 
@@ -258,6 +276,7 @@ class _Builder:
         )
         self.use_fast = fast
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
+        self.corrections = 0  # corrections declared (the strict reader reads them all)
 
     def add_file(self, path: str, raw: bytes | None = None, digest: str | None = None) -> None:
         """Read one file: from disk, or from its bytes `raw` (and their hash `digest`)."""
@@ -399,40 +418,25 @@ class _Builder:
         repeated = first[1] == metadata and first[0] != position(node)[0]
         keys = self.spans.setdefault((trace_id, span_id), {})
         redeclared = False  # a key declared twice says more than "the span is written twice"
-        for key, key_node, value_node in mapping_items(doc, fields["annotations"]):
+        declared = self._annotations(doc, fields.get("annotations"))
+        declared += self._corrections(doc, fields.get("corrections"))
+        for key, key_node, value in declared:
             line, _ = position(key_node)
             assert line is not None
-            definition = self.definitions.get(key)
-            if definition is None or not self._owned(key):
-                found = key_problem(
-                    key,
-                    self.definitions,
-                    self.settings,
-                    definition is not None and self._owned(key),
-                    define="orq.ai and to ",
-                    or_else="remove it here",
-                )
-                assert found is not None
-                doc.problem(key_node, *found)
-                continue
-            lenient: list[Lenient] = []
-            value = check_value(definition, value_node, self.settings.string_limit, lenient)
-            if isinstance(value, Invalid):
-                doc.problem(value.node or value_node, value.message, value.hint)
-                continue
-            for note in lenient:
-                self._warn(doc, note.node, note.message, note.hint)
             previous = keys.get(key)
             if previous is not None:
+                shown = f"correction of {parent}" if (parent := parent_id(key)) else f'"{key}"'
                 doc.problem(
                     key_node,
-                    f'"{key}" of span {trace_id}/{span_id} is declared twice '
+                    f"{shown} of span {trace_id}/{span_id} is declared twice "
                     f"(also at {previous.path}:{previous.line})",
                     "keep one of the two declarations",
                 )
                 redeclared = True
                 continue
             keys[key] = Annotation(value, metadata, doc.path, line)
+            if type(value) is Correction:
+                self.corrections += 1  # the fast reader reads none (it leaves such files here)
         if repeated and not redeclared:
             self._warn(
                 doc,
@@ -441,6 +445,62 @@ class _Builder:
                 f"{first[0]}); its annotations are read together",
                 "write the span once, with all its annotations",
             )
+
+    def _annotations(self, doc: Document, node: Node | None) -> list[tuple[str, Node, Value]]:
+        """The (key, key node, canonical value) of a span's `annotations:` that are good."""
+        found: list[tuple[str, Node, Value]] = []
+        for key, key_node, value_node in mapping_items(doc, node):
+            definition = self.definitions.get(key)
+            if definition is None or not self._owned(key):
+                refused = key_problem(
+                    key,
+                    self.definitions,
+                    self.settings,
+                    definition is not None and self._owned(key),
+                    define="orq.ai and to ",
+                    or_else="remove it here",
+                )
+                assert refused is not None
+                doc.problem(key_node, *refused)
+                continue
+            lenient: list[Lenient] = []
+            value = check_value(definition, value_node, self.settings.string_limit, lenient)
+            if isinstance(value, Invalid):
+                doc.problem(value.node or value_node, value.message, value.hint)
+                continue
+            for note in lenient:
+                self._warn(doc, note.node, note.message, note.hint)
+            found.append((key, key_node, value))
+        return found
+
+    def _corrections(self, doc: Document, node: Node | None) -> list[tuple[str, Node, Value]]:
+        """The (key, id node, Correction) of a span's `corrections:` that are good: each keyed
+        by the evaluator result's id, with its value alone or `{value, explanation,
+        evaluator}` (the schema has checked the fields)."""
+        found: list[tuple[str, Node, Value]] = []
+        for parent, id_node, body in mapping_items(doc, node):
+            what = f"correction of {parent}"
+            wrong = correction_id_problem(parent)
+            if wrong is not None:
+                doc.problem(id_node, *wrong)
+                continue
+            key = correction_key(parent)
+            if not self._owned(key):
+                doc.problem(
+                    id_node,
+                    f"{what}: corrections are not in policy.owned_keys",
+                    f'add "{CORRECTION_MARK}*" (every correction) to policy.owned_keys in '
+                    "orqsync.yaml, or remove it here",
+                )
+                continue
+            correction = read_correction(
+                what, body, self.definitions.evaluators, self.settings.string_limit
+            )
+            if isinstance(correction, Invalid):
+                doc.problem(correction.node or body, correction.message, correction.hint)
+                continue
+            found.append((key, id_node, correction))
+        return found
 
     def _feedback(self, doc: Document, node: Node) -> None:
         fields = {name: value for name, _, value in mapping_items(doc, node)}

@@ -345,7 +345,7 @@ class FastReader:
         else:
             entries, numbers = _numbered_entries(block, width, first)
         known = self._known
-        new = tuple.__new__  # Annotation is a named tuple: skip its Python __new__
+        new, make = tuple.__new__, Annotation  # a named tuple: skip its Python __new__
         annotations: dict[str, Annotation] = {}
         for entry, number in zip(entries, numbers, strict=True):
             found = known.get(entry)
@@ -359,7 +359,7 @@ class FastReader:
                         Problem(path, number, column, value.message, value.hint, "warning")
                     )
                     value = value.value
-            annotations[key] = new(Annotation, (value, metadata, path, number))
+            annotations[key] = new(make, (value, metadata, path, number))
         if len(annotations) != len(entries):
             raise _Bail  # a key twice in one span
         return annotations

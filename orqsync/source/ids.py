@@ -56,3 +56,16 @@ def id_problem(value: str, what: str, id_format: str) -> tuple[str, str] | None:
         f'{what} "{value}" has characters that cannot stand in a URL path',
         "ids are sent in the request's path: use letters, digits and - _ . ~ : only",
     )
+
+
+def correction_id_problem(value: str) -> tuple[str, str] | None:
+    """What is wrong with the id of an evaluator result a correction names, or None. orq.ai's
+    ids are opaque (ULIDs in what has been seen): any id of the path-safe characters, at most
+    255 of them, is taken."""
+    if len(value) <= 255 and _PATH_SAFE.fullmatch(value):
+        return None
+    return (
+        f'"{value}" is not an evaluator result id (letters, digits and - _ . ~ : only, at '
+        "most 255)",
+        "copy the id of the evaluator's result from the span in orq.ai",
+    )

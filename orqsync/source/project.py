@@ -35,6 +35,7 @@ class Settings:
     max_attempts: int = 10
     unreachable_timeout_seconds: float = 60.0
     outage_timeout_seconds: float = 300.0
+    emulator_evaluations: str = ""  # base_url embedded: the evaluator results it holds
     definitions: str = "definitions.yaml"
     sources: tuple[str, ...] = ("annotations/**/*.yaml",)
     state: str = ".orqsync/state.json"
@@ -180,6 +181,7 @@ def load_project(directory: str) -> Settings:
         outage_timeout_seconds=float(
             api.get("outage_timeout_seconds", defaults.outage_timeout_seconds)
         ),
+        emulator_evaluations=api.get("emulator_evaluations", ""),
         definitions=data.get("definitions", defaults.definitions),
         sources=tuple(data.get("sources", defaults.sources)),
         state=data.get("state", defaults.state),

@@ -35,12 +35,22 @@ def _leaves(errors: object) -> list[ValidationError]:
     found: list[ValidationError] = []
     for error in errors:  # type: ignore[attr-defined]
         if error.validator in ("anyOf", "oneOf") and error.context:
-            found.append(jsonschema.exceptions.best_match(error.context))
+            if _one_of_fields(error):
+                found.append(error)  # "this field or that one": said as such (_problem)
+            else:
+                found.append(jsonschema.exceptions.best_match(error.context))
         elif error.validator in ("if", "allOf") and error.context:
             found.extend(_leaves(error.context))
         else:
             found.append(error)
     return found
+
+
+def _one_of_fields(error: ValidationError) -> bool:
+    """An anyOf whose branches each only require a field: one of them must be there."""
+    return error.validator == "anyOf" and all(
+        set(option) == {"required"} for option in error.validator_value
+    )
 
 
 _IDS = frozenset(("trace_id", "span_id", "id"))
@@ -166,6 +176,10 @@ def _problem(doc: Document, error: ValidationError) -> Problem:
         hint = f"allowed fields: {allowed}" if allowed else "remove it"
     elif error.validator == "required":
         message = f"{where}: {error.message}"
+        hint = "add the missing field"
+    elif _one_of_fields(error):
+        names = [repr(option["required"][0]) for option in error.validator_value]
+        message = f"{where}: {' or '.join(names)} is required"
         hint = "add the missing field"
     elif error.validator == "const" and path and path[-1] == "version":
         message = f"unsupported version {error.instance!r}"

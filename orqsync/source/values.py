@@ -9,12 +9,13 @@ else float; boolean -> bool; text -> str.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orqsync.model import Value
-from orqsync.source.definitions import Definition
+from orqsync.model import Correction, Label, Value
+from orqsync.source.definitions import Definition, Evaluator
 from orqsync.source.yamlfile import resolve_scalar, scalar_text
 
 
@@ -144,13 +145,17 @@ def check_value(
     text = _text(key, node)
     if isinstance(text, Invalid):
         return text
-    if len(text) > string_limit:
-        return Invalid(
-            f'"{key}": string value exceeds maximum length of {string_limit} characters '
-            f"({len(text)})",
-            "shorten the text, or raise api.string_limit if your orq.ai accepts more (max 3000)",
-        )
-    return text
+    return _too_long(f'"{key}"', text, string_limit) or text
+
+
+def _too_long(what: str, text: str, string_limit: int) -> Invalid | None:
+    """The API's 400 for a text value over the string limit, or None."""
+    if len(text) <= string_limit:
+        return None
+    return Invalid(
+        f"{what}: string value exceeds maximum length of {string_limit} characters ({len(text)})",
+        "shorten the text, or raise api.string_limit if your orq.ai accepts more (max 3000)",
+    )
 
 
 def _text(key: str, node: Node) -> str | Invalid:
@@ -196,3 +201,127 @@ def _num(number: float | int | None) -> str:
         return "?"
     value = canonical_number(number)
     return str(value)
+
+
+EXPLANATION_LIMIT = 3000  # characters of a correction's explanation (docs/api-contract.md, 3.1)
+
+
+def check_correction(
+    what: str, node: Node, evaluator: Evaluator | None, string_limit: int
+) -> Label | Invalid:
+    """The canonical value of a correction (`what` names it in messages), or why the API
+    would refuse it. Without an evaluator whose output type is declared, any value of the
+    API's union is taken: text, a finite number, true or false, a list of text. With one, the
+    value must fit its output: boolean, number, categorical (text, or a list of text, among
+    its options when it lists them) or string."""
+    output = evaluator.output if evaluator is not None else None
+    if isinstance(node, SequenceNode):
+        if output not in (None, "categorical"):
+            return Invalid(f"{what} takes {_OUTPUT_WORDS[output]}, got a list", _fit_hint(output))
+        if not node.value:
+            return Invalid(f"{what} needs at least one item", "write the corrected value")
+        items = []
+        for item in node.value:
+            text = _text(what, item)
+            if isinstance(text, Invalid):
+                return Invalid(text.message, text.hint, item)
+            if isinstance(choice := _choice(what, evaluator, text, item), Invalid):
+                return choice
+            items.append(text)
+        return tuple(items)
+    if isinstance(node, MappingNode):
+        return Invalid(f"{what}: expected a value, got a mapping", _fit_hint(output))
+    plain = resolve_scalar(node) if isinstance(node, ScalarNode) and not node.style else None
+    if isinstance(plain, bool) and output in (None, "boolean"):
+        return plain
+    number = isinstance(plain, (int, float)) and not isinstance(plain, bool)
+    if number and output in (None, "number"):
+        assert isinstance(plain, (int, float))
+        if not math.isfinite(plain):
+            return Invalid(f"{what} takes a finite number, got {node.value}", "write a number")
+        return canonical_number(plain)
+    if output in ("boolean", "number"):
+        got = _describe(node)
+        return Invalid(f"{what} takes {_OUTPUT_WORDS[output]}, got {got}", _fit_hint(output))
+    text = _text(what, node)
+    if isinstance(text, Invalid):
+        return text
+    return _too_long(what, text, string_limit) or _choice(what, evaluator, text, node)
+
+
+_OUTPUT_WORDS = {
+    None: "a value",
+    "boolean": "true or false",
+    "number": "a number",
+    "categorical": "a category",
+    "string": "text",
+}
+
+
+def _fit_hint(output: str | None) -> str:
+    if output is None:
+        return "write text, a number, true or false, or a list of text"
+    return f"the evaluator's output is {output}: write {_OUTPUT_WORDS[output]}"
+
+
+def _choice(what: str, evaluator: Evaluator | None, text: str, node: Node) -> str | Invalid:
+    """A categorical correction's text, among the evaluator's options when it lists them."""
+    if evaluator is None or not evaluator.options or text in evaluator.options:
+        return text
+    return Invalid(
+        f'Invalid value "{text}" for {what}. Valid options are: {", ".join(evaluator.options)}',
+        f'use one of the options of evaluator "{evaluator.name}", or add it in definitions.yaml',
+        node,
+    )
+
+
+def read_correction(
+    what: str, node: Node, evaluators: Mapping[str, Evaluator], string_limit: int
+) -> Correction | Invalid:
+    """A correction as an annotation file (or an import) writes it: the corrected value
+    alone, or a mapping of `value`, an optional `explanation` and an optional `evaluator`
+    (a name in `evaluators`, whose output type the value must then fit)."""
+    fields: dict[str, Node] = {"value": node}
+    if isinstance(node, MappingNode):
+        fields = {}
+        for key_node, value_node in node.value:
+            name = scalar_text(key_node) if isinstance(key_node, ScalarNode) else None
+            if name not in ("value", "explanation", "evaluator"):
+                return Invalid(
+                    f"{what}: unknown field {name}",
+                    "a correction has value, explanation and evaluator",
+                    key_node,
+                )
+            fields[name] = value_node
+        if "value" not in fields:
+            return Invalid(f"{what}: no value", "write the corrected value as `value:`")
+    evaluator = None
+    if "evaluator" in fields:
+        name = scalar_text(fields["evaluator"]) or ""
+        evaluator = evaluators.get(name)
+        if evaluator is None:
+            known = ", ".join(sorted(evaluators)) or "none"
+            return Invalid(
+                f'{what}: unknown evaluator "{name}": not in the evaluators of definitions.yaml',
+                f"known evaluators: {known}; add it under `evaluators:` with its output",
+                fields["evaluator"],
+            )
+    value = check_correction(what, fields["value"], evaluator, string_limit)
+    if isinstance(value, Invalid):
+        return (
+            value if value.node is not None else Invalid(value.message, value.hint, fields["value"])
+        )
+    explanation = None
+    if "explanation" in fields:
+        text = _text(f"{what}: the explanation", fields["explanation"])
+        if isinstance(text, Invalid):
+            return Invalid(text.message, text.hint, fields["explanation"])
+        if len(text) > EXPLANATION_LIMIT:
+            return Invalid(
+                f"{what}: the explanation is longer than {EXPLANATION_LIMIT} characters "
+                f"({len(text)})",
+                "shorten it",
+                fields["explanation"],
+            )
+        explanation = text
+    return Correction(value, explanation)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from orqsync.errors import StateError
-from orqsync.model import Metadata, SpanId, Value
+from orqsync.model import Metadata, SpanId, Value, value_from_json, value_json
 from orqsync.state.model import (
     FORMAT_VERSION,
     Applied,
@@ -19,10 +19,8 @@ from orqsync.state.model import (
     Provenance,
     State,
     _dumps,
-    _jsonable,
     _metadata,
     _quote,
-    _value,
     feedback_pairs,
     sorted_spans,
     span_sum,
@@ -66,7 +64,7 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
     span_lines = _span_lines(state, by)
     feedback_lines = []
     for _, applied in sorted(state.feedback.items()):
-        fields = {k: _jsonable(v) for k, v in applied.body}
+        fields = {k: value_json(v) for k, v in applied.body}
         feedback_lines.append(_dumps({"body": fields, "by": by(applied.provenance)}))
     provenance_lines = [
         _dumps({"id": record_id, **record.to_json()})
@@ -108,7 +106,7 @@ def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
                 heads[(key, record, metadata)] = head
             text = values.get((type(value), value))
             if text is None:
-                text = _quote(value) if type(value) is str else _dumps(_jsonable(value))
+                text = _quote(value) if type(value) is str else _dumps(value_json(value))
                 values[(type(value), value)] = text
             items.append(f"{head}{text}}}")
         # ids first: a line (and a git diff of it) starts with the span it is about
@@ -247,7 +245,7 @@ def _state_of(
             span = {}
             for key, item in record["annotations"].items():
                 metadata = _metadata(item.get("metadata", {}))
-                value = _value(item["value"])
+                value = value_from_json(item["value"])
                 if type(value) is tuple or (type(value) is str and len(value) <= 64):
                     value = labels.setdefault((type(value), value), value)
                 by = provenance.get(item["by"])

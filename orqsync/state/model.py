@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from orqsync.errors import StateError
-from orqsync.model import Metadata, Operation, SpanId, Value
+from orqsync.model import Metadata, Operation, SpanId, Value, value_from_json
 
 FORMAT_VERSION = 1
 
@@ -153,7 +153,7 @@ class State:
         if provenance is None:
             provenance = Provenance.from_json(entry.get("provenance", {}))
         if op == Operation.ANNOTATE.journal_op:
-            values = [(key, _value(value)) for key, value in entry["values"].items()]
+            values = [(key, value_from_json(value)) for key, value in entry["values"].items()]
             metadata = _metadata(entry.get("metadata", {}))
             self.set_keys((entry["trace_id"], entry["span_id"]), values, metadata, provenance)
         elif op == Operation.REMOVE.journal_op:
@@ -193,19 +193,9 @@ def _metadata(data: dict[str, str]) -> Metadata:
     return tuple(sorted((str(k), str(v)) for k, v in data.items()))
 
 
-def _value(value: object) -> Value:
-    if isinstance(value, list):
-        return tuple(value)
-    return value  # type: ignore[return-value]
-
-
 def feedback_pairs(body: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
     """A Feedback body as sorted, hashable pairs (lists become tuples)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in body.items()))
-
-
-def _jsonable(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 _quote = encode_basestring  # what _dumps gives for a str, without its per-call set-up

@@ -10,7 +10,7 @@ import pytest
 
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
 
-from .emulator_helpers import API_KEY, DEFINITIONS_YAML, client_for
+from .emulator_helpers import API_KEY, DEFINITIONS_YAML, EVALUATIONS_YAML, client_for
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -21,6 +21,14 @@ def definitions_file(tmp_path: Path) -> Path:
     as booleans."""
     path = tmp_path / "definitions.yaml"
     path.write_text(DEFINITIONS_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def evaluations_file(tmp_path: Path) -> Path:
+    """Evaluator results of every output type on the standard span, and one on another span."""
+    path = tmp_path / "evaluations.yaml"
+    path.write_text(EVALUATIONS_YAML, encoding="utf-8")
     return path
 
 

@@ -22,6 +22,31 @@ definitions:
   answered:         {type: single_select, options: [yes, no, on, off]}
 """
 
+# Evaluator results that corrections may name: one per output type on the standard span, and a
+# boolean one on another span of the same trace.
+BOOLEAN_EVAL = "01JCEVAL0000000000000000B1"
+NUMBER_EVAL = "01JCEVAL0000000000000000N1"
+CATEGORY_EVAL = "01JCEVAL0000000000000000C1"  # options: billing, technical
+ANY_CATEGORY_EVAL = "01JCEVAL0000000000000000C2"  # categorical without options
+STRING_EVAL = "01JCEVAL0000000000000000S1"
+ELSEWHERE_EVAL = "01JCEVAL0000000000000000X1"
+OTHER_SPAN = "b7ad6b7169203331"
+
+EVALUATIONS_YAML = f"""\
+evaluator_results:
+  - {{id: {BOOLEAN_EVAL}, trace_id: {TRACE}, span_id: {SPAN}, output: boolean}}
+  - {{id: {NUMBER_EVAL}, trace_id: {TRACE}, span_id: {SPAN}, output: number}}
+  - id: {CATEGORY_EVAL}
+    trace_id: {TRACE}
+    span_id: {SPAN}
+    output: categorical
+    options: [billing, technical]
+    evaluator: topic_judge
+  - {{id: {ANY_CATEGORY_EVAL}, trace_id: {TRACE}, span_id: {SPAN}, output: categorical}}
+  - {{id: {STRING_EVAL}, trace_id: {TRACE}, span_id: {SPAN}, output: string, evaluator: tone}}
+  - {{id: {ELSEWHERE_EVAL}, trace_id: {TRACE}, span_id: {OTHER_SPAN}, output: boolean}}
+"""
+
 
 def client_for(emulator: Emulator, api_key: str | None = API_KEY) -> httpx.Client:
     """An httpx client talking to `emulator` in process, authenticated unless api_key is None."""

@@ -200,20 +200,31 @@ def test_post_rejects_unknown_item_fields(client: httpx.Client):
     )
 
 
-def test_post_rejects_an_item_with_both_key_and_parent_annotation_id(client: httpx.Client):
+def test_post_rejects_an_item_with_both_key_and_parent_annotation_id(
+    client: httpx.Client, emulator: Emulator
+):
     response = annotate(client, {"key": "rating", "value": "good", "parent_annotation_id": "e1"})
     assert error(response) == (
         400,
-        'Invalid annotation at index 0: unknown field(s) "parent_annotation_id"; '
-        'an annotation has exactly "key" and "value".',
+        'Invalid annotation at index 0: "key" and "parent_annotation_id" do not go together; '
+        'send {"key", "value"} to annotate and {"parent_annotation_id", "value"} '
+        '(and optionally "explanation") to correct an evaluator result.',
     )
+    assert emulator.annotations() == []
 
 
-def test_post_rejects_corrections_of_evaluator_results(client: httpx.Client):
+def test_post_of_a_correction_the_emulator_has_no_evaluator_result_for_is_404(
+    client: httpx.Client, emulator: Emulator
+):
     response = annotate(
         client, {"parent_annotation_id": "01JEVAL", "value": "fixed", "explanation": "why"}
     )
-    assert error(response) == (400, "corrections are not supported by this emulator")
+    assert error(response) == (
+        404,
+        f'The evaluation with id "01JEVAL" for span {SPAN} was not found.',
+    )
+    assert response.json()["code"] == "evaluation_not_found"
+    assert emulator.corrections() == []
 
 
 @pytest.mark.parametrize(
@@ -221,7 +232,8 @@ def test_post_rejects_corrections_of_evaluator_results(client: httpx.Client):
     [
         (
             "rating",
-            "Invalid annotation at index 0: an annotation must be an object with key and value.",
+            "Invalid annotation at index 0: an annotation must be an object with key and value "
+            "(or, correcting an evaluator result, parent_annotation_id and value).",
         ),
         ({"key": "rating"}, 'Invalid annotation at index 0: "value" is required.'),
         ({"value": "good"}, 'Invalid annotation at index 0: "key" is required.'),
@@ -479,6 +491,12 @@ def test_post_rejects_malformed_metadata(client: httpx.Client, metadata: object,
 
 # --- delete ---------------------------------------------------------------------------------
 
+REQUIRED = (
+    'Request body is required: send {"keys": [...]} or {"parent_annotation_ids": [...]} '
+    "with 1 to 10 items."
+)
+NOTHING = 'Nothing to remove: "keys" or "parent_annotation_ids" must list 1 to 10 items.'
+
 
 def test_delete_removes_the_listed_keys_and_keeps_the_others(
     client: httpx.Client, emulator: Emulator
@@ -504,11 +522,12 @@ def test_delete_of_a_key_without_a_value_is_a_no_op(client: httpx.Client, emulat
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", 'Request body is required: send {"keys": [...]} with 1 to 10 keys.'),
-        (b"null", 'Request body is required: send {"keys": [...]} with 1 to 10 keys.'),
+        (b"", REQUIRED),
+        (b"null", REQUIRED),
         (b"[]", "Request body must be a JSON object."),
-        (b"{}", 'Nothing to remove: "keys" must list 1 to 10 keys.'),
-        (b'{"keys": []}', 'Nothing to remove: "keys" must list 1 to 10 keys.'),
+        (b"{}", NOTHING),
+        (b'{"keys": []}', NOTHING),
+        (b'{"keys": [], "parent_annotation_ids": []}', NOTHING),
         (
             b'{"keys": "rating"}',
             'Invalid request body: "keys" must be an array of non-empty strings.',
@@ -550,7 +569,7 @@ def test_delete_on_unknown_span_is_404(make_emulator):
         )
 
 
-def test_delete_tolerates_parent_annotation_ids_and_metadata(
+def test_delete_of_an_unknown_parent_annotation_id_is_404_and_removes_nothing(
     client: httpx.Client, emulator: Emulator
 ):
     annotate(client, {"key": "rating", "value": "good"})
@@ -559,9 +578,11 @@ def test_delete_tolerates_parent_annotation_ids_and_metadata(
         "parent_annotation_ids": ["01JEVAL"],
         "metadata": {"identity_id": "u"},
     }
-    assert remove(client, body).status_code == 200
-    assert remove(client, {"parent_annotation_ids": ["01JEVAL"]}).status_code == 200
-    assert stored(emulator) == {}
+    assert error(remove(client, body)) == (
+        404,
+        f'The evaluation with id "01JEVAL" for span {SPAN} was not found.',
+    )
+    assert stored(emulator) == {"rating": "good"}
 
 
 def test_delete_without_authorization_is_401(emulator: Emulator):

@@ -103,7 +103,7 @@ TYPES = "single_select, multi_select, range, text, boolean"
         (
             "version: 1\nworkspace: w\ndefinitions: {}\n",
             'defs.yaml:2:1: unknown field "workspace" at the top level',
-            "the top level holds only `version: 1` and `definitions:`",
+            "the top level holds only `version: 1`, `definitions:` and `evaluators:`",
         ),
         (
             "version: 1\ndefinitions: [1, 2]\n",

@@ -57,8 +57,13 @@ def test_span_view_maps_keys_to_values_and_metadata(client: httpx.Client):
     assert view == {
         "annotations": {"rating": "good"},
         "metadata": {"rating": {"identity_id": "u1"}},
+        "corrections": {},
     }
-    assert client.get("/_emulator/spans/none/none").json() == {"annotations": {}, "metadata": {}}
+    assert client.get("/_emulator/spans/none/none").json() == {
+        "annotations": {},
+        "metadata": {},
+        "corrections": {},
+    }
 
 
 def test_feedback_view_lists_the_stored_records(client: httpx.Client):
@@ -111,6 +116,7 @@ def test_stats_count_requests_per_status_and_stored_records(client: httpx.Client
         "by_status": {"200": 2, "400": 1, "404": 1},
         "faults": {},
         "annotations": 1,
+        "corrections": 0,
         "feedback": 1,
     }
 

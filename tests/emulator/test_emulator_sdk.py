@@ -16,7 +16,18 @@ from orq_ai_sdk.utils import BackoffStrategy, RetryConfig
 
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer, FaultConfig
 
-from .emulator_helpers import API_KEY, DEFINITIONS_YAML, SPAN, TRACE
+from .emulator_helpers import (
+    API_KEY,
+    BOOLEAN_EVAL,
+    CATEGORY_EVAL,
+    DEFINITIONS_YAML,
+    ELSEWHERE_EVAL,
+    EVALUATIONS_YAML,
+    NUMBER_EVAL,
+    SPAN,
+    STRING_EVAL,
+    TRACE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +35,18 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Emulator, EmulatorServer, Orq]]:
     """One served emulator and SDK client for the module: an Orq client takes 50 ms to build."""
-    path = tmp_path_factory.mktemp("sdk") / "definitions.yaml"
+    folder = tmp_path_factory.mktemp("sdk")
+    path = folder / "definitions.yaml"
     path.write_text(DEFINITIONS_YAML, encoding="utf-8")
-    emulator = Emulator(EmulatorConfig(api_keys=(API_KEY,), definitions_path=str(path)))
+    evaluations = folder / "evaluations.yaml"
+    evaluations.write_text(EVALUATIONS_YAML, encoding="utf-8")
+    emulator = Emulator(
+        EmulatorConfig(
+            api_keys=(API_KEY,),
+            definitions_path=str(path),
+            evaluations_path=str(evaluations),
+        )
+    )
     with EmulatorServer(emulator) as server, Orq(api_key=API_KEY, server_url=server.url) as sdk:
         yield emulator, server, sdk
     emulator.close()
@@ -79,6 +99,7 @@ def test_sdk_create_of_every_definition_type_is_accepted(orq: Orq, emulator: Emu
             key: {"identity_id": "user-123"}
             for key in ("rating", "defects", "confidence_score", "correction", "approved")
         },
+        "corrections": {},
     }
 
 
@@ -129,8 +150,29 @@ def test_sdk_strips_unknown_item_fields_before_sending(orq: Orq, emulator: Emula
         ),
         (
             {"parent_annotation_id": "01JEVAL", "value": "x"},
+            404,
+            f'The evaluation with id "01JEVAL" for span {SPAN} was not found.',
+        ),
+        (
+            {"parent_annotation_id": ELSEWHERE_EVAL, "value": True},
+            404,
+            f'The evaluation with id "{ELSEWHERE_EVAL}" for span {SPAN} was not found.',
+        ),
+        (
+            {"parent_annotation_id": BOOLEAN_EVAL, "value": "yes"},
             400,
-            "corrections are not supported by this emulator",
+            "Invalid value: yes. Expected true or false.",
+        ),
+        (
+            {"parent_annotation_id": CATEGORY_EVAL, "value": ["sales"]},
+            400,
+            "Invalid value: sales. Valid options are: billing, technical.",
+        ),
+        (
+            {"parent_annotation_id": STRING_EVAL, "value": "x", "explanation": "e" * 3001},
+            400,
+            'Invalid annotation at index 0: "explanation" must be a string of at most 3000 '
+            "characters, got 3001.",
         ),
     ],
 )
@@ -142,6 +184,7 @@ def test_sdk_raises_the_emulators_refusals_with_their_status(
     assert status_of(raised) == status
     assert json.loads(raised.value.body)["message"] == message
     assert emulator.annotations() == []
+    assert emulator.corrections() == []
 
 
 def test_sdk_raises_404_for_an_unknown_span(make_emulator):
@@ -184,18 +227,94 @@ def test_sdk_delete_removes_keys_and_an_empty_delete_is_refused(orq: Orq, emulat
     assert status_of(raised) == 400
 
 
-def test_sdk_delete_with_metadata_and_parent_ids_is_accepted(orq: Orq, emulator: Emulator):
+def test_sdk_delete_with_keys_parent_ids_and_metadata_removes_both(orq: Orq, emulator: Emulator):
     orq.annotations.create(
-        trace_id=TRACE, span_id=SPAN, annotations=[{"key": "rating", "value": "good"}]
+        trace_id=TRACE,
+        span_id=SPAN,
+        annotations=[
+            {"key": "rating", "value": "good"},
+            {"parent_annotation_id": BOOLEAN_EVAL, "value": False},
+        ],
     )
-    orq.annotations.delete(
+    result = orq.annotations.delete(
         trace_id=TRACE,
         span_id=SPAN,
         keys=["rating"],
-        parent_annotation_ids=["01JEVAL"],
+        parent_annotation_ids=[BOOLEAN_EVAL],
         metadata={"identity_id": "u"},
     )
+    assert result is None
     assert emulator.annotations() == []
+    assert emulator.corrections() == []
+
+
+def test_sdk_create_with_an_annotations2_item_stores_a_correction(orq: Orq, emulator: Emulator):
+    item = models.Annotations2(
+        parent_annotation_id=CATEGORY_EVAL, value="technical", explanation="asks about a bug"
+    )
+    result = orq.annotations.create(
+        trace_id=TRACE, span_id=SPAN, annotations=[item], metadata={"identity_id": "u1"}
+    )
+    assert result is None
+    assert emulator.corrections() == [
+        {
+            "trace_id": TRACE,
+            "span_id": SPAN,
+            "parent_annotation_id": CATEGORY_EVAL,
+            "value": "technical",
+            "explanation": "asks about a bug",
+            "metadata": {"identity_id": "u1"},
+        }
+    ]
+
+
+def test_sdk_create_with_mixed_items_stores_annotations_and_corrections(
+    orq: Orq, emulator: Emulator
+):
+    orq.annotations.create(
+        trace_id=TRACE,
+        span_id=SPAN,
+        annotations=[
+            models.Annotations1(key="rating", value="bad"),
+            models.Annotations2(parent_annotation_id=NUMBER_EVAL, value=0.25),
+            {"key": "approved", "value": True},
+            {"parent_annotation_id": BOOLEAN_EVAL, "value": True, "explanation": "it is right"},
+        ],
+    )
+    assert emulator.span(TRACE, SPAN) == {
+        "annotations": {"rating": "bad", "approved": True},
+        "metadata": {"rating": {}, "approved": {}},
+        "corrections": {
+            NUMBER_EVAL: {"value": 0.25, "explanation": None},
+            BOOLEAN_EVAL: {"value": True, "explanation": "it is right"},
+        },
+    }
+
+
+def test_sdk_delete_of_an_unknown_parent_id_raises_404(orq: Orq, emulator: Emulator):
+    orq.annotations.create(
+        trace_id=TRACE,
+        span_id=SPAN,
+        annotations=[{"parent_annotation_id": STRING_EVAL, "value": "kept"}],
+    )
+    with pytest.raises(models.APIDefaultError) as raised:
+        orq.annotations.delete(
+            trace_id=TRACE, span_id=SPAN, parent_annotation_ids=[STRING_EVAL, "01JEVAL"]
+        )
+    assert status_of(raised) == 404
+    assert json.loads(raised.value.body)["code"] == "evaluation_not_found"
+    assert [row["value"] for row in emulator.corrections()] == ["kept"]
+
+
+def test_sdk_delete_of_eleven_parent_ids_raises_400(orq: Orq):
+    with pytest.raises(models.APIDefaultError) as raised:
+        orq.annotations.delete(
+            trace_id=TRACE, span_id=SPAN, parent_annotation_ids=[BOOLEAN_EVAL] * 11
+        )
+    assert status_of(raised) == 400
+    assert json.loads(raised.value.body)["message"] == (
+        'Invalid request body: "parent_annotation_ids" must have at most 10 items, got 11.'
+    )
 
 
 def test_sdk_delete_of_an_unknown_key_raises_404(orq: Orq):
