@@ -292,6 +292,14 @@ _REDACT = click.option(
 )
 
 
+_REASSERT = click.option(
+    "--reassert",
+    is_flag=True,
+    help="Self-heal: send the state's labels again and delete the keys orqsync removed, "
+    "oldest spans first (for edits made in orq.ai, which a plan cannot see).",
+)
+
+
 def _check_redact(redact: bool, fmt: str) -> None:
     if redact and fmt != "markdown":
         raise click.UsageError("--redact goes with --format markdown (the pull-request comment)")
@@ -304,6 +312,12 @@ def _check_redact(redact: bool, fmt: str) -> None:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none."
 )
+@_REASSERT
+@click.option(
+    "--max-requests",
+    type=click.IntRange(min=1),
+    help="With --reassert: only the oldest spans whose requests fit in N.",
+)
 @_plan_options
 @click.pass_context
 def plan(
@@ -312,6 +326,8 @@ def plan(
     fmt: str,
     redact: bool,
     detailed_exitcode: bool,
+    reassert: bool,
+    max_requests: int | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
 ) -> int:
@@ -320,6 +336,15 @@ def plan(
 
     _check_redact(redact, fmt)
     settings = _settings(ctx)
+    if reassert:
+        if out_path or fmt == "markdown" or target or exclude:
+            raise click.UsageError(
+                "--reassert shows a reassertion as text or json; it is not saved, commented "
+                "or targeted: `apply --reassert` plans and applies it in one step"
+            )
+        return _show_reassertion(settings, fmt, max_requests, detailed_exitcode)
+    if max_requests is not None:
+        raise click.UsageError("--max-requests goes with plan --reassert, or with apply")
     planned = run_plan(settings, target, exclude)
     process.keep_until_exit(planned)
     _warn(list(planned.warnings))
@@ -343,6 +368,23 @@ def plan(
         if out_path:
             _out(f"Saved the plan to {out_path}; run `orqsync apply {out_path}` to apply it.\n")
     if detailed_exitcode and not planned.plan.empty:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _show_reassertion(
+    settings: Settings, fmt: str, max_requests: int | None, detailed_exitcode: bool
+) -> int:
+    from orqsync.commands.reassert import plan_reassertion, reassertion_document
+    from orqsync.review.render import render_reassertion
+
+    reassertion, planned = plan_reassertion(settings, max_requests)
+    if fmt == "json":
+        document = reassertion_document(reassertion, planned, settings.metadata_style)
+        _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    else:
+        _out(render_reassertion(reassertion, planned.snapshot.state(), settings.metadata_style))
+    if detailed_exitcode and reassertion.plan.requests:
         return EXIT_CHANGES
     return EXIT_OK
 
@@ -425,6 +467,7 @@ def _finish(report: Report, settings: Settings) -> int:
 @click.option("--max-duration", type=click.FloatRange(min=0), help="Stop after SECONDS.")
 @click.option("--commit", default="", help="Commit to record as provenance (default: git HEAD).")
 @click.option("--author", default="", help="Author to record (default: git or CI).")
+@_REASSERT
 @_plan_options
 @click.pass_context
 def apply(
@@ -436,10 +479,19 @@ def apply(
     max_duration: float | None,
     commit: str,
     author: str,
+    reassert: bool,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
 ) -> int:
     """Apply a saved plan, or plan now and apply after confirmation."""
+    if reassert:
+        if plan_file or target or exclude or allow_removals:
+            raise click.UsageError(
+                "--reassert sends the whole state again, oldest spans first: it takes no "
+                "saved plan, --target, --exclude or --allow-removals (use --max-requests)"
+            )
+        settings = _settings(ctx)
+        return _reassert(settings, auto_approve, max_requests, max_duration, commit, author)
     from orqsync.commands.apply import apply as run_apply
     from orqsync.commands.apply import apply_lock, check_budget
     from orqsync.commands.plan import as_saved, load_saved
@@ -494,6 +546,44 @@ def apply(
     return _finish(report, settings)
 
 
+def _reassert(
+    settings: Settings,
+    auto_approve: bool,
+    max_requests: int | None,
+    max_duration: float | None,
+    commit: str,
+    author: str,
+) -> int:
+    from orqsync.commands.apply import apply_lock
+    from orqsync.commands.reassert import plan_reassertion, reassert
+    from orqsync.remote.client import api_key, make_client
+    from orqsync.review.render import render_reassertion
+
+    api_key(settings)
+    with apply_lock(settings):
+        reassertion, planned = plan_reassertion(settings, max_requests)
+        state = planned.snapshot.state()
+        _out(render_reassertion(reassertion, state, settings.metadata_style))
+        if not reassertion.plan.requests:
+            return EXIT_OK
+        _confirm(auto_approve)
+        process.long_running()
+        with make_client(settings) as client:
+            reporter = ProgressReporter(interactive=sys.stderr.isatty(), rate=client.pacer.rate)
+            report = reassert(
+                settings,
+                reassertion,
+                planned,
+                client,
+                reporter=reporter,
+                max_duration=max_duration,
+                commit=commit,
+                author=author,
+                lock_held=True,
+            )
+    return _finish(report, settings)
+
+
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=_FORMATS, default="text", show_default=True)
@@ -535,11 +625,20 @@ def _span_arg(text: str) -> tuple[str, str]:
 
 
 @state.command("list")
+@click.option(
+    "--oldest",
+    type=click.IntRange(min=1),
+    help="Only the N spans a reassertion would send first, with when each last was.",
+)
 @click.pass_context
-def state_list(ctx: click.Context) -> int:
+def state_list(ctx: click.Context, oldest: int | None) -> int:
     """One line per span: TRACE/SPAN and its keys."""
-    from orqsync.commands.state import current
+    from orqsync.commands.state import current, least_recently_asserted
 
+    if oldest is not None:
+        for span, when, names in least_recently_asserted(_settings(ctx), oldest):
+            _out(f"{'/'.join(span)}  {when or 'never asserted'}  {', '.join(names)}\n")
+        return EXIT_OK
     held = current(_settings(ctx))
     for (trace_id, span_id), keys in sorted(held.spans.items()):
         _out(f"{trace_id}/{span_id}  {', '.join(sorted(keys))}\n")

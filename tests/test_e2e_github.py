@@ -917,3 +917,39 @@ def test_pull_request_then_merge_on_the_example_workflows(world):
 def test_the_same_in_a_project_in_a_subfolder_of_the_repository(world):
     first_five_steps(world)
     key_only_in_apply(world)
+
+
+def test_the_nightly_reassertion_restores_a_label_edited_in_orq_ai(world):
+    """The reassert workflow's own steps, on a schedule: a UI edit is undone, the labels keep
+    who decided them, and the state with the assertion times is committed back."""
+    w = world
+    w.reassert_workflow = load_workflow("orqsync-reassert.yml", w.rel)
+    _, state_1 = first_push(w)
+    desired = w.desired()
+    (trace_id, span_id, key), value = next(
+        (label, value) for label, value in sorted(desired.items()) if label[2] == "rating"
+    )
+    edit = {"annotations": [{"key": key, "value": "bad" if value != "bad" else "good"}]}
+    answer = httpx.post(
+        f"{w.server.url}/v2/traces/{trace_id}/spans/{span_id}/annotation",
+        json=edit,
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    assert answer.status_code == 200
+    assert w.held() != desired
+    job = w.hub.play(
+        w.reassert_workflow,
+        {"event_name": "schedule", "ref": "refs/heads/main", "sha": state_1, "actor": "cron"},
+        {"ORQ_API_KEY": KEY},
+    )
+    assert outcomes(job) == {**SETUP, "Reassert": "success", "Commit the state": "success"}, job.log
+    assert "Reassertion: 3 spans" in job.steps["Reassert"].stdout
+    assert w.held() == desired
+    pushed = json.loads(git(w.hub.origin, "show", f"main:{w.prefix}.orqsync/state.json"))
+    before = json.loads(git(w.hub.origin, "show", f"{state_1}:{w.prefix}.orqsync/state.json"))
+    assert pushed["provenance"] == before["provenance"]
+    assert all(re.fullmatch(TIME, line["asserted"]) for line in pushed["spans"])
+    assert "in_sync" in pushed  # the next plans still skip the files in sync
+    assert git(w.hub.origin, "log", "-1", "--format=%s", "main") == (
+        "orqsync: state after a reassertion [skip ci]"
+    )

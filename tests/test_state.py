@@ -591,3 +591,39 @@ def test_an_in_sync_record_reads_back_as_written() -> None:
     assert InSync.from_json(data).spans is None
     with pytest.raises(KeyError):
         InSync.from_json({"files": {}})
+
+
+def test_the_record_of_removals_and_reassertions_survives_the_state_file() -> None:
+    from orqsync.state.snapshot import StateSnapshot
+
+    record = Applied("good", (), Provenance(commit="c"))
+    state = State("lineage", 3, {("t", "a"): {"rating": record}}, {})
+    state.remove_keys(("t", "a"), ["defects"])
+    state.remove_keys(("t", "b"), ["rating"])  # a span with nothing left but its removals
+    state.asserted[("t", "a")] = "2026-12-01T00:00:00Z"
+    assert state.removed == {("t", "a"): ("defects",), ("t", "b"): ("rating",)}
+    text = render_state(state)
+    again = parse_state(text, "state.json")
+    assert again == state
+    assert ("t", "b") not in again.spans
+    raw = text.encode()
+    snapshot = StateSnapshot(raw, hashlib.sha256(raw).hexdigest(), "state.json")
+    assert snapshot.state() == state  # the fast reader of lines agrees
+
+
+def test_a_key_set_again_leaves_the_removals_and_forgetting_a_span_drops_its_record() -> None:
+    state = State("lineage", 1)
+    state.remove_keys(("t", "a"), ["rating", "defects"])
+    state.set_keys(("t", "a"), [("rating", "bad")], (), Provenance())
+    assert state.removed == {("t", "a"): ("defects",)}
+    state.asserted[("t", "a")] = "2026-12-01T00:00:00Z"
+    state.forget(("t", "a"), ["rating"])
+    assert state.removed and state.asserted  # some keys forgotten: the record stays
+    state.forget(("t", "a"))
+    assert state.removed == {} and state.asserted == {} and state.spans == {}
+
+
+def test_a_state_without_removals_or_reassertions_is_written_as_before() -> None:
+    record = Applied("good", (), Provenance(commit="c"))
+    text = render_state(State("lineage", 3, {("t", "a"): {"rating": record}}, {}))
+    assert '"removed"' not in text and '"asserted"' not in text

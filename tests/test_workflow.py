@@ -96,7 +96,16 @@ def test_removing_a_whole_span_removes_all_its_keys_in_one_request(applied):
     assert applied.run("apply", "--auto-approve").exit_code == 0
     assert ("t1", "s2") not in held(applied)
     state = json.loads((applied.root / ".orqsync" / "state.json").read_text())
-    assert [span["span_id"] for span in state["spans"]] == ["s1"]
+    labelled = [span["span_id"] for span in state["spans"] if span["annotations"]]
+    assert labelled == ["s1"]
+    # s2 keeps only the record of what orqsync removed, which a reassertion deletes again
+    (gone,) = [span for span in state["spans"] if span["span_id"] == "s2"]
+    assert gone == {
+        "trace_id": "t1",
+        "span_id": "s2",
+        "annotations": {},
+        "removed": ["correction", "rating"],
+    }
 
 
 def test_adding_a_span_creates_only_that_span(applied):

@@ -17,6 +17,7 @@ from orqsync.audit.history import (
     utc_now,
 )
 from orqsync.errors import OrqsyncError, RemovalBudgetError
+from orqsync.model import SpanId
 from orqsync.planning.plan import Plan, Request
 from orqsync.planning.planfile import (
     SavedPlan,
@@ -70,9 +71,11 @@ def apply(
     author: str = "",
     environ: Mapping[str, str] | None = None,
     lock_held: bool = False,
+    reassertion: tuple[SpanId, ...] | None = None,
 ) -> Report:
     """Under the state lock (taken here unless the caller holds it: `apply_lock`): refuse a
-    stale plan, send it, record what succeeded.
+    stale plan, send it, record what succeeded. `reassertion`: the plan reasserts these
+    spans (commands/reassert.py), recorded as such in the state and the history.
 
     Every apply that sent a request, had one refused, or stopped on an error ends with a line
     in the apply history (audit/history.py), written under the same lock.
@@ -102,7 +105,8 @@ def apply(
                 "commit."
             )
         serial_before = state.serial
-        run = _Run(settings, saved, provenance, state, serial_before, reporter)
+        operation = "apply" if reassertion is None else "reassert"
+        run = _Run(settings, saved, provenance, state, serial_before, reporter, operation)
         counting = _CountingReporter(reporter or QuietReporter())
         try:
             report = apply_plan(
@@ -116,6 +120,7 @@ def apply(
                 max_requests=max_requests,
                 max_duration=max_duration,
                 in_sync=saved.in_sync,
+                reassertion=reassertion,
             )
         except BaseException as exc:
             stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
@@ -175,6 +180,7 @@ class _Run:
     state: State  # applied to in place: a new state gets its lineage on the first write
     serial_before: int
     reporter: Reporter | None
+    operation: str = "apply"
 
     def record(self, serial_after: int, report: Report, refused: int, stopped: str) -> None:
         """Append the apply's line to the history: how far it got and why it stopped ("" for
@@ -183,7 +189,7 @@ class _Run:
         provenance = self.provenance
         entry = Entry(
             time=utc_now(),
-            operation="apply",
+            operation=self.operation,
             outcome=COMPLETE if report.done == report.total and not stopped else PARTIAL,
             who=provenance.author,
             commit=provenance.commit,

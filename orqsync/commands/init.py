@@ -63,7 +63,7 @@ GITIGNORE = """\
 """
 
 
-WORKFLOWS = ("orqsync-plan.yml", "orqsync-apply.yml")
+WORKFLOWS = ("orqsync-plan.yml", "orqsync-apply.yml", "orqsync-reassert.yml")
 PROJECT_DIR_LINE = "  ORQSYNC_DIR: .\n"
 
 

@@ -20,6 +20,7 @@ from orqsync.audit.history import (
 )
 from orqsync.errors import OrqsyncError
 from orqsync.model import SpanId
+from orqsync.planning.reassert import oldest_first
 from orqsync.source.project import Settings
 from orqsync.state.files import StateFile
 from orqsync.state.lock import LockInfo, state_lock
@@ -31,6 +32,18 @@ from orqsync.state.provenance import ci_run_url, operator
 def current(settings: Settings) -> State:
     """The state as a plan reads it (with an interrupted apply's journal folded in)."""
     return StateFile.of(settings).load()
+
+
+def least_recently_asserted(
+    settings: Settings, count: int
+) -> list[tuple[SpanId, str | None, list[str]]]:
+    """The `count` spans a reassertion sends first: each with when it last was (None: never)
+    and its keys."""
+    state = current(settings)
+    return [
+        (span, state.asserted.get(span), sorted(state.spans.get(span, {})))
+        for span in oldest_first(state)[:count]
+    ]
 
 
 def span_keys(settings: Settings, span_id: SpanId) -> dict[str, Applied]:
@@ -71,8 +84,8 @@ def forget(
     files = StateFile.of(settings)
     with state_lock(settings.state_path, "state rm", environ):
         current = files.load()
-        held = current.spans.get(span_id)
-        if held is None:
+        held = current.spans.get(span_id, {})
+        if not held and span_id not in current.removed and span_id not in current.asserted:
             raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
         missing = [key for key in keys if key not in held]
         if missing:
@@ -81,10 +94,9 @@ def forget(
                 f"see `orqsync state show {span}`",
             )
         dropped = keys or tuple(held)
-        for key in dropped:
-            held.pop(key)
-        if not held:
-            current.spans.pop(span_id)
+        # The whole span goes with its record of removals and reassertion; some keys alone
+        # are forgotten, not recorded as removed (nothing was removed in orq.ai).
+        current.forget(span_id, keys or None)
         serial_before = current.serial
         files.write(current)
         env = os.environ if environ is None else environ

@@ -116,7 +116,7 @@ def _chunks(keys: list[_T], size: int = BATCH_LIMIT) -> Iterator[list[_T]]:
         yield keys[start : start + size]
 
 
-def _removal_batches(keys: list[str]) -> Iterator[list[str]]:
+def removal_batches(keys: list[str]) -> Iterator[list[str]]:
     """Keys to remove, ten keys and ten corrected results a request: the two lists of a
     delete have a limit each (docs/api-contract.md, section 3.2)."""
     parents = [key for key in keys if parent_id(key) is not None]
@@ -146,7 +146,7 @@ def plan_span(
             old = applied[key]
             change = Change(DELETE, trace_id, span_id, key, old.value, None, old.metadata)
             changes.append(change._replace(path=path, line=line) if path else change)
-        for batch in _removal_batches(removes):
+        for batch in removal_batches(removes):
             requests.append(Request(REMOVE, trace_id, span_id, (), tuple(batch)))
     groups: dict[Metadata, list[tuple[str, Value]]] = {}
     for key in sorted(desired):

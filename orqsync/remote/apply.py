@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
-from orqsync.model import value_json
+from orqsync.model import SpanId, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
 from orqsync.state.files import StateFile
 from orqsync.state.journal import Journal
@@ -27,6 +28,7 @@ from orqsync.state.model import InSync, Provenance, State
 # client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more
 # threads than slots keep every slot busy meanwhile.
 THREADS_PER_SLOT = 4
+REASSERTED = "reasserted"  # the journal's line for a set of a reassertion: changes nothing
 
 
 class Api(Protocol):
@@ -140,6 +142,21 @@ def fold_success(
         state.fold(entry, provenance)
 
 
+def _record_assertions(
+    state: State,
+    plan: Plan,
+    finished: Counter[tuple[str, ...]],
+    spans: tuple[SpanId, ...],
+    provenance: Provenance,
+) -> None:
+    """Each reasserted span whose requests all succeeded: asserted now."""
+    sent = Counter(request.chain for request in plan.requests)
+    for trace_id, span_id in spans:
+        chain = ("span", trace_id, span_id)
+        if finished[chain] == sent[chain]:
+            state.asserted[(trace_id, span_id)] = provenance.applied_at
+
+
 def chains(requests: tuple[Request, ...]) -> list[list[Request]]:
     """Requests grouped by chain, each chain in plan order, chains in order of first request."""
     grouped: dict[tuple[str, ...], list[Request]] = {}
@@ -160,6 +177,7 @@ class _Run:
     max_requests: int | None
     deadline: float | None
     clock: Callable[[], float]
+    reasserting: bool = False  # sets send labels the state holds: they keep their provenance
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: int = 0
@@ -168,6 +186,7 @@ class _Run:
     stopped: str = ""
     halt: ApiHaltError | None = None
     errors: list[BaseException] = field(default_factory=list)
+    finished: Counter[tuple[str, ...]] = field(default_factory=Counter)  # successes per chain
 
     def may_start(self) -> bool:
         with self.lock:
@@ -187,7 +206,11 @@ class _Run:
 
     def succeeded(self, request: Request, request_id: str) -> None:
         """Written to the journal at once; counted done by `durable` once it is on disk."""
-        entry = journal_entry(request, self.provenance, request_id)
+        if self.reasserting and request.kind == ANNOTATE:
+            # The state holds these labels already; who decided them stays on record.
+            entry: dict[str, object] = {"op": REASSERTED, "req": request_id}
+        else:
+            entry = journal_entry(request, self.provenance, request_id)
         self.journal.submit(entry, (entry, request))
 
     def durable(self, batch: list[object]) -> None:
@@ -196,8 +219,10 @@ class _Run:
         # The tokens `succeeded` submitted: the journal hands them back as they were.
         for entry, request in cast("list[tuple[dict[str, object], Request]]", batch):
             with self.lock:
-                fold_success(self.state, entry, request, self.provenance)
+                if entry["op"] != REASSERTED:
+                    fold_success(self.state, entry, request, self.provenance)
                 self.done += 1
+                self.finished[request.chain] += 1
                 done = self.done
             self.reporter.finished_request(request, done, total)
 
@@ -272,9 +297,13 @@ def apply_plan(
     max_duration: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     in_sync: InSync | None = None,
+    reassertion: tuple[SpanId, ...] | None = None,
 ) -> Report:
     """Send `plan` against `state` (mutated as requests succeed) and write the state file.
-    `in_sync` (the plan's) is recorded in the state only when every request succeeded."""
+    `in_sync` (the plan's) is recorded in the state only when every request succeeded.
+
+    `reassertion`: the plan reasserts these spans (planning/reassert.py); each whose
+    requests all succeeded is recorded as asserted at the provenance's time."""
     reporter = reporter or QuietReporter()
     total = len(plan.requests)
     reporter.started(total)
@@ -288,6 +317,7 @@ def apply_plan(
         max_requests,
         clock() + max_duration if max_duration is not None else None,
         clock,
+        reassertion is not None,
     )
     journal.start(run.durable)
     queue = enumerate(chains(plan.requests))
@@ -326,6 +356,8 @@ def apply_plan(
             pass  # the journal is the record until the next apply folds it in
         elif run.done or journal.continued:
             complete = run.done == total and not (run.failures or run.errors or run.stopped)
+            if reassertion is not None:
+                _record_assertions(state, plan, run.finished, reassertion, provenance)
             state_file.write(state, in_sync if complete else None)
         else:
             state_file.discard_journal()

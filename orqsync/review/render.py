@@ -12,8 +12,10 @@ from orqsync.errors import Problem
 from orqsync.model import CORRECTION_MARK, Correction, value_json
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
 from orqsync.planning.planfile import summary
+from orqsync.planning.reassert import Reassertion
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.apply import Failure, Report
+from orqsync.state.model import State
 from orqsync.text import duration_text, plural
 
 MAX_REQUEST_LINES = 100
@@ -257,14 +259,7 @@ def iter_plan_text(
         )
         out.extend(_rest_by_file(hidden_changes))
         out.append("")
-    out.append("Requests, in order:")
-    for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
-        method, path = method_and_path(request)
-        body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
-        out.append(f"  {number:>4}. {method} {path} {body}")
-    hidden = len(plan.requests) - MAX_REQUEST_LINES
-    if hidden > 0:
-        out.append(f"  ... and {hidden} more (every request is in `plan --format json`)")
+    out.extend(_requests_text(plan, metadata_style))
     out.append("")
     out.append(summary_line(plan))
     if requests_per_minute:
@@ -286,6 +281,61 @@ def iter_plan_text(
             f"{max_removals}; apply needs --allow-removals."
         )
     yield "\n".join(out) + "\n"
+
+
+def _requests_text(plan: Plan, metadata_style: str) -> list[str]:
+    out = ["Requests, in order:"]
+    for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
+        method, path = method_and_path(request)
+        body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
+        out.append(f"  {number:>4}. {method} {path} {body}")
+    hidden = len(plan.requests) - MAX_REQUEST_LINES
+    if hidden > 0:
+        out.append(f"  ... and {hidden} more (every request is in `plan --format json`)")
+    return out
+
+
+def render_reassertion(reassertion: Reassertion, state: State, metadata_style: str) -> str:
+    """A reassertion as a plan shows it: which spans, oldest first, when each was last
+    asserted, and the requests. It changes no label, so it lists no changes."""
+    if not reassertion.spans:
+        return "Nothing to reassert: the state records no label orqsync owns.\n"
+    out = [
+        "orqsync will reassert these spans, oldest first: the labels the state records are "
+        "sent again, and the keys orqsync removed are deleted again (orq.ai is not read; "
+        "writes replace by key):",
+        "",
+    ]
+    for trace_id, span_id in reassertion.spans[:MAX_SPAN_BLOCKS]:
+        span = (trace_id, span_id)
+        when = state.asserted.get(span, "never")
+        labels = plural(len(state.spans.get(span, {})), "label")
+        removed = state.removed.get(span, ())
+        also = f", {plural(len(removed), 'removed key')}" if removed else ""
+        out.append(f"  span {trace_id}/{span_id}  last asserted {when}: {labels}{also}")
+    hidden = len(reassertion.spans) - MAX_SPAN_BLOCKS
+    if hidden > 0:
+        out.append(f"  ... and {plural(hidden, 'more span')}")
+    out.append("")
+    out.extend(_requests_text(reassertion.plan, metadata_style))
+    out.append("")
+    out.append(reassertion_line(reassertion))
+    return "\n".join(out) + "\n"
+
+
+def reassertion_line(reassertion: Reassertion) -> str:
+    line = (
+        f"Reassertion: {plural(len(reassertion.spans), 'span', grouped=False)}, "
+        f"{plural(reassertion.labels, 'label', grouped=False)} sent again, "
+        f"{plural(reassertion.removals, 'removed key', grouped=False)} deleted again; "
+        f"{plural(len(reassertion.plan.requests), 'request', grouped=False)}."
+    )
+    if reassertion.left:
+        line += (
+            f" {plural(reassertion.left, 'span', grouped=False)} left for a later run "
+            "(--max-requests): the oldest go first."
+        )
+    return line
 
 
 SHOWN_PER_CAUSE = 3  # refused requests listed under each cause in an apply's summary

@@ -94,8 +94,11 @@ def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
     values: dict[tuple[type, Value], str] = {}
     span_lines = []
     labels = state.spans
-    for trace_id, span_id in sorted_spans(labels):
-        keys = labels[trace_id, span_id]
+    extra = state.asserted or state.removed  # spans' records beyond their labels
+    spans = labels.keys() | state.asserted.keys() | state.removed.keys() if extra else labels
+    no_keys: dict[str, Applied] = {}
+    for trace_id, span_id in sorted_spans(spans):
+        keys = labels.get((trace_id, span_id), no_keys) if extra else labels[trace_id, span_id]
         items = []
         for key in sorted(keys):
             value, metadata, record = keys[key]
@@ -110,11 +113,27 @@ def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
                 values[(type(value), value)] = text
             items.append(f"{head}{text}}}")
         # ids first: a line (and a git diff of it) starts with the span it is about
-        span_lines.append(
+        line = (
             f'{{"trace_id":{_quote(trace_id)},"span_id":{_quote(span_id)},'
-            f'"annotations":{{{",".join(items)}}}}}'
+            f'"annotations":{{{",".join(items)}}}'
         )
+        if extra:
+            line += _span_record((trace_id, span_id), state)
+        span_lines.append(line + "}")
     return span_lines
+
+
+def _span_record(span: SpanId, state: State) -> str:
+    """What a state line says of a span besides its labels: when a reassertion last sent it,
+    and the keys orqsync removed from it (each absent when there is nothing to say)."""
+    text = ""
+    asserted = state.asserted.get(span)
+    if asserted is not None:
+        text += f',"asserted":{_quote(asserted)}'
+    removed = state.removed.get(span)
+    if removed:
+        text += f',"removed":{_dumps(list(removed))}'
+    return text
 
 
 def _with_in_sync(body: str, state: State, in_sync: InSync) -> str:
@@ -257,9 +276,14 @@ def _state_of(
                     )
                 span[key] = Applied(value, shared.setdefault(metadata, metadata), by)
             ids = (record["trace_id"], record["span_id"])
-            if ids in state.spans:
+            if ids in state.spans or ids in state.removed or ids in state.asserted:
                 raise _Twice(ids)
-            state.spans[ids] = span
+            if span:
+                state.spans[ids] = span
+            if "asserted" in record:
+                state.asserted[ids] = str(record["asserted"])
+            if "removed" in record:
+                state.removed[ids] = tuple(sorted(str(key) for key in record["removed"]))
         for record in data["feedback"]:
             body = record["body"]
             state.feedback[body["id"]] = AppliedFeedback(

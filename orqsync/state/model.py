@@ -134,6 +134,12 @@ class State:
     serial: int = 0
     spans: dict[SpanId, dict[str, Applied]] = field(default_factory=dict)
     feedback: dict[str, AppliedFeedback] = field(default_factory=dict)
+    # When a reassertion (apply --reassert) last sent a span in full: what the next one
+    # with a budget goes by, oldest first. Spans never reasserted are absent.
+    asserted: dict[SpanId, str] = field(default_factory=dict)
+    # Keys orqsync removed from a span (sorted): what a reassertion deletes again, in case
+    # someone set them in orq.ai since. A key set again leaves the list.
+    removed: dict[SpanId, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def new(cls) -> State:
@@ -148,8 +154,10 @@ class State:
         """Apply one journal entry (the effect of one successful request). An apply passes
         its provenance, which the entry also holds, so as not to read it back every time."""
         op = entry["op"]
-        if op == "intent":
-            return  # a request about to be sent: says nothing about what was written
+        if op in ("intent", "reasserted"):
+            # a request about to be sent, or a reassertion's set of labels the state holds:
+            # neither changes what the state records
+            return
         if provenance is None:
             provenance = Provenance.from_json(entry.get("provenance", {}))
         if op == Operation.ANNOTATE.journal_op:
@@ -179,14 +187,40 @@ class State:
             keys = self.spans[span] = {}
         for key, value in values:
             keys[key] = Applied(value, metadata, provenance)
+        if self.removed and span in self.removed:
+            left = tuple(key for key in self.removed[span] if key not in keys)
+            self._tombstones(span, left)
 
     def remove_keys(self, span: SpanId, keys: Iterable[str]) -> None:
         """Keys removed from a span (a successful remove request)."""
+        held = self.spans.get(span, {})
+        removed = set(self.removed.get(span, ()))
+        for key in keys:
+            held.pop(key, None)
+            removed.add(key)
+        if not held:
+            self.spans.pop(span, None)
+        self._tombstones(span, tuple(sorted(removed)))
+
+    def forget(self, span: SpanId, keys: Iterable[str] | None = None) -> None:
+        """Drop keys (None: the whole span, with its record of removals and reassertion) from
+        the record without anything having been sent (`state rm`)."""
+        if keys is None:
+            self.spans.pop(span, None)
+            self.removed.pop(span, None)
+            self.asserted.pop(span, None)
+            return
         held = self.spans.get(span, {})
         for key in keys:
             held.pop(key, None)
         if not held:
             self.spans.pop(span, None)
+
+    def _tombstones(self, span: SpanId, keys: tuple[str, ...]) -> None:
+        if keys:
+            self.removed[span] = keys
+        else:
+            self.removed.pop(span, None)
 
 
 def _metadata(data: dict[str, str]) -> Metadata:
