@@ -361,3 +361,45 @@ def _rows(text: str, fmt: str) -> list[str]:
         return [",".join(row[i] for i in keep) for row in rest]
     rows = [json.loads(line) for line in lines]
     return [json.dumps({k: v for k, v in row.items() if k != "provenance"}) for row in rows]
+
+
+def test_a_saved_plan_with_corrections_applies_as_planned(example: Project) -> None:
+    saved = example.run("plan", "--out", "plan.json")
+    assert saved.exit_code == 0, saved.output
+    shown = example.run("show", "plan.json")
+    assert "+ correction of 01JD2Q8Z5V7Y3K0M4N6P8R0T2D = false" in shown.stdout
+    applied = example.run("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    assert held_corrections(example)[("4bf92f3577b34da6a3ce929d0e0e4738", "00f067aa0ba902b9")] == {
+        "01JD2Q8Z5V7Y3K0M4N6P8R0T2D": (False, None)
+    }
+    assert example.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_the_pull_request_comment_counts_corrections_in_one_row_and_redacts_them(
+    example: Project,
+) -> None:
+    comment = example.run("plan", "--format", "markdown").stdout
+    assert "| *corrections of evaluator results* | 4 | 0 | 0 |" in comment
+    assert "Answers a different question." in comment
+    assert "`@01J" not in comment  # no correction's key in the label distribution
+    redacted = example.run("plan", "--format", "markdown", "--redact").stdout
+    assert "Answers a different question." not in redacted
+    assert "explanation (redacted, 29 chars)" in redacted
+    assert "= 0.2, explanation" in redacted  # a number is not text: shown
+
+
+def test_blame_shows_a_correction_by_the_result_it_corrects(example: Project) -> None:
+    assert example.run("apply", "--auto-approve").exit_code == 0
+    span = "4bf92f3577b34da6a3ce929d0e0e4737/00f067aa0ba902b8"
+    text = example.run("state", "blame", span, "@01JD2Q8Z5V7Y3K0M4N6P8R0T2B").stdout
+    assert text.splitlines()[1].startswith(
+        'correction of 01JD2Q8Z5V7Y3K0M4N6P8R0T2B = 0.2, explanation "Answers a different'
+    )
+    data = json.loads(
+        example.run(
+            "state", "blame", span, "@01JD2Q8Z5V7Y3K0M4N6P8R0T2B", "--format", "json"
+        ).stdout
+    )
+    (version,) = data["keys"]["@01JD2Q8Z5V7Y3K0M4N6P8R0T2B"]
+    assert version["value"] == {"value": 0.2, "explanation": "Answers a different question."}
