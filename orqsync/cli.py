@@ -750,12 +750,12 @@ def export_command(
     out_path: str | None,
 ) -> int:
     """The applied labels as a dataset: one row per span, with provenance and a manifest."""
-    from orqsync.audit.export import export
+    from orqsync.commands.export import export_labels
 
-    result = export(_settings(ctx), fmt=fmt, keys=keys, where=where, at=rev)
+    result = export_labels(
+        _settings(ctx), fmt=fmt, keys=keys, where=where, at=rev, out_path=out_path
+    )
     if out_path:
-        with open(out_path, "wb") as handle:
-            handle.write(result.data)
         commit = str(result.manifest["commit"])
         _err(
             f"Wrote {plural(result.rows, 'row', grouped=False)} to {out_path}"

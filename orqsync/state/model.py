@@ -21,8 +21,8 @@ _SUM_MODULUS = 1 << 128
 
 def sorted_spans(spans: Iterable[SpanId]) -> list[SpanId]:
     """The span ids in the order of the tuples. Two stable sorts, by span id then by trace
-    id, give that order in half the time of comparing the tuples (0.12 s instead of 0.23 s
-    for 100,000 spans): a sort by one string key compares the strings directly."""
+    id, give that order in about half the time of comparing the tuples: a sort by one string
+    key compares the strings directly."""
     ordered = list(spans)
     ordered.sort(key=itemgetter(1))
     ordered.sort(key=itemgetter(0))
