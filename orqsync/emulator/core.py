@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import threading
 import time
@@ -14,11 +13,12 @@ from time import sleep  # a name of this module: tests record the injected laten
 from types import MappingProxyType
 from urllib.parse import unquote
 
-from . import feedback_rules, rules
+from . import feedback_rules, queue_routes, rules
 from .config import EmulatorConfig
 from .definitions import DEFAULT_DEFINITIONS, Definition, load_definitions
 from .evaluations import EvaluatorResult, check_results, load_evaluations
 from .faults import NO_FAULT, Fault, FaultDecision, FaultInjector
+from .ids import new_ulid
 from .inspection import handle_inspection
 from .response import Response, json_response
 from .store import Store
@@ -72,6 +72,9 @@ class Emulator:
         self._faults = FaultInjector(config.faults)
         self._started = time.monotonic()
         self._store = Store(config.db_path)
+        self._queues = queue_routes.QueueApi(
+            self._store, config, self.definitions, lambda: self._results
+        )
         self._log_lock = threading.Lock()
         self._log: list[LoggedRequest] = []
         self._by_status: Counter[int] = Counter()
@@ -86,7 +89,7 @@ class Emulator:
         decision = self._faults.decide() if target.startswith("/v2/") else NO_FAULT
         if decision.latency_s > 0:
             sleep(decision.latency_s)
-        response = self._respond(decision, method, target, headers, body)
+        response = self._respond(decision, method, target, query, headers, body)
         if decision.headers and not response.drop:
             response = dataclasses.replace(
                 response, headers={**response.headers, **decision.headers}
@@ -99,6 +102,7 @@ class Emulator:
         decision: FaultDecision,
         method: str,
         target: str,
+        query: str,
         headers: Mapping[str, str],
         body: bytes,
     ) -> Response:
@@ -119,10 +123,19 @@ class Emulator:
             )
         if fault is Fault.DROP_BEFORE:
             return _DROPPED
-        response = self._api(method, target, headers, body)
+        response = self._api(method, target, query, headers, body)
         return _DROPPED if fault is Fault.DROP_AFTER else response
 
-    def _api(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
+    def _api(
+        self, method: str, target: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        allow = queue_routes.allowed_methods(target)
+        if allow is not None:
+            if method not in allow.split(", "):
+                return _method_not_allowed(allow)
+            if not self._authorized(headers):
+                return json_response(401, _UNAUTHORIZED)
+            return self._queues.handle(method, target, query, body)
         match = _ANNOTATION_PATH.fullmatch(target)
         if match is not None:
             if method not in ("POST", "DELETE"):
@@ -274,6 +287,15 @@ class Emulator:
         """Stored feedback records in the order they were first stored."""
         return self._store.feedback()
 
+    def queues(self) -> list[dict[str, object]]:
+        """Stored annotation queues as the API answers them, oldest first."""
+        return self._queues.all_queues()
+
+    def queue_items(self, queue_id: str) -> list[dict[str, object]]:
+        """The queue's items as the API answers them, in the order they were added ([] for an
+        unknown queue)."""
+        return self._queues.all_items(queue_id)
+
     def requests(self, since: int = 0) -> list[LoggedRequest]:
         """API requests logged after sequence number `since` (sequence numbers start at 1)."""
         with self._log_lock:
@@ -285,7 +307,8 @@ class Emulator:
             return len(self._log)
 
     def stats(self) -> dict[str, object]:
-        """Request counts per status and per fault, and the stored record counts."""
+        """Request counts per status and per fault, and the stored record counts (annotations,
+        corrections, feedback, queues, queue_items)."""
         with self._log_lock:
             total = len(self._log)
             by_status = {str(status): count for status, count in sorted(self._by_status.items())}
@@ -298,8 +321,9 @@ class Emulator:
         }
 
     def reset(self) -> None:
-        """Wipe annotations, corrections, feedback, the evaluator results added at run time and
-        the request log; reseed the faults. The evaluations file's results stay."""
+        """Wipe annotations, corrections, feedback, annotation queues and their items, the
+        evaluator results added at run time and the request log; reseed the faults. The
+        evaluations file's results stay."""
         self._store.reset()
         with self._results_lock:
             self._results = self._file_results
@@ -332,16 +356,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 def _method_not_allowed(allow: str) -> Response:
     return json_response(405, {"message": "Method not allowed"}, {"Allow": allow})
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_ulid() -> str:
-    """A ULID: 48 bits of milliseconds and 80 random bits in Crockford base32 (26 chars)."""
-    number = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[number & 31])
-        number >>= 5
-    return "".join(reversed(chars))

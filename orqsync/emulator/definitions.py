@@ -13,9 +13,10 @@ readers to the same answers):
 - the top level is `version: 1` and `definitions:`, a mapping of key (1 to 255 characters) to
   definition, and nothing else;
 - a definition has a `type` (single_select, multi_select, range, text, boolean) and may have an
-  `id` and a `description` (text); selects need `options:`, a non-empty list of text, numbers or
-  booleans, none empty and none listed twice (as written); ranges need `min:` and `max:`, finite
-  numbers with min <= max; no other field.
+  `id` (orq.ai's ULID of the definition: 26 characters of 0-9 and A-Z but I, L, O and U; without
+  one the emulator derives a stable id from the key) and a `description` (text); selects need
+  `options:`, a non-empty list of text, numbers or booleans, none empty and none listed twice
+  (as written); ranges need `min:` and `max:`, finite numbers with min <= max; no other field.
 
 The first problem found is raised as a DefinitionsError naming its file, line and column, with
 a hint that says what to do.
@@ -24,12 +25,14 @@ a hint that says what to do.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .ids import stable_ulid
 from .yamlfile import YamlReader, is_number, read_text
 
 DEFINITION_TYPES = ("single_select", "multi_select", "range", "text", "boolean")
@@ -43,17 +46,34 @@ _FIELDS = {
     "boolean": _COMMON_FIELDS,
 }
 MAX_KEY_LENGTH = 255
+# An orq.ai id as schemas/definitions.schema.json takes it.
+ULID_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
 @dataclass(frozen=True, slots=True)
 class Definition:
-    """One Human Review definition; `options` only for selects, `minimum`/`maximum` for ranges."""
+    """One Human Review definition; `options` only for selects, `minimum`/`maximum` for ranges.
+
+    `id` is what orq.ai calls the definition (a human review id): the file's `id:` when it has
+    one, else `derived_id(key)`, so that every definition has one.
+    """
 
     key: str
     type: str
     options: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", derived_id(self.key))
+
+
+def derived_id(key: str) -> str:
+    """The id of a definition whose file gives none: ULID-shaped and the same for the same key
+    in every run (the first 128 bits of a SHA-256 of the key)."""
+    return stable_ulid("orqsync-emulator-definition", key)
 
 
 class DefinitionsError(ValueError):
@@ -209,12 +229,28 @@ class _Parser(YamlReader):
                     f'the {name} of definition "{key}" must be text',
                     "put the value in quotes",
                 )
+        definition_id = self._id(key, fields)
         if kind in SELECT_TYPES:
-            return Definition(key, kind, options=self._options(key, key_node, fields))
+            options = self._options(key, key_node, fields)
+            return Definition(key, kind, options=options, id=definition_id)
         if kind == "range":
             minimum, maximum = self._bounds(key, key_node, node, fields)
-            return Definition(key, kind, minimum=minimum, maximum=maximum)
-        return Definition(key, kind)
+            return Definition(key, kind, minimum=minimum, maximum=maximum, id=definition_id)
+        return Definition(key, kind, id=definition_id)
+
+    def _id(self, key: str, fields: dict[str, tuple[Node, Node]]) -> str:
+        if "id" not in fields:
+            return ""
+        node = fields["id"][1]
+        value = self.scalar(node)
+        if not isinstance(value, str) or not ULID_PATTERN.fullmatch(value):
+            raise self.error(
+                node,
+                f'the id of definition "{key}" is not an orq.ai id (a ULID: 26 characters, '
+                "digits and capitals but I, L, O and U)",
+                "copy the id from orq.ai, or leave the field out",
+            )
+        return value
 
     def _options(
         self, key: str, key_node: Node, fields: dict[str, tuple[Node, Node]]

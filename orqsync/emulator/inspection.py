@@ -46,6 +46,12 @@ def handle_inspection(
         return json_response(200, {"corrections": rows})
     if target == "/_emulator/feedback":
         return json_response(200, {"feedback": emulator.feedback()})
+    if target == "/_emulator/queues":
+        found = [
+            {**queue, "items": emulator.queue_items(str(queue["_id"]))}
+            for queue in emulator.queues()
+        ]
+        return json_response(200, {"queues": found})
     if target == "/_emulator/requests":
         return _requests(emulator, params)
     if target == "/_emulator/stats":
@@ -61,6 +67,7 @@ _GET_ROUTES = frozenset(
         "/_emulator/annotations",
         "/_emulator/corrections",
         "/_emulator/feedback",
+        "/_emulator/queues",
         "/_emulator/requests",
         "/_emulator/stats",
     }

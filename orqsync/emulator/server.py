@@ -316,7 +316,8 @@ def _read_chunks(reader: BinaryIO) -> bytes:
 def _render(status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"]
     lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
-    lines.append(f"content-length: {len(body)}\r\n")
+    if status != 204:  # RFC 9110 8.6: a 204 carries no Content-Length
+        lines.append(f"content-length: {len(body)}\r\n")
     if not keep_alive:
         lines.append("connection: close\r\n")
     lines.append("\r\n")

@@ -1,4 +1,5 @@
-"""SQLite storage of annotations, corrections of evaluator results and feedback records.
+"""SQLite storage of annotations, corrections of evaluator results, feedback records and (in
+queue_store.py, on the same connection) annotation queues and their items.
 
 One connection shared by all threads behind one lock. Every write is one transaction and commits
 before the API answers, so a 200 is on disk. With WAL and synchronous=NORMAL a commit is a write
@@ -13,6 +14,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+
+from . import queue_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS annotations (
@@ -37,7 +40,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     record TEXT NOT NULL
 );
 """
-_SCHEMA_VERSION = 2  # 2 added the corrections table; CREATE IF NOT EXISTS upgrades a 1
+# 2 added the corrections table, 3 the queue tables; CREATE IF NOT EXISTS upgrades older files.
+_SCHEMA_VERSION = 3
+_TABLES = ("annotations", "corrections", "feedback", *queue_store.TABLES)
 
 
 class StoreError(Exception):
@@ -67,7 +72,8 @@ CorrectionRow = tuple[str, object, str | None]
 
 class Store:
     """Annotations keyed by (trace_id, span_id, key), corrections keyed by (trace_id, span_id,
-    parent_annotation_id) and feedback records keyed by id.
+    parent_annotation_id) and feedback records keyed by id; `queues` holds the annotation
+    queues and their items.
 
     A file that cannot be opened or set up raises StoreError.
     """
@@ -86,8 +92,9 @@ class Store:
             if path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + queue_store.SCHEMA)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self.queues = queue_store.QueueTables(self._db, self._lock)
         except sqlite3.Error as exc:
             self._db.close()
             raise _open_error(path, exc) from exc
@@ -218,11 +225,12 @@ class Store:
         return [json.loads(row[0]) for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """How many annotations, corrections and feedback records are stored."""
+        """How many annotations, corrections, feedback records, queues and queue items are
+        stored, by table name."""
         with self._lock:
             return {
                 table: self._db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("annotations", "corrections", "feedback")
+                for table in _TABLES
             }
 
     def reset(self) -> None:
@@ -230,9 +238,8 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.execute("DELETE FROM annotations")
-                self._db.execute("DELETE FROM corrections")
-                self._db.execute("DELETE FROM feedback")
+                for table in _TABLES:
+                    self._db.execute(f"DELETE FROM {table}")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

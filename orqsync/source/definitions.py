@@ -35,6 +35,7 @@ class Definition:
     options: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    id: str = ""  # the human review's id in orq.ai (a ULID), when definitions.yaml records it
 
     @property
     def is_select(self) -> bool:
@@ -212,7 +213,12 @@ def _definitions(doc: Document) -> Definitions:
             high = to_python(doc, fields.get("max")) if "max" in fields else None
             # Numbers or absent: the schema has checked them (load_definitions).
             found[key] = Definition(
-                key, kind, options, cast("float | None", low), cast("float | None", high)
+                key,
+                kind,
+                options,
+                cast("float | None", low),
+                cast("float | None", high),
+                scalar_text(fields["id"]) or "" if "id" in fields else "",
             )
     assert isinstance(doc.root, MappingNode)
     return found

@@ -81,6 +81,10 @@ _FORMS = {
         "the name of an environment variable",
         "use letters, digits and _, not starting with a digit, e.g. ORQ_API_KEY",
     ),
+    "id": (
+        "an orq.ai id (a ULID: 26 characters, digits and capitals but I, L, O and U)",
+        "copy the id from orq.ai, or leave the field out",
+    ),
 }
 
 

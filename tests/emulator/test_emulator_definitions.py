@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from orqsync.emulator import DefinitionsError, Emulator, EmulatorConfig
-from orqsync.emulator.definitions import Definition, load_definitions, parse_definitions
+from orqsync.emulator.definitions import (
+    DEFAULT_DEFINITIONS,
+    Definition,
+    derived_id,
+    load_definitions,
+    parse_definitions,
+)
 
 from .emulator_helpers import client_for
 
@@ -39,6 +46,44 @@ def test_option_values_are_kept_exactly_as_written():
     assert definitions["stars"].options == ("1", "2.50", "1e3", "0x1F")
 
 
+def test_a_definition_keeps_the_id_its_file_gives_and_others_get_a_derived_one():
+    definitions = parse_definitions(
+        "version: 1\n"
+        "definitions:\n"
+        "  rating: {type: single_select, options: [good, bad], id: 01HXYZABCDEFGHJKMNPQRSTVWX}\n"
+        "  score: {type: range, min: 0, max: 1, id: '01234567890123456789012345'}\n"
+        "  approved: {type: boolean}\n"
+    )
+    assert definitions["rating"].id == "01HXYZABCDEFGHJKMNPQRSTVWX"
+    assert definitions["score"].id == "01234567890123456789012345"
+    assert definitions["approved"].id == derived_id("approved")
+
+
+@pytest.mark.parametrize(
+    "written", ["X1", "''", "01hxyzabcdefghjkmnpqrstvwx", "01HXYZABCDEFGHJKMNPQRSTVWI", "A" * 27]
+)
+def test_an_id_that_is_not_a_ulid_is_refused_where_it_is(written: str):
+    text = f"version: 1\ndefinitions:\n  note: {{type: text, id: {written}}}\n"
+    with pytest.raises(DefinitionsError) as raised:
+        parse_definitions(text, source="definitions.yaml")
+    assert str(raised.value) == (
+        'definitions.yaml:3:26: the id of definition "note" is not an orq.ai id (a ULID: 26 '
+        "characters, digits and capitals but I, L, O and U)"
+    )
+    assert raised.value.hint == "copy the id from orq.ai, or leave the field out"
+
+
+def test_a_derived_id_is_ulid_shaped_and_the_same_in_every_run():
+    assert derived_id("rating") == "5X5EA9ZHS83Q85R2EV7YP9EY32"
+    assert derived_id("defects") == "2CNQT3TCW87SYQFRBHV4GVHBY7"
+    for key in ("rating", "Rating", "a", "x" * 255, "café"):
+        assert re.fullmatch(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", derived_id(key)), key
+    assert derived_id("rating") != derived_id("Rating")
+    assert Definition("rating", "text").id == derived_id("rating")
+    assert DEFAULT_DEFINITIONS["rating"].id == "5X5EA9ZHS83Q85R2EV7YP9EY32"
+    assert Definition("rating", "text", id="01HX").id == "01HX"
+
+
 def test_keys_that_yaml_would_read_as_booleans_stay_strings():
     definitions = parse_definitions(
         "version: 1\ndefinitions:\n  no: {type: boolean}\n  on: {type: text}\n"
@@ -50,7 +95,8 @@ def test_range_bounds_are_read_as_yaml_1_2_numbers():
     definitions = parse_definitions(
         "version: 1\n"
         "definitions:\n"
-        "  score: {type: range, min: -1.5, max: 2.5, id: 01HXYZ, description: a score}\n"
+        "  score: {type: range, min: -1.5, max: 2.5, id: 01HXYZABCDEFGHJKMNPQRSTVWX, "
+        "description: a score}\n"
         "  hex: {type: range, min: 0x10, max: 1e3}\n"
         "  tagged: {type: range, min: !!str 1, max: !!int 1}\n"
     )

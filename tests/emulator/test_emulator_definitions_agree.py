@@ -85,6 +85,9 @@ CORPUS: dict[str, str] = {
     "an unknown field": V1 + "  rating: {type: single_select, options: [a], display_name: R}\n",
     "a description that is a number": V1 + "  note: {type: text, description: 5}\n",
     "an id that is null": V1 + "  note: {type: text, id: ~}\n",
+    "an id that is not a ULID": V1 + "  note: {type: text, id: X1}\n",
+    "an id in lower case": V1 + "  note: {type: text, id: 01hxyzabcdefghjkmnpqrstvwx}\n",
+    "an id with an I": V1 + "  note: {type: text, id: 01HXYZABCDEFGHJKMNPQRSTVWI}\n",
     "definitions as a list": V1 + "  - {key: note, type: text}\n",
     "definitions null": "version: 1\ndefinitions:\n",
     "a definition that is text": V1 + "  note: text\n",
@@ -179,7 +182,15 @@ _TYPES = _mostly(
     ["correction", "stars", "~", "[text]"],
 )
 _EXTRAS = st.sampled_from(
-    ["id: X1", "description: a text", "description: 5", "id: ~", "config: {min: 0}", "x: 1"]
+    [
+        "id: X1",
+        "id: 01HXYZABCDEFGHJKMNPQRSTVWX",
+        "description: a text",
+        "description: 5",
+        "id: ~",
+        "config: {min: 0}",
+        "x: 1",
+    ]
 )
 
 

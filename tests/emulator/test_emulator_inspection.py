@@ -118,6 +118,8 @@ def test_stats_count_requests_per_status_and_stored_records(client: httpx.Client
         "annotations": 1,
         "corrections": 0,
         "feedback": 1,
+        "queues": 0,
+        "queue_items": 0,
     }
 
 
