@@ -403,3 +403,43 @@ def test_blame_shows_a_correction_by_the_result_it_corrects(example: Project) ->
     )
     (version,) = data["keys"]["@01JD2Q8Z5V7Y3K0M4N6P8R0T2B"]
     assert version["value"] == {"value": 0.2, "explanation": "Answers a different question."}
+
+
+def test_rows_of_trace_span_key_value_read_a_correction_cell_as_json(
+    example: Project, tmp_path: Path
+) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "trace_id,span_id,key,value\n"
+        "4bf92f3577b34da6a3ce929d0e0e4737,00f067aa0ba902b8,@01JD2Q8Z5V7Y3K0M4N6P8R0T2B,0.2\n"
+        "4bf92f3577b34da6a3ce929d0e0e4738,00f067aa0ba902b9,@01JD2Q8Z5V7Y3K0M4N6P8R0T2D,true\n"
+        "4bf92f3577b34da6a3ce929d0e0e4737,00f067aa0ba902b8,@01JD2Q8Z5V7Y3K0M4N6P8R0T2C,"
+        '"{""value"": ""account"", ""explanation"": ""y""}"\n'
+    )
+    fresh = Project(tmp_path / "fresh")
+    fresh.root.mkdir()
+    for name in ("orqsync.yaml", "definitions.yaml", "evaluator-results.yaml"):
+        shutil.copy(example.root / name, fresh.root / name)
+    imported = fresh.run("import", str(rows))
+    assert imported.exit_code == 0, imported.output
+    text = (fresh.root / "annotations" / "imported.yaml").read_text()
+    assert '"01JD2Q8Z5V7Y3K0M4N6P8R0T2B": {value: 0.2}' in text
+    assert '"01JD2Q8Z5V7Y3K0M4N6P8R0T2D": {value: true}' in text
+    assert '"01JD2Q8Z5V7Y3K0M4N6P8R0T2C": {value: "account", explanation: "y"}' in text
+
+
+def test_an_explanation_is_measured_as_the_api_measures_it(make_project) -> None:
+    emoji = "\U0001f600" * 1600  # 1,600 characters, 3,200 UTF-16 units
+    line = 'EVAL-1: {value: true, explanation: "' + emoji + '"}'
+    project = make_project(**{"annotations/a.yaml": corrections_file(line)})
+    result = project.run("validate")
+    assert result.exit_code == 1
+    assert "longer than 3000 characters (3200)" in result.output
+
+
+def test_redact_hides_a_corrections_list_of_text(make_project) -> None:
+    line = "EVAL-1: {value: [top secret one, top secret two], explanation: secret}"
+    project = make_project(**{"annotations/a.yaml": corrections_file(line)})
+    comment = project.run("plan", "--format", "markdown", "--redact").stdout
+    assert "top secret" not in comment
+    assert "(redacted, 2 items), explanation (redacted, 6 chars)" in comment

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from strategies import OWNED_KEYS, states
 
 from orqsync.emulator import Emulator, EmulatorConfig
+from orqsync.errors import OrqsyncError
 from orqsync.model import parent_id
 from orqsync.planning.plan import ANNOTATE, BATCH_LIMIT, REMOVE
 from orqsync.planning.reassert import make_reassertion, oldest_first
@@ -204,7 +205,14 @@ def test_a_reassertion_sends_every_owned_label_and_removal_in_the_fewest_request
 ) -> None:
     for span in list(state.spans)[:2]:  # some keys orqsync removed, owned or not
         state.removed[span] = ("label_11", "review_00")
-    reassertion = make_reassertion(state, owned_keys, budget)
+    try:
+        reassertion = make_reassertion(state, owned_keys, budget)
+    except OrqsyncError:  # the oldest span alone needs more than the budget
+        whole = make_reassertion(state, owned_keys)
+        first = whole.spans[0]
+        assert budget is not None
+        assert sum(1 for r in whole.plan.requests if (r.trace_id, r.span_id) == first) > budget
+        return
     requests = reassertion.plan.requests
     assert budget is None or len(requests) <= budget
     assert reassertion.plan.changes == ()
@@ -226,9 +234,10 @@ def test_a_reassertion_sends_every_owned_label_and_removal_in_the_fewest_request
         ]
         labels = state.spans.get(span, {})
         assert sets == {k: a.value for k, a in labels.items() if owned(k, owned_keys)}
+        tombstones = state.removed.get(span, ())
         assert sorted(removes) == sorted(
-            k for k in state.removed.get(span, ()) if owned(k, owned_keys)
-        )
+            k for k in tombstones if owned(k, owned_keys) and k not in labels
+        )  # a key the state holds is never deleted
         groups = Counter(a.metadata for k, a in labels.items() if owned(k, owned_keys))
         corrected = sum(1 for k in removes if parent_id(k) is not None)
         fewest = sum(math.ceil(n / BATCH_LIMIT) for n in groups.values()) + max(
@@ -237,3 +246,58 @@ def test_a_reassertion_sends_every_owned_label_and_removal_in_the_fewest_request
         assert sum(1 for r in requests if (r.trace_id, r.span_id) == span) == fewest
     if budget is None:
         assert reassertion.left == 0
+
+
+def test_a_budget_too_small_for_the_oldest_span_is_an_error_not_a_silent_nothing(
+    make_project,
+) -> None:
+    keys = "".join(f"      k{i:02d}: x\n" for i in range(13))
+    definitions = "version: 1\ndefinitions:\n" + "".join(
+        f"  k{i:02d}: {{type: text}}\n" for i in range(13)
+    )
+    big = f"version: 1\nspans:\n  - trace_id: t1\n    span_id: s1\n    annotations:\n{keys}"
+    project = make_project(definitions=definitions, **{"annotations/a.yaml": big})
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    result = project.run("apply", "--reassert", "--auto-approve", "--max-requests", "1")
+    assert result.exit_code == 1
+    message = "span t1/s1, the next to reassert, needs 2 requests, more than --max-requests 1"
+    assert message in result.stderr
+    assert "raise --max-requests to 2 or more" in result.stderr
+
+
+def test_an_imported_key_leaves_the_removals_and_is_never_deleted_again(
+    make_project, tmp_path: Path
+) -> None:
+    project = make_project(**{"annotations/a.yaml": FILE})
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.write("annotations/a.yaml", FILE.replace("      defects: [spelling]\n", ""))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    rows = tmp_path / "rows.csv"
+    rows.write_text('trace_id,span_id,key,value\nt1,s1,defects,"[""spelling""]"\n')
+    imported = project.run("import", str(rows))
+    assert imported.exit_code == 0, imported.output
+    line = next(s for s in state_of(project)["spans"] if s["span_id"] == "s1")
+    assert "removed" not in line
+    result = project.run("apply", "--reassert", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert '"keys"' not in result.stdout  # nothing deleted
+    assert held(project, "s1") == {"rating": "good", "defects": ["spelling"]}
+    assert project.run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_removed_key_whose_definition_is_gone_is_not_deleted_again_and_can_be_forgotten(
+    make_project,
+) -> None:
+    project = make_project(**{"annotations/a.yaml": FILE})
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    project.write("annotations/a.yaml", FILE.replace("      defects: [spelling]\n", ""))
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    definitions = (project.root / "definitions.yaml").read_text()
+    kept = [line for line in definitions.splitlines(keepends=True) if "defects" not in line]
+    project.write("definitions.yaml", "".join(kept))
+    shown = project.run("plan", "--reassert")
+    assert shown.exit_code == 0, shown.output
+    assert '"keys"' not in shown.stdout and "0 removed keys deleted again" in shown.stdout
+    assert project.run("state", "rm", "t1/s1", "defects").exit_code == 0
+    line = next(s for s in state_of(project)["spans"] if s["span_id"] == "s1")
+    assert "removed" not in line and line["annotations"]["rating"]

@@ -315,7 +315,11 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
         trace_id, span_id = cells[columns["trace_id"]], cells[columns["span_id"]]
         if not export:
             key, value = cells[columns["key"]], cells[columns["value"]]
-            node = text_node(value, definitions.get(key))
+            node = (
+                _correction_value_cell(value)
+                if parent_id(key) is not None
+                else text_node(value, definitions.get(key))
+            )
             if isinstance(node, str):
                 problems.append(Problem(display, line, None, node, "write a JSON list or a|b"))
                 continue
@@ -361,6 +365,15 @@ def _export_cells(
         return Invalid(f"{what} is not JSON", 'write a JSON object like {"source": "..."}')
     metadata = read_metadata(data, what)
     return metadata if isinstance(metadata, Invalid) else (node, metadata)
+
+
+def _correction_value_cell(text: str) -> Node:
+    """A correction's value cell in rows of trace_id, span_id, key, value: JSON when it is
+    (a number, true, a list, or the {value, explanation} object export writes), else text."""
+    try:
+        return json_node(json.loads(text))
+    except json.JSONDecodeError:
+        return _scalar(text, True)
 
 
 def _correction_cell(key: str, text: str) -> Node | str:

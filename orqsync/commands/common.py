@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from orqsync.errors import ProblemsError
-from orqsync.source.definitions import load_definitions
+from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.project import PROJECT_FILE, Settings
 
 
@@ -15,11 +15,17 @@ def project_hash(settings: Settings) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def text_keys(settings: Settings) -> frozenset[str]:
-    """The keys whose definition type is free text (what `--redact` leaves out)."""
+def load_definitions_or_fail(settings: Settings) -> Definitions:
+    """The project's definitions; a ProblemsError when the file has any."""
     definitions, problems = load_definitions(
         settings.definitions_path, settings.display(settings.definitions_path)
     )
     if problems:
         raise ProblemsError(problems)
+    return definitions
+
+
+def text_keys(settings: Settings) -> frozenset[str]:
+    """The keys whose definition type is free text (what `--redact` leaves out)."""
+    definitions = load_definitions_or_fail(settings)
     return frozenset(key for key, definition in definitions.items() if definition.type == "text")

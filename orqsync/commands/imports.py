@@ -33,7 +33,7 @@ from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.state.disk import atomic_write
 from orqsync.state.files import StateFile
 from orqsync.state.lock import state_lock
-from orqsync.state.model import Applied, Provenance, State
+from orqsync.state.model import Provenance, State
 from orqsync.state.provenance import capture
 
 Label = tuple[str, str, str]  # (trace_id, span_id, key)
@@ -195,8 +195,9 @@ def _write(
     _check_read_back(desired, declaration, settings.display(out_path))
     for trace_id, span_id, key in sorted(to_adopt):
         annotation = desired.spans[(trace_id, span_id)][key]
-        state.spans.setdefault((trace_id, span_id), {})[key] = Applied(
-            annotation.value, annotation.metadata, provenance
+        # as an apply records a label: it leaves the span's record of removed keys
+        state.set_keys(
+            (trace_id, span_id), [(key, annotation.value)], annotation.metadata, provenance
         )
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orqsync.commands.apply import apply
+from orqsync.commands.common import load_definitions_or_fail
 from orqsync.commands.plan import Planned, plan
 from orqsync.errors import OrqsyncError
+from orqsync.model import parent_id
 from orqsync.planning.planfile import SavedPlan, plan_id, request_json
 from orqsync.planning.reassert import Reassertion, make_reassertion
 from orqsync.remote.apply import Api, Report, Reporter
@@ -36,7 +38,12 @@ def plan_reassertion(
             "apply the changes first (`orqsync plan`, then `orqsync apply`), then reassert",
         )
     state = planned.snapshot.state()
-    return make_reassertion(state, settings.owned_keys, max_requests), planned
+    known = set(load_definitions_or_fail(settings))
+
+    def defined(key: str) -> bool:
+        return key in known or parent_id(key) is not None
+
+    return make_reassertion(state, settings.owned_keys, max_requests, defined), planned
 
 
 def reassert(

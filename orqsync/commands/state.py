@@ -87,13 +87,14 @@ def forget(
         held = current.spans.get(span_id, {})
         if not held and span_id not in current.removed and span_id not in current.asserted:
             raise OrqsyncError(f"{span} is not in the state", "see `orqsync state list`")
-        missing = [key for key in keys if key not in held]
+        tombstones = current.removed.get(span_id, ())
+        missing = [key for key in keys if key not in held and key not in tombstones]
         if missing:
             raise OrqsyncError(
                 f"{span} has no key {', '.join(missing)} in the state",
                 f"see `orqsync state show {span}`",
             )
-        dropped = keys or tuple(held)
+        dropped = tuple(key for key in keys if key in held) if keys else tuple(held)
         # The whole span goes with its record of removals and reassertion; some keys alone
         # are forgotten, not recorded as removed (nothing was removed in orq.ai).
         current.forget(span_id, keys or None)

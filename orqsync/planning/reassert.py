@@ -14,8 +14,10 @@ fixed budget reassert every span once before any twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from orqsync.errors import OrqsyncError
 from orqsync.model import Annotation, SpanId
 from orqsync.planning.plan import REMOVE, Plan, Request, plan_span, removal_batches
 from orqsync.source.desired import owned
@@ -31,6 +33,7 @@ class Reassertion:
     labels: int  # labels sent again
     removals: int  # removed keys deleted again
     left: int  # spans a budget left for a later run
+    sizes: tuple[tuple[int, int], ...] = ()  # of each span: labels sent, removed keys deleted
 
 
 def oldest_first(state: State) -> list[SpanId]:
@@ -42,34 +45,55 @@ def oldest_first(state: State) -> list[SpanId]:
 
 
 def make_reassertion(
-    state: State, owned_keys: tuple[str, ...] = ("*",), max_requests: int | None = None
+    state: State,
+    owned_keys: tuple[str, ...] = ("*",),
+    max_requests: int | None = None,
+    defined: Callable[[str], bool] = lambda key: True,
 ) -> Reassertion:
     """The reassertion of `state`'s owned labels and removals; with `max_requests`, the
-    oldest spans whose requests fit in it."""
+    oldest spans whose requests fit in it (an error when not even the oldest one does: it
+    would wait forever). A removed key that is no longer `defined` is not deleted again
+    (orq.ai would answer 404 for a key it does not know)."""
     requests: list[Request] = []
     spans: list[SpanId] = []
-    labels = removals = left = 0
+    sizes: list[tuple[int, int]] = []
+    left = 0
     for span in oldest_first(state):
-        span_requests, sent, removed = _span_requests(span, state, owned_keys)
+        span_requests, sent, removed = _span_requests(span, state, owned_keys, defined)
         if not span_requests:
             continue  # nothing orqsync owns: nothing to assert
         if left or (max_requests is not None and len(requests) + len(span_requests) > max_requests):
+            if not spans and max_requests is not None:
+                raise OrqsyncError(
+                    f"span {'/'.join(span)}, the next to reassert, needs "
+                    f"{len(span_requests)} requests, more than --max-requests {max_requests}",
+                    f"raise --max-requests to {len(span_requests)} or more",
+                )
             left += 1
             continue
         requests.extend(span_requests)
         spans.append(span)
-        labels += sent
-        removals += removed
-    return Reassertion(Plan((), tuple(requests)), tuple(spans), labels, removals, left)
+        sizes.append((sent, removed))
+    labels = sum(sent for sent, _ in sizes)
+    removals = sum(removed for _, removed in sizes)
+    return Reassertion(
+        Plan((), tuple(requests)), tuple(spans), labels, removals, left, tuple(sizes)
+    )
 
 
 def _span_requests(
-    span: SpanId, state: State, owned_keys: tuple[str, ...]
+    span: SpanId, state: State, owned_keys: tuple[str, ...], defined: Callable[[str], bool]
 ) -> tuple[list[Request], int, int]:
     """One span's requests (removes first, then sets grouped by metadata, as a plan sends
-    them), with how many labels and removed keys they carry."""
+    them), with how many labels and removed keys they carry. A key the state holds is never
+    deleted, whatever the record of removals says."""
     trace_id, span_id = span
-    removed = [key for key in state.removed.get(span, ()) if owned(key, owned_keys)]
+    labelled = state.spans.get(span, {})
+    removed = [
+        key
+        for key in state.removed.get(span, ())
+        if owned(key, owned_keys) and key not in labelled and defined(key)
+    ]
     requests = [
         Request(REMOVE, trace_id, span_id, (), tuple(batch)) for batch in removal_batches(removed)
     ]

@@ -358,7 +358,10 @@ def apply_plan(
             complete = run.done == total and not (run.failures or run.errors or run.stopped)
             if reassertion is not None:
                 _record_assertions(state, plan, run.finished, reassertion, provenance)
-            state_file.write(state, in_sync if complete else None)
+            # A reassertion changes no label: the record it carries stays true even when
+            # it stopped early.
+            keep = complete or reassertion is not None
+            state_file.write(state, in_sync if keep else None)
         else:
             state_file.discard_journal()
     if run.errors:

@@ -458,6 +458,8 @@ def _diff(change: Change, redacted: frozenset[str]) -> str:
 def _value(value: object, hide: bool) -> str:
     if hide and isinstance(value, str):
         return f"(redacted, {plural(len(value), 'char')})"
+    if hide and isinstance(value, tuple):  # a correction's list of text
+        return f"(redacted, {plural(len(value), 'item')})"
     if isinstance(value, Correction):
         shown = _value(value.value, hide)
         if value.explanation is None:

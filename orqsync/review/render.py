@@ -306,12 +306,11 @@ def render_reassertion(reassertion: Reassertion, state: State, metadata_style: s
         "writes replace by key):",
         "",
     ]
-    for trace_id, span_id in reassertion.spans[:MAX_SPAN_BLOCKS]:
-        span = (trace_id, span_id)
-        when = state.asserted.get(span, "never")
-        labels = plural(len(state.spans.get(span, {})), "label")
-        removed = state.removed.get(span, ())
-        also = f", {plural(len(removed), 'removed key')}" if removed else ""
+    shown = zip(reassertion.spans[:MAX_SPAN_BLOCKS], reassertion.sizes, strict=False)
+    for (trace_id, span_id), (sent, removed) in shown:
+        when = state.asserted.get((trace_id, span_id), "never")
+        labels = plural(sent, "label")
+        also = f", {plural(removed, 'removed key')}" if removed else ""
         out.append(f"  span {trace_id}/{span_id}  last asserted {when}: {labels}{also}")
     hidden = len(reassertion.spans) - MAX_SPAN_BLOCKS
     if hidden > 0:

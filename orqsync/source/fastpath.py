@@ -34,7 +34,7 @@ from orqsync.errors import Problem
 from orqsync.model import Annotation, Metadata, SpanId
 from orqsync.source.definitions import Definition
 from orqsync.source.ids import DEFAULT_ID_FORMAT, id_problem
-from orqsync.source.values import canonical_number
+from orqsync.source.values import canonical_number, js_length
 from orqsync.source.yamlfile import (
     BOOL_TEXTS,
     NULL_TEXTS,
@@ -437,7 +437,7 @@ class FastReader:
                 f"write it as a list: [{text}]",
             )
         if kind == "text":
-            return text if len(text) <= self.string_limit else _INVALID
+            return text if js_length(text) <= self.string_limit else _INVALID
         if style:
             return _INVALID  # a quoted number or boolean is text
         value = resolve_plain(text)

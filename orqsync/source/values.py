@@ -148,12 +148,19 @@ def check_value(
     return _too_long(f'"{key}"', text, string_limit) or text
 
 
+def js_length(text: str) -> int:
+    """A string's length as orq.ai (JavaScript) counts it: UTF-16 code units, so a character
+    outside the Basic Multilingual Plane (most emoji) counts twice."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _too_long(what: str, text: str, string_limit: int) -> Invalid | None:
     """The API's 400 for a text value over the string limit, or None."""
-    if len(text) <= string_limit:
+    length = js_length(text)
+    if length <= string_limit:
         return None
     return Invalid(
-        f"{what}: string value exceeds maximum length of {string_limit} characters ({len(text)})",
+        f"{what}: string value exceeds maximum length of {string_limit} characters ({length})",
         "shorten the text, or raise api.string_limit if your orq.ai accepts more (max 3000)",
     )
 
@@ -316,10 +323,10 @@ def read_correction(
         text = _text(f"{what}: the explanation", fields["explanation"])
         if isinstance(text, Invalid):
             return Invalid(text.message, text.hint, fields["explanation"])
-        if len(text) > EXPLANATION_LIMIT:
+        if js_length(text) > EXPLANATION_LIMIT:
             return Invalid(
                 f"{what}: the explanation is longer than {EXPLANATION_LIMIT} characters "
-                f"({len(text)})",
+                f"({js_length(text)})",
                 "shorten it",
                 fields["explanation"],
             )

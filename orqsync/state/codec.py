@@ -281,9 +281,15 @@ def _state_of(
             if span:
                 state.spans[ids] = span
             if "asserted" in record:
-                state.asserted[ids] = str(record["asserted"])
+                asserted = record["asserted"]
+                if not isinstance(asserted, str):
+                    raise TypeError("asserted")
+                state.asserted[ids] = asserted
             if "removed" in record:
-                state.removed[ids] = tuple(sorted(str(key) for key in record["removed"]))
+                removed = record["removed"]
+                if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
+                    raise TypeError("removed")
+                state.removed[ids] = tuple(sorted(removed))
         for record in data["feedback"]:
             body = record["body"]
             state.feedback[body["id"]] = AppliedFeedback(

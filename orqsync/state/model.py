@@ -211,10 +211,15 @@ class State:
             self.asserted.pop(span, None)
             return
         held = self.spans.get(span, {})
-        for key in keys:
+        forgotten = set(keys)
+        for key in forgotten:
             held.pop(key, None)
         if not held:
             self.spans.pop(span, None)
+        left = tuple(key for key in self.removed.get(span, ()) if key not in forgotten)
+        self._tombstones(span, left)
+        if span not in self.spans and span not in self.removed:
+            self.asserted.pop(span, None)  # nothing left to reassert
 
     def _tombstones(self, span: SpanId, keys: tuple[str, ...]) -> None:
         if keys:
