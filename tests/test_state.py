@@ -627,3 +627,12 @@ def test_a_state_without_removals_or_reassertions_is_written_as_before() -> None
     record = Applied("good", (), Provenance(commit="c"))
     text = render_state(State("lineage", 3, {("t", "a"): {"rating": record}}, {}))
     assert '"removed"' not in text and '"asserted"' not in text
+
+
+@pytest.mark.parametrize("field", ['"removed":"rating"', '"asserted":null', '"removed":[1]'])
+def test_a_damaged_record_of_removals_or_reassertion_is_refused(field: str) -> None:
+    record = Applied("good", (), Provenance(commit="c"))
+    text = render_state(State("lineage", 3, {("t", "a"): {"rating": record}}, {}))
+    damaged = text.replace('"annotations":{', field + ',"annotations":{', 1)
+    with pytest.raises(StateError, match="the state file is damaged"):
+        parse_state(damaged, "state.json")
