@@ -443,7 +443,7 @@ def _confirm(auto_approve: bool) -> None:
         raise OrqsyncError("apply cancelled")
 
 
-def _finish(report: Report, settings: Settings) -> int:
+def _finish(report: Report, settings: Settings, command: str = "apply") -> int:
     from orqsync.review import render
 
     if report.halt is not None:
@@ -453,7 +453,7 @@ def _finish(report: Report, settings: Settings) -> int:
             _out("\n".join(render.render_refusals(report.failures)) + "\n")
         halt.message += f". {render.halt_progress(report)}"
         raise halt
-    _out(render.render_report(report))
+    _out(render.render_report(report, command))
     if settings.embedded:
         _err("(api.base_url is embedded: the requests went to the built-in emulator, not orq.ai)")
     return EXIT_OK if report.complete else EXIT_PARTIAL
@@ -581,7 +581,7 @@ def _reassert(
                 author=author,
                 lock_held=True,
             )
-    return _finish(report, settings)
+    return _finish(report, settings, "apply --reassert")
 
 
 @cli.command()

@@ -443,3 +443,16 @@ def test_redact_hides_a_corrections_list_of_text(make_project) -> None:
     comment = project.run("plan", "--format", "markdown", "--redact").stdout
     assert "top secret" not in comment
     assert "(redacted, 2 items), explanation (redacted, 6 chars)" in comment
+
+
+def test_a_reassertion_refused_in_part_says_to_run_the_reassertion_again(
+    example: Project,
+) -> None:
+    assert example.run("apply", "--auto-approve").exit_code == 0
+    results = example.root / "evaluator-results.yaml"
+    kept = [line for line in results.read_text().splitlines(True) if "R0T2D" not in line]
+    results.write_text("".join(kept))  # the evaluator's result is gone from orq.ai
+    result = example.run("apply", "--reassert", "--auto-approve")
+    assert result.exit_code == 3
+    assert "HTTP 404: The evaluation with id" in result.output
+    assert "fix what was refused and run apply --reassert again to finish." in result.output

@@ -347,9 +347,9 @@ _HOW_TO_FINISH = {
 }
 
 
-def render_report(report: Report) -> str:
+def render_report(report: Report, command: str = "apply") -> str:
     """An apply's summary: refusals grouped by cause with the first few of each, then one
-    line that says what was done and how to finish."""
+    line that says what was done and how to finish (by running `command` again)."""
     lines = render_refusals(report.failures)
     if report.complete:
         lines.append(f"Apply complete: {plural(report.done, 'request')} sent.")
@@ -363,6 +363,7 @@ def render_report(report: Report) -> str:
     finish = _HOW_TO_FINISH.get(report.stopped, "run apply again to finish.")
     if report.failures:
         finish = "fix what was refused and " + finish
+    finish = finish.replace("run apply again", f"run {command} again")
     lines.append(f"Apply partial{why}: {counts}. The state is saved; {finish}")
     return "\n".join(lines) + "\n"
 
