@@ -214,6 +214,10 @@ def test_labels_applied_from_uncommitted_files_are_not_credited_to_head(
     assert "warning: 1 file applied with changes not committed (annotations/a.yaml)" in (
         applied.stderr
     )
+    # a reassertion credits no label to anything: it has nothing to warn about
+    reasserted = project.run("apply", "--reassert", "--auto-approve")
+    assert reasserted.exit_code == 0, reasserted.output
+    assert "changes not committed" not in reasserted.stderr
     shown = project.run("state", "show", f"{TRACE}/274c568b4fffdfc5").stdout
     assert f"    commit: {head}\n" in shown
     assert "    uncommitted: " in shown

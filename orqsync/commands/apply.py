@@ -95,7 +95,7 @@ def apply(
         provenance = capture(
             settings.root, saved.plan_id, environ, commit=commit, author=author, changed=changed
         )
-        if changed and reporter is not None:
+        if changed and reporter is not None and reassertion is None:  # it credits no label
             shown = ", ".join(list(changed)[:3]) + (" and more" if len(changed) > 3 else "")
             reporter.note(
                 f"warning: {plural(len(changed), 'file')} applied with changes not committed "
