@@ -383,7 +383,7 @@ def _show_reassertion(
         document = reassertion_document(reassertion, planned, settings.metadata_style)
         _out(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     else:
-        _out(render_reassertion(reassertion, planned.snapshot.state(), settings.metadata_style))
+        _out(render_reassertion(reassertion, settings.metadata_style))
     if detailed_exitcode and reassertion.plan.requests:
         return EXIT_CHANGES
     return EXIT_OK
@@ -562,8 +562,7 @@ def _reassert(
     api_key(settings)
     with apply_lock(settings):
         reassertion, planned = plan_reassertion(settings, max_requests)
-        state = planned.snapshot.state()
-        _out(render_reassertion(reassertion, state, settings.metadata_style))
+        _out(render_reassertion(reassertion, settings.metadata_style))
         if not reassertion.plan.requests:
             return EXIT_OK
         _confirm(auto_approve)

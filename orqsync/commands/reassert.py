@@ -90,7 +90,7 @@ def reassertion_document(
 ) -> dict[str, object]:
     """`plan --reassert --format json`: the spans, when each was last asserted, and the
     requests, as a saved plan writes them."""
-    state = planned.snapshot.state()
+    state = reassertion.state
     return {
         "format": "orqsync-reassertion",
         "format_version": 1,

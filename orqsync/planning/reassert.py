@@ -33,6 +33,7 @@ class Reassertion:
     labels: int  # labels sent again
     removals: int  # removed keys deleted again
     left: int  # spans a budget left for a later run
+    state: State  # what it was made from (parsed once: a big state takes a second)
     sizes: tuple[tuple[int, int], ...] = ()  # of each span: labels sent, removed keys deleted
 
 
@@ -77,7 +78,7 @@ def make_reassertion(
     labels = sum(sent for sent, _ in sizes)
     removals = sum(removed for _, removed in sizes)
     return Reassertion(
-        Plan((), tuple(requests)), tuple(spans), labels, removals, left, tuple(sizes)
+        Plan((), tuple(requests)), tuple(spans), labels, removals, left, state, tuple(sizes)
     )
 
 

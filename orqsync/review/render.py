@@ -15,7 +15,6 @@ from orqsync.planning.planfile import summary
 from orqsync.planning.reassert import Reassertion
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.apply import Failure, Report
-from orqsync.state.model import State
 from orqsync.text import duration_text, plural
 
 MAX_REQUEST_LINES = 100
@@ -295,7 +294,7 @@ def _requests_text(plan: Plan, metadata_style: str) -> list[str]:
     return out
 
 
-def render_reassertion(reassertion: Reassertion, state: State, metadata_style: str) -> str:
+def render_reassertion(reassertion: Reassertion, metadata_style: str) -> str:
     """A reassertion as a plan shows it: which spans, oldest first, when each was last
     asserted, and the requests. It changes no label, so it lists no changes."""
     if not reassertion.spans:
@@ -308,7 +307,7 @@ def render_reassertion(reassertion: Reassertion, state: State, metadata_style: s
     ]
     shown = zip(reassertion.spans[:MAX_SPAN_BLOCKS], reassertion.sizes, strict=False)
     for (trace_id, span_id), (sent, removed) in shown:
-        when = state.asserted.get((trace_id, span_id), "never")
+        when = reassertion.state.asserted.get((trace_id, span_id), "never")
         labels = plural(sent, "label")
         also = f", {plural(removed, 'removed key')}" if removed else ""
         out.append(f"  span {trace_id}/{span_id}  last asserted {when}: {labels}{also}")
