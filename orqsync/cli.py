@@ -225,7 +225,7 @@ def validate(ctx: click.Context, fmt: str) -> int:
     from orqsync.review.github import escape_data, problems_github, project_prefix
 
     try:
-        desired = run_validate(_settings(ctx))
+        desired, queues = run_validate(_settings(ctx))
         process.keep_until_exit(desired)
     except ProblemsError as exc:
         if fmt == "json":
@@ -251,7 +251,13 @@ def validate(ctx: click.Context, fmt: str) -> int:
             f"Valid: {plural(len(desired.files), 'file', grouped=False)}, "
             f"{_labels(desired.annotation_count, desired.correction_count)} on "
             f"{plural(len(desired.spans), 'span', grouped=False)}, "
-            f"{plural(len(desired.feedback), 'feedback record', grouped=False)}.\n"
+            f"{plural(len(desired.feedback), 'feedback record', grouped=False)}"
+            + (
+                f", {plural(len(queues.queues), 'annotation queue', grouped=False)}"
+                if queues.queues
+                else ""
+            )
+            + ".\n"
         )
     return EXIT_OK
 
@@ -726,6 +732,35 @@ def state_history(ctx: click.Context, fmt: str, limit: int | None) -> int:
         _out(render_history_text(entries))
     else:
         _err(f"No applies recorded in {shown} yet.")
+    return EXIT_OK
+
+
+@cli.group()
+def queue() -> None:
+    """Annotation queues: review progress, read back from orq.ai."""
+
+
+@queue.command("status")
+@click.argument("name", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def queue_status(ctx: click.Context, name: str | None, fmt: str) -> int:
+    """Each declared queue's items (with their ids, the cursors), how many spans have been
+    reviewed with which definitions, and the spans git routes to it that it lacks or holds
+    without git routing them."""
+    from orqsync.commands.queues import queue_status as read_status
+    from orqsync.commands.queues import status_json, status_text
+    from orqsync.remote.client import make_client
+
+    settings = _settings(ctx)
+    with make_client(settings) as client:
+        statuses = read_status(settings, client, name)
+    if fmt == "json":
+        _out(json.dumps(status_json(statuses), indent=1) + "\n")
+    else:
+        _out(status_text(statuses))
     return EXIT_OK
 
 

@@ -84,6 +84,20 @@ def value_from_json(data: object) -> Value:
     return data  # type: ignore[return-value]
 
 
+class QueueRef(NamedTuple):
+    """What a request on an annotation queue is about (Operation.is_queue): the queue, by its
+    name in the repository and its id in orq.ai ("" for one a create earlier in the same
+    apply makes: the applier fills it in from the create's answer), the fields a create or an
+    update sends, the spans an add or a removal carries, and for a rename the name the state
+    knew it by."""
+
+    name: str
+    id: str = ""
+    fields: tuple[tuple[str, object], ...] = ()
+    spans: tuple[SpanId, ...] = ()
+    was: str = ""
+
+
 class Annotation(NamedTuple):
     """One desired (trace, span, key) value, the metadata to send with it, and where it is.
 
@@ -104,6 +118,15 @@ class Operation(str, enum.Enum):
     REMOVE = "remove"  # delete annotations of a span, by key
     FEEDBACK_PUT = "feedback_put"  # the legacy Feedback API: create or replace a record
     FEEDBACK_REMOVE = "feedback_remove"  # the legacy Feedback API: remove a record
+    QUEUE_CREATE = "queue_create"  # an annotation queue: create (the answer holds its id)
+    QUEUE_UPDATE = "queue_update"  # change its fields (a rename is one)
+    QUEUE_DELETE = "queue_delete"  # delete it, with its items
+    QUEUE_ADD = "queue_add"  # add spans to it (at most 1,000 a request)
+    QUEUE_REMOVE = "queue_remove"  # take spans out of it, by span id
+
+    @property
+    def is_queue(self) -> bool:
+        return self.value.startswith("queue_")
 
     def __str__(self) -> str:
         return self.value

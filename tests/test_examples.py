@@ -14,7 +14,9 @@ from orqsync.review.render import NO_CHANGES
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-@pytest.mark.parametrize("name", ["quickstart", "support-evals", "judge-alignment"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "support-evals", "judge-alignment", "review-queues"]
+)
 def test_example_applies_and_then_plans_no_changes(tmp_path, name):
     root = tmp_path / name
     shutil.copytree(EXAMPLES / name, root, ignore=shutil.ignore_patterns(".orqsync"))

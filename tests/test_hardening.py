@@ -50,8 +50,8 @@ def test_a_saved_plan_of_another_project_is_refused_saying_what_differs(tmp_path
     assert result.exit_code == 4
     assert result.stderr == (
         f"error: {tmp_path / 'B.plan'} was not made from this project as it is: orqsync.yaml "
-        "differs (the plan is another project's, or it was edited); 1 annotation file "
-        "differ: annotations/example.yaml\n"
+        "differs (the plan is another project's, or it was edited); 1 file (annotations or "
+        "queues) differs: annotations/example.yaml\n"
         "  hint: run `orqsync plan --out FILE` here and apply that plan\n"
     )
     assert not (a.root / ".orqsync" / "state.json").exists()

@@ -28,8 +28,11 @@ from orqsync.planning.planfile import (
     plan_id,
     request_json,
 )
+from orqsync.planning.queues import plan_queues
+from orqsync.source.definitions import Definitions
 from orqsync.source.desired import DesiredReader, DesiredState, load_desired
 from orqsync.source.project import Settings
+from orqsync.source.queues import Queues, load_queues
 from orqsync.state.files import StateFile
 from orqsync.state.model import InSync, State
 from orqsync.state.snapshot import StateSnapshot
@@ -101,6 +104,7 @@ def select(
         state.serial,
         {k: v for k, v in state.spans.items() if keep(k)},
         {k: v for k, v in state.feedback.items() if keep(("feedback", k))},
+        queues=state.queues,
     )
     return chosen_desired, chosen_state
 
@@ -117,12 +121,14 @@ def plan(
     (planning/cache.py); the plan is the one a full read gives."""
     reader = DesiredReader(settings)
     hashes = reader.hashes()
+    queues = read_queues(settings, reader.definitions)
     snapshot = StateFile.of(settings).snapshot()
     context = context_hash(settings, reader.definitions_hash)
     cache = PlanCache.load(cache_path(settings), context)
     whole = not targets and not excludes
-    # --target/--exclude choose among every span: all are read, as a target may be anywhere.
-    incremental = incremental and snapshot.indexed and whole
+    # --target/--exclude choose among every span: all are read, as a target may be anywhere;
+    # and so does a queue that routes spans by their labels.
+    incremental = incremental and snapshot.indexed and whole and not queues.needs_labels
     held = cache.holding(hashes, snapshot) if incremental else {}
     vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
     left_some_out = bool(held or vouched_for)
@@ -142,11 +148,13 @@ def plan(
         state.serial,
         snapshot.hash,
         reader.definitions_hash,
-        hashes,
+        {**hashes, **queues.files},
         project_hash(settings),
     )
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
+    if whole:  # --target and --exclude choose spans: the queues are left as they are
+        result = with_queues(result, queues, desired, state)
     left_out = None
     if not whole:
         left_out = (
@@ -170,6 +178,23 @@ def plan(
         left_out,
         tuple(desired.warnings),
     )
+
+
+def read_queues(settings: Settings, definitions: Definitions) -> Queues:
+    """The project's queue files; a ProblemsError when they have any."""
+    queues = load_queues(settings, definitions)
+    if queues.problems:
+        raise ProblemsError(list(queues.problems))
+    return queues
+
+
+def with_queues(result: Plan, queues: Queues, desired: DesiredState, state: State) -> Plan:
+    """The plan with the requests that make orq.ai's annotation queues those declared."""
+    if not queues.queues and not state.queues:
+        return result
+    members = {queue.name: queue.members(desired.spans) for queue in queues.queues}
+    changes, requests = plan_queues(queues.queues, members, state.queues)
+    return Plan(result.changes, result.requests + tuple(requests), tuple(changes))
 
 
 def _read_changed(
@@ -211,7 +236,8 @@ def load_saved(settings: Settings, plan_file: str) -> SavedPlan:
     orqsync.yaml byte for byte (its metadata_style, sources and policy) and the same files
     (planfile.check_same_project)."""
     saved = load_plan(plan_file)
-    hashes = DesiredReader(settings).hashes()
+    reader = DesiredReader(settings)
+    hashes = {**reader.hashes(), **load_queues(settings, reader.definitions).files}
     check_same_project(saved, project_hash(settings), hashes, plan_file)
     return saved
 

@@ -17,7 +17,16 @@ from itertools import zip_longest
 from operator import attrgetter
 from typing import NamedTuple, TypeVar, cast
 
-from orqsync.model import Annotation, Metadata, Operation, SpanId, Value, parent_id, same_value
+from orqsync.model import (
+    Annotation,
+    Metadata,
+    Operation,
+    QueueRef,
+    SpanId,
+    Value,
+    parent_id,
+    same_value,
+)
 from orqsync.source.desired import DesiredState, Feedback, owned
 from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
@@ -50,10 +59,14 @@ class Request(NamedTuple):
     keys: tuple[str, ...] = ()
     metadata: Metadata = ()
     feedback: tuple[tuple[str, object], ...] = ()  # the Feedback body, sorted pairs
+    queue: QueueRef | None = None  # a request on an annotation queue (planning/queues.py)
 
     @property
     def chain(self) -> tuple[str, ...]:
-        """Requests of one chain run in order: one span, or one feedback record."""
+        """Requests of one chain run in order: one span, one feedback record, or one
+        annotation queue."""
+        if self.queue is not None:
+            return ("queue", self.queue.name)
         if self.kind in (FEEDBACK_PUT, FEEDBACK_REMOVE):
             return ("feedback", str(dict(self.feedback)["id"]))
         return ("span", self.trace_id, self.span_id)
@@ -81,6 +94,20 @@ class Change(NamedTuple):
         return self.action == UPDATE and same_value(self.old, self.new)
 
 
+class QueueChange(NamedTuple):
+    """One annotation queue that differs (planning/queues.py), for people to read."""
+
+    action: str  # create | adopt | update | delete | members (only spans enter or leave)
+    name: str
+    id: str = ""  # orq.ai's; "" for a queue the plan creates
+    fields: tuple[tuple[str, object, object], ...] = ()  # (field, old, new) of those that change
+    entering: tuple[SpanId, ...] = ()
+    leaving: tuple[SpanId, ...] = ()
+    was: str = ""  # the name the state knew it by, for a rename
+    path: str = ""
+    line: int = 0
+
+
 _ACTION = attrgetter("action")
 
 
@@ -90,6 +117,7 @@ class Plan:
 
     changes: tuple[Change, ...]
     requests: tuple[Request, ...]
+    queues: tuple[QueueChange, ...] = ()
     # Changes by action, counted once: a big plan's renderers ask for them many times.
     counts: Counter[str] = field(init=False, compare=False, repr=False)
 
@@ -105,7 +133,8 @@ class Plan:
 
     @property
     def removals(self) -> int:
-        return self.count(DELETE)
+        """What the removal budget counts: labels removed, and queues deleted."""
+        return self.count(DELETE) + sum(1 for queue in self.queues if queue.action == DELETE)
 
 
 _T = TypeVar("_T")
@@ -305,11 +334,11 @@ def _only_creations(
     )
     items = tuple([(key, got.value) for key, got in chosen])
     if len(items) <= BATCH_LIMIT:
-        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, ())))
+        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, (), None)))
         return True
     for start in range(0, len(items), BATCH_LIMIT):
         batch = items[start : start + BATCH_LIMIT]
-        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, batch, (), metadata, ())))
+        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, batch, (), metadata, (), None)))
     return True
 
 

@@ -15,8 +15,26 @@ from typing import Any
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError, StalePlanError
-from orqsync.model import Correction, Operation, Value, correction_key, value_from_json, value_json
-from orqsync.planning.plan import ANNOTATE, CREATE, DELETE, REMOVE, UPDATE, Change, Plan, Request
+from orqsync.model import (
+    Correction,
+    Operation,
+    QueueRef,
+    Value,
+    correction_key,
+    value_from_json,
+    value_json,
+)
+from orqsync.planning.plan import (
+    ANNOTATE,
+    CREATE,
+    DELETE,
+    REMOVE,
+    UPDATE,
+    Change,
+    Plan,
+    QueueChange,
+    Request,
+)
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.state.model import InSync, State, feedback_pairs
 from orqsync.text import plural
@@ -53,8 +71,18 @@ def request_json(request: Request, metadata_style: str) -> dict[str, object]:
         "method": method,
         "path": path,
         "body": request_body(request, metadata_style),
-        "trace_id": request.trace_id,
     }
+    ref = request.queue
+    if ref is not None:
+        # the queue's name (what a create's id is recorded under) and, for a rename, the one
+        # the state knew; a removal's body has span ids only: the spans are kept beside it
+        data["queue"] = {"name": ref.name, "id": ref.id}
+        if ref.was:
+            data["queue"]["was"] = ref.was  # type: ignore[index]
+        if request.kind == Operation.QUEUE_REMOVE:
+            data["spans"] = [list(span) for span in ref.spans]
+        return data
+    data["trace_id"] = request.trace_id
     if request.span_id:
         data["span_id"] = request.span_id
     if request.metadata:
@@ -90,6 +118,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "update": plan.count(UPDATE),
         "delete": plan.count(DELETE),
         "requests": len(plan.requests),
+        **({"queues": len(plan.queues)} if plan.queues else {}),
     }
 
 
@@ -136,6 +165,8 @@ def plan_document(
         "changes": [change_json(change) for change in plan.changes],
         "requests": requests,
     }
+    if plan.queues:
+        document["queues"] = [queue_change_json(change) for change in plan.queues]
     if in_sync is not None:
         document["in_sync"] = {"context": in_sync.context, "files": in_sync.files_json()}
     return document
@@ -144,6 +175,23 @@ def plan_document(
 def _request_from_json(data: dict[str, Any]) -> Request:
     kind = Operation(data["kind"])
     body = data["body"]
+    if kind.is_queue:
+        queue = data["queue"]
+        fields: tuple[tuple[str, object], ...] = ()
+        spans: tuple[tuple[str, str], ...] = ()
+        if kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
+            fields = tuple(
+                (name, tuple(map(str, v)) if isinstance(v, list) else str(v))
+                for name, v in body.items()
+            )
+        elif kind == Operation.QUEUE_ADD:
+            spans = tuple((str(i["trace_id"]), str(i["span_id"])) for i in body["items"])
+        elif kind == Operation.QUEUE_REMOVE:
+            spans = tuple((str(t), str(s)) for t, s in data["spans"])
+        ref = QueueRef(
+            str(queue["name"]), str(queue["id"]), fields, spans, str(queue.get("was", ""))
+        )
+        return Request(kind, "", queue=ref)
     if kind == ANNOTATE:
         items = tuple(_item_from_json(item) for item in body["annotations"])
         metadata = tuple(sorted(data.get("metadata", {}).items()))
@@ -166,6 +214,52 @@ def _item_from_json(item: dict[str, Any]) -> tuple[str, Value]:
             raise ValueError("not a correction orqsync writes")
         return correction_key(str(item["parent_annotation_id"])), Correction(label, explanation)
     return str(item["key"]), value_from_json(item["value"])
+
+
+def queue_change_json(change: QueueChange) -> dict[str, object]:
+    data: dict[str, object] = {"action": change.action, "name": change.name}
+    if change.id:
+        data["id"] = change.id
+    if change.was:
+        data["renamed_from"] = change.was
+    if change.fields:
+        data["fields"] = {
+            name: {"old": _listed(old), "new": _listed(new)} for name, old, new in change.fields
+        }
+    data["entering"] = [list(span) for span in change.entering]
+    data["leaving"] = [list(span) for span in change.leaving]
+    if change.path:
+        data["source"] = f"{change.path}:{change.line}"
+    return data
+
+
+def _listed(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _queue_change_from_json(data: dict[str, Any]) -> QueueChange:
+    path, _, line = str(data.get("source", "")).rpartition(":")
+
+    def tupled(value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    def spans(name: str) -> tuple[tuple[str, str], ...]:
+        return tuple((str(t), str(s)) for t, s in data.get(name, []))
+
+    return QueueChange(
+        str(data["action"]),
+        str(data["name"]),
+        str(data.get("id", "")),
+        tuple(
+            (name, tupled(item["old"]), tupled(item["new"]))
+            for name, item in data.get("fields", {}).items()
+        ),
+        spans("entering"),
+        spans("leaving"),
+        str(data.get("renamed_from", "")),
+        path,
+        int(line) if line.isdigit() else 0,
+    )
 
 
 def _change_from_json(data: dict[str, Any]) -> Change:
@@ -217,6 +311,7 @@ def load_plan(path: str) -> SavedPlan:
         plan = Plan(
             tuple(_change_from_json(item) for item in data["changes"]),
             tuple(_request_from_json(item) for item in data["requests"]),
+            tuple(_queue_change_from_json(item) for item in data.get("queues", [])),
         )
         base = Base(
             base_data["lineage"],
@@ -249,7 +344,8 @@ def check_same_project(saved: SavedPlan, project: str, files: dict[str, str], pa
     changed = sorted(n for n in made_from.keys() | files.keys() if made_from.get(n) != files.get(n))
     if changed:
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3:,} more" if changed[3:] else "")
-        reasons.append(f"{plural(len(changed), 'annotation file')} differ: {shown}")
+        verb = "differs" if len(changed) == 1 else "differ"
+        reasons.append(f"{plural(len(changed), 'file')} (annotations or queues) {verb}: {shown}")
     if reasons:
         raise StalePlanError(
             f"{path} was not made from this project as it is: " + "; ".join(reasons),

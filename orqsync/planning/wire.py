@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from orqsync.model import Correction, Metadata, Value, parent_id, value_json
+from orqsync.model import Correction, Metadata, Operation, Value, parent_id, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 
 DOCUMENTED = "documented"
@@ -28,7 +28,28 @@ def wire_metadata(metadata: Metadata, style: str) -> dict[str, str]:
     return fields
 
 
+QUEUES = "/v2/annotation-queues"
+_QUEUE_ROUTES = {  # method, path after the queue's own
+    Operation.QUEUE_UPDATE: ("PATCH", ""),
+    Operation.QUEUE_DELETE: ("DELETE", ""),
+    Operation.QUEUE_ADD: ("POST", "/items"),
+    Operation.QUEUE_REMOVE: ("POST", "/items/remove"),
+}
+
+
+def queue_path(name: str, queue_id: str) -> str:
+    """A queue's path; for a queue a create earlier in the plan makes, a placeholder that
+    names it (the applier sends the id the create got)."""
+    return f"{QUEUES}/{_segment(queue_id) if queue_id else '{id of new queue ' + name + '}'}"
+
+
 def method_and_path(request: Request) -> tuple[str, str]:
+    ref = request.queue
+    if ref is not None:
+        if request.kind == Operation.QUEUE_CREATE:
+            return "POST", QUEUES
+        method, tail = _QUEUE_ROUTES[request.kind]
+        return method, queue_path(ref.name, ref.id) + tail
     if request.kind in (ANNOTATE, REMOVE):
         path = (
             f"/v2/traces/{_segment(request.trace_id)}/spans/{_segment(request.span_id)}/annotation"
@@ -54,7 +75,17 @@ def _item(key: str, value: Value) -> dict[str, object]:
     return {"key": key, "value": value_json(value)}
 
 
-def request_body(request: Request, metadata_style: str) -> dict[str, object]:
+def request_body(request: Request, metadata_style: str) -> dict[str, object] | None:
+    """The JSON body; None for a request without one (a queue's delete)."""
+    ref = request.queue
+    if ref is not None:
+        if request.kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
+            return {name: list(v) if isinstance(v, tuple) else v for name, v in ref.fields}
+        if request.kind == Operation.QUEUE_ADD:
+            return {"items": [{"trace_id": t, "span_id": s} for t, s in ref.spans]}
+        if request.kind == Operation.QUEUE_REMOVE:
+            return {"span_ids": [span_id for _, span_id in ref.spans]}
+        return None
     if request.kind == ANNOTATE:
         body: dict[str, object] = {
             "annotations": [_item(key, value) for key, value in request.items]

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
-from orqsync.model import SpanId, value_json
+from orqsync.model import Operation, SpanId, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
+from orqsync.planning.wire import method_and_path
 from orqsync.state.files import StateFile
 from orqsync.state.journal import Journal
-from orqsync.state.model import InSync, Provenance, State
+from orqsync.state.model import InSync, Provenance, State, queue_entry
 
 # Threads per request in flight. The Api keeps `parallelism` requests in flight at most (the
 # client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more
 # threads than slots keep every slot busy meanwhile.
 THREADS_PER_SLOT = 4
+QUEUE_CREATE = Operation.QUEUE_CREATE
 REASSERTED = "reasserted"  # the journal's line for a set of a reassertion: changes nothing
 
 
@@ -35,7 +37,7 @@ class Api(Protocol):
     """What the applier needs from orq.ai: send one request or raise ApiError. It holds at
     most `parallelism` requests in flight, however many threads call it."""
 
-    def send(self, request: Request) -> None: ...
+    def send(self, request: Request) -> object: ...
 
 
 class Reporter(Protocol):
@@ -105,6 +107,8 @@ def journal_entry(
 
 
 def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
+    if request.queue is not None:
+        return queue_entry(request.kind, request.queue)
     if request.kind == ANNOTATE:
         return {
             "op": request.kind.journal_op,
@@ -138,6 +142,8 @@ def fold_success(
         state.set_keys(span, request.items, request.metadata, provenance)
     elif request.kind == REMOVE:
         state.remove_keys((request.trace_id, request.span_id), request.keys)
+    elif request.queue is not None:
+        state.fold_queue(request.kind, request.queue)
     else:
         state.fold(entry, provenance)
 
@@ -187,6 +193,37 @@ class _Run:
     halt: ApiHaltError | None = None
     errors: list[BaseException] = field(default_factory=list)
     finished: Counter[tuple[str, ...]] = field(default_factory=Counter)  # successes per chain
+    # Each annotation queue's id by name: the state's, and those creates got in this run.
+    queue_ids: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.queue_ids.update((name, record.id) for name, record in self.state.queues.items())
+
+    def resolved(self, request: Request) -> Request:
+        """The request with its queue's id, when a create earlier in its chain made it."""
+        ref = request.queue
+        if ref is None or ref.id or request.kind == QUEUE_CREATE:
+            return request
+        with self.lock:
+            queue_id = self.queue_ids.get(ref.name, "")
+        return request._replace(queue=ref._replace(id=queue_id))
+
+    def created(self, request: Request, answer: object) -> Request:
+        """A create's request with the id orq.ai gave the queue; an ApiError when the answer
+        holds none (nothing can be done with the queue then)."""
+        assert request.queue is not None
+        queue_id = answer.get("_id") if isinstance(answer, dict) else None
+        if not isinstance(queue_id, str) or not queue_id:
+            method, path = method_and_path(request)
+            raise ApiError(
+                f"{method} {path}: the answer holds no _id for the new queue {request.queue.name}",
+                method=method,
+                path=path,
+                hint="look for the queue in orq.ai, and adopt it with `id:` in its file",
+            )
+        with self.lock:
+            self.queue_ids[request.queue.name] = queue_id
+        return request._replace(queue=request.queue._replace(id=queue_id))
 
     def may_start(self) -> bool:
         with self.lock:
@@ -242,7 +279,11 @@ class _Run:
 
 
 def _origin(plan: Plan, request: Request) -> tuple[str, int]:
-    """The file and line that asked for a request's first value."""
+    """The file and line that asked for a request's first value (or for a queue's request,
+    the queue's file)."""
+    if request.queue is not None:
+        name = request.queue.name
+        return next(((q.path, q.line) for q in plan.queues if q.name == name), ("", 0))
     keys = {key for key, _ in request.items} or set(request.keys)
     for change in plan.changes:
         if (
@@ -268,9 +309,12 @@ def _worker(
                 if not run.may_start():
                     return
                 request_id = f"{run.run_id}.{number}.{step}"
+                request = run.resolved(request)
                 run.sending(request_id)
                 try:
-                    api.send(request)
+                    answer = api.send(request)
+                    if request.kind == QUEUE_CREATE:
+                        request = run.created(request, answer)
                 except ApiHaltError as error:
                     run.halted(error)
                     return

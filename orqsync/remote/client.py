@@ -32,7 +32,7 @@ import httpx
 
 from orqsync import __version__
 from orqsync.errors import ApiError, ApiHaltError, OrqsyncError
-from orqsync.model import Metadata, Value
+from orqsync.model import Metadata, Operation, Value
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.pacer import Outcome, Pacer, Ticket, rate_headers
@@ -40,6 +40,7 @@ from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.state.model import feedback_pairs
 from orqsync.text import duration_text
 
+QUEUE_CREATE = Operation.QUEUE_CREATE
 EMBEDDED_KEY = "embedded-emulator"  # not a secret: the in-process emulator accepts only this
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -173,11 +174,31 @@ class OrqClient:
 
     # The one way out ---------------------------------------------------------------------
 
-    def send(self, request: Request) -> None:
-        """Send one request, retrying what can be retried; raise ApiError when it fails, and
-        ApiHaltError (now and on every later call) when no request can succeed."""
+    def send(self, request: Request) -> object:
+        """Send one request, retrying what can be retried; the server's answer (parsed JSON,
+        None for an empty body). Raise ApiError when it fails, and ApiHaltError (now and on
+        every later call) when no request can succeed.
+
+        A queue's create is not repeated once it may have reached the server (a timeout, a
+        5xx, a dropped connection): a second one would make a second queue."""
         method, path = method_and_path(request)
-        content = json.dumps(request_body(request, self.metadata_style)).encode("utf-8")
+        body = request_body(request, self.metadata_style)
+        content = None if body is None else json.dumps(body).encode("utf-8")
+        return self._exchange(method, path, content, repeatable=request.kind != QUEUE_CREATE)
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> object:
+        """A GET of `path` (with query `params`), retried as `send`; the parsed answer."""
+        return self._exchange("GET", path, None, params=params)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        repeatable: bool = True,
+    ) -> object:
         failures = 0  # answers that count against max_attempts
         while True:
             # A slot is a request in flight (or about to be): a request that waits out its own
@@ -188,9 +209,10 @@ class OrqClient:
                 ticket = self.pacer.wait()
                 if self._halt is not None:
                     raise self._halt
-                error = self._once(ticket, method, path, content)
-            if error is None:
-                return
+                outcome = self._once(ticket, method, path, content, params)
+            if isinstance(outcome, httpx.Response):
+                return _answer(outcome)
+            error = outcome
             if not error.retryable:
                 if error.status in (401, 403):
                     raise self._stop(self._unauthorized(error))
@@ -200,6 +222,13 @@ class OrqClient:
                 raise self._stop(halt)
             if error.status == 429 or isinstance(error, _Unreachable):
                 continue  # the pacer holds everyone for the pause
+            if not repeatable:
+                error.retryable = False
+                error.hint = (
+                    "the request may have reached orq.ai: look for the queue there, and adopt "
+                    "it with `id:` in its file, or run apply again to create it"
+                )
+                raise error
             if self.pacer.systemic:
                 continue  # most requests fail: everyone backs off together, attempts are kept
             failures += 1
@@ -268,12 +297,19 @@ class OrqClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
-    def _once(self, ticket: Ticket, method: str, path: str, content: bytes) -> ApiError | None:
-        """One attempt; the pacer hears how it was answered. None when it succeeded."""
+    def _once(
+        self,
+        ticket: Ticket,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None = None,
+    ) -> ApiError | httpx.Response:
+        """One attempt; the pacer hears how it was answered. The response when it succeeded."""
         self.attempts += 1
         where = f"{method} {path}"
         try:
-            response = self._http.request(method, path, content=content)
+            response = self._http.request(method, path, content=content, params=params)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             self.pacer.answered(ticket, Outcome.UNREACHABLE)
             cause = self._scrub(str(exc) or type(exc).__name__)
@@ -300,7 +336,7 @@ class OrqClient:
         headers = rate_headers(response.headers)
         if 200 <= status < 300:
             self.pacer.answered(ticket, Outcome.OK, headers=headers)
-            return None
+            return response
         cause = self._scrub(f"HTTP {status}: {server_message(response)}")
         retryable = status in RETRYABLE_STATUS
         retry_after = parse_retry_after(response.headers) if retryable else None
@@ -323,6 +359,16 @@ class OrqClient:
             hint=hint,
             cause=cause,
         )
+
+
+def _answer(response: httpx.Response) -> object:
+    """A success's body as JSON; None when it has none (a 204) or is not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str:

@@ -153,6 +153,7 @@ def render_plan_markdown(
     head = _head(plan, max_removals)
     tables = [
         _summary_table(plan),
+        _queue_table(plan),
         _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
     ]
     # Corrections hide their explanation and any text value: free text, like a text key's.
@@ -210,8 +211,10 @@ def _head(plan: Plan, max_removals: int | None) -> str:
         "## orqsync plan",
         "",
         f"**{plan.count(CREATE):,} to add, {updates:,} to change{only}, "
-        f"{plan.removals:,} to remove** on {_where(plan.changes)}. "
-        f"`apply` will send {plural(len(plan.requests), 'request')}.",
+        f"{plan.count(DELETE):,} to remove**"
+        + (f" on {_where(plan.changes)}" if plan.changes else "")
+        + (f"; {_queues_summary(plan)}" if plan.queues else "")
+        + f". `apply` will send {plural(len(plan.requests), 'request')}.",
         "",
     ]
     if max_removals is not None and plan.removals > max_removals:
@@ -249,6 +252,54 @@ def _summary_table(plan: Plan) -> str:
     if rest:
         lines.append(_counts_row(f"*{plural(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
     lines.append(_counts_row("**total**", plan.counts))
+    return "\n".join(lines) + "\n\n"
+
+
+def _queues_summary(plan: Plan) -> str:
+    entering = sum(len(q.entering) for q in plan.queues if q.action != DELETE)
+    leaving = sum(len(q.leaving) for q in plan.queues)
+    return (
+        f"**{plural(len(plan.queues), 'annotation queue')} change**, "
+        f"{plural(entering, 'span')} entering and {leaving:,} leaving"
+    )
+
+
+_QUEUE_ACTIONS = {
+    "create": "create",
+    "adopt": "adopt",
+    "update": "update",
+    "members": "members",
+    "delete": "**delete**",
+}
+
+
+def _queue_table(plan: Plan) -> str:
+    """Each queue that changes: what happens to it, and how many spans enter and leave."""
+    if not plan.queues:
+        return ""
+    lines = [
+        "### Annotation queues",
+        "",
+        "| queue | change | spans entering | spans leaving |",
+        "|---|---|--:|--:|",
+    ]
+    for queue in plan.queues[:SUMMARY_KEYS]:
+        name = _code(queue.name, table=True)
+        if queue.was:
+            name += f" (renamed from {_code(queue.was, table=True)})"
+        what = _QUEUE_ACTIONS[queue.action]
+        fields = [field for field, _, _ in queue.fields]
+        if fields and queue.action not in ("create", "adopt"):
+            what += ": " + ", ".join(fields)
+        entering = 0 if queue.action == DELETE else len(queue.entering)
+        lines.append(f"| {name} | {what} | {entering:,} | {len(queue.leaving):,} |")
+    hidden = plan.queues[SUMMARY_KEYS:]
+    if hidden:
+        lines.append(
+            f"| *{plural(len(hidden), 'more queue')}* | | "
+            f"{sum(len(q.entering) for q in hidden if q.action != DELETE):,} | "
+            f"{sum(len(q.leaving) for q in hidden):,} |"
+        )
     return "\n".join(lines) + "\n\n"
 
 

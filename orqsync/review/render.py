@@ -10,7 +10,7 @@ from operator import attrgetter
 
 from orqsync.errors import Problem
 from orqsync.model import CORRECTION_MARK, Correction, value_json
-from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
+from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan, QueueChange, Request
 from orqsync.planning.planfile import summary
 from orqsync.planning.reassert import Reassertion
 from orqsync.planning.wire import method_and_path, request_body
@@ -102,10 +102,89 @@ def list_delta(old: object, new: object, shown: Callable[[str], str] = str) -> s
 def summary_line(plan: Plan) -> str:
     counts = summary(plan)
     requests = counts["requests"]
-    return (
+    line = (
         f"Plan: {counts['create']} to add, {counts['update']} to change, "
         f"{counts['delete']} to remove; {plural(requests, 'request', grouped=False)}."
     )
+    if plan.queues:
+        line += "\n" + queues_line(plan.queues)
+    return line
+
+
+def queues_line(queues: tuple[QueueChange, ...]) -> str:
+    """`Annotation queues: 1 to create, 1 to change; 50 spans enter, 50 leave.`"""
+    actions = Counter(change.action for change in queues)
+    parts = [
+        f"{actions[action]} to {verb}"
+        for action, verb in (
+            ("create", "create"),
+            ("adopt", "adopt"),
+            ("update", "change"),
+            ("delete", "delete"),
+        )
+        if actions[action]
+    ]
+    if actions["members"] and not parts:
+        parts.append(f"{actions['members']} with new members")
+    entering = sum(len(change.entering) for change in queues if change.action != "delete")
+    leaving = sum(len(change.leaving) for change in queues)
+    return (
+        f"Annotation queues: {', '.join(parts)}; {plural(entering, 'span', grouped=False)} "
+        f"enter, {leaving} leave."
+    )
+
+
+def queue_lines(change: QueueChange) -> list[str]:
+    """A queue's block of a text plan."""
+    marks = {"create": "+", "adopt": "~", "update": "~", "members": "~", "delete": "-"}
+    title = f"  annotation queue {change.name}"
+    if change.id:
+        title += f" ({change.id})"
+    if change.path:
+        title += f"  ({change.path})"
+    lines = [title]
+    what = {
+        "create": "create",
+        "adopt": f"adopt the existing queue {change.id}",
+        "update": "update",
+        "members": "members",
+        "delete": "delete the queue and its items",
+    }[change.action]
+    if change.was:
+        what += f', renamed from "{change.was}" (same queue, same id)'
+    lines.append(f"      {marks[change.action]} {what}")
+    for name, old, new in change.fields:
+        if change.action in ("create", "adopt"):
+            lines.append(f"        {name}: {_field_text(new)}")
+        else:
+            lines.append(f"        {name}: {_field_text(old)} -> {_field_text(new)}")
+    moves = []
+    if change.entering:
+        moves.append(f"{plural(len(change.entering), 'span', grouped=False)} enter")
+    if change.leaving:
+        moves.append(f"{plural(len(change.leaving), 'span', grouped=False)} leave")
+    if moves:
+        lines.append("        " + ", ".join(moves))
+    return lines
+
+
+def _body_text(body: dict[str, object], shown: int = 2) -> str:
+    """A body as JSON, a list of a queue's items cut to its first few (up to 1,000 spans a
+    request: the JSON plan has every one)."""
+    parts = []
+    for name, value in body.items():
+        text = json.dumps(value, ensure_ascii=False)
+        if isinstance(value, list) and len(value) > shown + 1:
+            head = ", ".join(json.dumps(item, ensure_ascii=False) for item in value[:shown])
+            text = f"[{head}, ... {len(value) - shown:,} more]"
+        parts.append(f"{json.dumps(name)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _field_text(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _groups(changes: tuple[Change, ...], limit: int) -> tuple[list[list[Change]], int]:
@@ -249,6 +328,8 @@ def iter_plan_text(
         lines.extend(["      " + change_line(change) for change in items])
         lines.append("\n")
         yield "\n".join(lines)
+    for queue in plan.queues:
+        yield "\n".join([*queue_lines(queue), "\n"])
     out = []
     if rest < len(plan.changes):
         hidden_changes = plan.changes[rest:]
@@ -283,14 +364,22 @@ def iter_plan_text(
 
 
 def _requests_text(plan: Plan, metadata_style: str) -> list[str]:
+    """The first requests; those on annotation queues (few, and easy to miss) always."""
     out = ["Requests, in order:"]
-    for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
+
+    def line(number: int, request: Request) -> str:
         method, path = method_and_path(request)
-        body = json.dumps(request_body(request, metadata_style), ensure_ascii=False)
-        out.append(f"  {number:>4}. {method} {path} {body}")
+        body = request_body(request, metadata_style)
+        shown = "" if body is None else " " + _body_text(body)
+        return f"  {number:>4}. {method} {path}{shown}"
+
+    for number, request in enumerate(plan.requests[:MAX_REQUEST_LINES], start=1):
+        out.append(line(number, request))
     hidden = len(plan.requests) - MAX_REQUEST_LINES
     if hidden > 0:
         out.append(f"  ... and {hidden} more (every request is in `plan --format json`)")
+        later = enumerate(plan.requests[MAX_REQUEST_LINES:], start=MAX_REQUEST_LINES + 1)
+        out.extend(line(number, request) for number, request in later if request.queue)
     return out
 
 

@@ -102,15 +102,24 @@ def definitions_hash(settings: Settings) -> str:
         return ""
 
 
-def find_sources(settings: Settings) -> list[str]:
-    """Absolute paths of the annotation files, sorted, the project's own files left out."""
-    skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
+def glob_files(settings: Settings, patterns: tuple[str, ...]) -> set[str]:
+    """Absolute paths of the files the project-relative glob patterns match."""
     found: set[str] = set()
-    for pattern in settings.sources:
+    for pattern in patterns:
         for match in glob.glob(pattern, root_dir=settings.root, recursive=True):
             full = settings.path(match)
-            if os.path.isfile(full) and full not in skip:
+            if os.path.isfile(full):
                 found.add(full)
+    return found
+
+
+def find_sources(settings: Settings) -> list[str]:
+    """Absolute paths of the annotation files, sorted, the project's own files (definitions,
+    orqsync.yaml, the queue files) left out."""
+    skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
+    found = glob_files(settings, settings.sources) - skip
+    if found and settings.queues:
+        found -= glob_files(settings, settings.queues)
     return sorted(found)
 
 
@@ -185,6 +194,7 @@ class DesiredReader:
         if problems:
             raise ProblemsError(problems)
         self.definitions_hash = definitions_hash(settings)
+        self.definitions = definitions
         self.settings = settings
         self.builder = _Builder(settings, definitions, fast=fast)
         self.paths = find_sources(settings)

@@ -38,6 +38,8 @@ class Settings:
     emulator_evaluations: str = ""  # base_url embedded: the evaluator results it holds
     definitions: str = "definitions.yaml"
     sources: tuple[str, ...] = ("annotations/**/*.yaml",)
+    queues: tuple[str, ...] = ("queues/*.yaml",)  # the annotation queue files (source/queues.py)
+    project_id: str = ""  # the orq.ai project of queues whose files name none
     state: str = ".orqsync/state.json"
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_removals: int = 100
@@ -84,20 +86,22 @@ def normalize_metadata(raw: Mapping[str, object]) -> dict[str, str]:
 def _outside(doc: Document, data: dict[str, Any]) -> list[Problem]:
     """Source patterns that reach outside the project: absolute, or through `..`."""
     problems = []
-    for index, pattern in enumerate(data.get("sources", ())):
-        parts = pattern.replace("\\", "/").split("/")
-        if os.path.isabs(pattern) or pattern.startswith("~") or ".." in parts:
-            line, column = position(node_at(doc.root, ("sources", index)))
-            problems.append(
-                Problem(
-                    PROJECT_FILE,
-                    line,
-                    column,
-                    f'sources: "{pattern}" reaches outside the project',
-                    "write patterns relative to the folder of orqsync.yaml, without .. or a "
-                    "leading /, e.g. annotations/**/*.yaml",
+    examples = {"sources": "annotations/**/*.yaml", "queues": "queues/*.yaml"}
+    for field_name, example in examples.items():
+        for index, pattern in enumerate(data.get(field_name, ())):
+            parts = pattern.replace("\\", "/").split("/")
+            if os.path.isabs(pattern) or pattern.startswith("~") or ".." in parts:
+                line, column = position(node_at(doc.root, (field_name, index)))
+                problems.append(
+                    Problem(
+                        PROJECT_FILE,
+                        line,
+                        column,
+                        f'{field_name}: "{pattern}" reaches outside the project',
+                        "write patterns relative to the folder of orqsync.yaml, without .. or "
+                        f"a leading /, e.g. {example}",
+                    )
                 )
-            )
     return problems
 
 
@@ -184,6 +188,8 @@ def load_project(directory: str) -> Settings:
         emulator_evaluations=api.get("emulator_evaluations", ""),
         definitions=data.get("definitions", defaults.definitions),
         sources=tuple(data.get("sources", defaults.sources)),
+        queues=tuple(data.get("queues", defaults.queues)),
+        project_id=data.get("project_id", ""),
         state=data.get("state", defaults.state),
         metadata=MappingProxyType(normalize_metadata(data.get("metadata", {}))),
         max_removals=policy.get("max_removals", defaults.max_removals),

@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 from orqsync.errors import Problem
 from orqsync.source.yamlfile import Document, key_node_at, node_at, position
 
-SCHEMAS = ("orqsync", "definitions", "annotations")
+SCHEMAS = ("orqsync", "definitions", "annotations", "queue")
 
 
 @cache

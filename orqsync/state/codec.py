@@ -17,6 +17,7 @@ from orqsync.state.model import (
     AppliedFeedback,
     InSync,
     Provenance,
+    QueueRecord,
     State,
     _dumps,
     _metadata,
@@ -78,9 +79,14 @@ def render_state(state: State, in_sync: InSync | None = None) -> str:
             f'"serial": {state.serial},',
             _array("provenance", provenance_lines),
             _array("spans", span_lines),
-            _array("feedback", feedback_lines, last=in_sync is None),
+            _array("feedback", feedback_lines, last=in_sync is None and not state.queues),
         ]
     )
+    if state.queues:  # absent when there is none: the files of earlier releases stay as they were
+        queue_lines = [
+            _dumps_ordered(record.to_json(name)) for name, record in sorted(state.queues.items())
+        ]
+        body += "\n" + _array("queues", queue_lines, last=in_sync is None)
     if in_sync is None:
         return body + "\n}\n"
     return _with_in_sync(body + "\n", state, in_sync)
@@ -121,6 +127,11 @@ def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
             line += _span_record((trace_id, span_id), state)
         span_lines.append(line + "}")
     return span_lines
+
+
+def _dumps_ordered(data: dict[str, object]) -> str:
+    """JSON in the order of `data` (a queue's line starts with its name and id)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def _span_record(span: SpanId, state: State) -> str:
@@ -295,6 +306,9 @@ def _state_of(
             state.feedback[body["id"]] = AppliedFeedback(
                 feedback_pairs(body), provenance[record["by"]]
             )
+        for record in data.get("queues", []):
+            name, queue = QueueRecord.from_json(record)
+            state.queues[name] = queue
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         what = (
             f'the field "{exc.args[0]}" is missing'

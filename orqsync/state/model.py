@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from orqsync.errors import StateError
-from orqsync.model import Metadata, Operation, SpanId, Value, value_from_json
+from orqsync.model import Metadata, Operation, QueueRef, SpanId, Value, value_from_json
 
 FORMAT_VERSION = 1
 
@@ -126,6 +126,83 @@ class AppliedFeedback:
         return dict(self.body).get(name)
 
 
+QUEUE_FIELDS = ("display_name", "description", "project_id", "human_review_ids")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """An annotation queue orqsync created or adopted: its id in orq.ai, its fields as
+    orqsync last sent them, and the spans orqsync added to it (the only ones it takes out)."""
+
+    id: str
+    display_name: str = ""
+    description: str = ""
+    project_id: str = ""
+    human_review_ids: tuple[str, ...] = ()
+    spans: frozenset[SpanId] = frozenset()
+
+    def to_json(self, name: str) -> dict[str, object]:
+        data: dict[str, object] = {"name": name, "id": self.id}
+        for field_name in QUEUE_FIELDS:
+            value = getattr(self, field_name)
+            data[field_name] = list(value) if isinstance(value, tuple) else value
+        data["spans"] = [list(span) for span in sorted_spans(self.spans)]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> tuple[str, QueueRecord]:
+        """The name and record of a state file's line; KeyError, TypeError or ValueError
+        when it is not one."""
+        fields = {name: data.get(name, "") for name in QUEUE_FIELDS[:3]}
+        if not all(isinstance(value, str) for value in fields.values()):
+            raise TypeError("queues")
+        ids = data.get("human_review_ids", [])
+        spans = data.get("spans", [])
+        if not isinstance(ids, list) or not isinstance(spans, list):
+            raise TypeError("queues")
+        members = frozenset((str(trace_id), str(span_id)) for trace_id, span_id in spans)
+        return str(data["name"]), cls(
+            str(data["id"]), **fields, human_review_ids=tuple(map(str, ids)), spans=members
+        )
+
+    def changed(self, fields: tuple[tuple[str, object], ...]) -> QueueRecord:
+        """The record with the fields a create or an update sent."""
+        values = {name: tuple(v) if isinstance(v, list) else v for name, v in fields}
+        if "project_id" in values and "human_review_ids" not in values:
+            values["human_review_ids"] = ()  # orq.ai: a new project clears the selection
+        return QueueRecord(
+            self.id,
+            str(values.get("display_name", self.display_name)),
+            str(values.get("description", self.description)),
+            str(values.get("project_id", self.project_id)),
+            tuple(values.get("human_review_ids", self.human_review_ids)),  # type: ignore[arg-type]
+            self.spans,
+        )
+
+
+def queue_entry(kind: Operation, ref: QueueRef) -> dict[str, object]:
+    """A successful request on a queue as a journal line (the id a create got included)."""
+    entry: dict[str, object] = {"op": kind.journal_op, "name": ref.name, "id": ref.id}
+    if ref.was:
+        entry["was"] = ref.was
+    if ref.fields:
+        entry["fields"] = {name: list(v) if isinstance(v, tuple) else v for name, v in ref.fields}
+    if ref.spans:
+        entry["spans"] = [list(span) for span in ref.spans]
+    return entry
+
+
+def queue_ref(entry: dict[str, Any]) -> QueueRef:
+    """The inverse of queue_entry."""
+    return QueueRef(
+        str(entry["name"]),
+        str(entry.get("id", "")),
+        tuple(sorted(entry.get("fields", {}).items())),
+        tuple((str(t), str(s)) for t, s in entry.get("spans", [])),
+        str(entry.get("was", "")),
+    )
+
+
 @dataclass(slots=True)
 class State:
     """The last-applied state. Mutated only by `fold`, which the applier drives."""
@@ -140,6 +217,8 @@ class State:
     # Keys orqsync removed from a span (sorted): what a reassertion deletes again, in case
     # someone set them in orq.ai since. A key set again leaves the list.
     removed: dict[SpanId, tuple[str, ...]] = field(default_factory=dict)
+    # The annotation queues orqsync manages, by their names in the repository.
+    queues: dict[str, QueueRecord] = field(default_factory=dict)
 
     @classmethod
     def new(cls) -> State:
@@ -171,6 +250,8 @@ class State:
             self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
         elif op == Operation.FEEDBACK_REMOVE.journal_op:
             self.feedback.pop(entry["id"], None)
+        elif op.startswith("queue_"):
+            self.fold_queue(Operation(op), queue_ref(entry))
         else:
             raise StateError(f"unknown journal entry {op!r}")
 
@@ -190,6 +271,23 @@ class State:
         if self.removed and span in self.removed:
             left = tuple(key for key in self.removed[span] if key not in keys)
             self._tombstones(span, left)
+
+    def fold_queue(self, kind: Operation, ref: QueueRef) -> None:
+        """A successful request on a queue (`ref.id` the queue's, a create's from its answer)."""
+        if kind is Operation.QUEUE_DELETE:
+            self.queues.pop(ref.name, None)
+            return
+        record = self.queues.pop(ref.was, None) if ref.was else None
+        record = record or self.queues.get(ref.name) or QueueRecord(ref.id)
+        if ref.id and record.id != ref.id:
+            record = QueueRecord(ref.id, spans=frozenset())
+        if kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
+            record = record.changed(ref.fields)
+        elif kind is Operation.QUEUE_ADD:
+            record = replace(record, spans=record.spans | set(ref.spans))
+        elif kind is Operation.QUEUE_REMOVE:
+            record = replace(record, spans=record.spans - set(ref.spans))
+        self.queues[ref.name] = record
 
     def remove_keys(self, span: SpanId, keys: Iterable[str]) -> None:
         """Keys removed from a span (a successful remove request)."""

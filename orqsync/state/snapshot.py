@@ -256,7 +256,9 @@ class StateSnapshot:
             if not leave_out:
                 return whole
             spans = {span: keys for span, keys in whole.spans.items() if span not in leave_out}
-            return State(whole.lineage, whole.serial, spans, dict(whole.feedback))
+            return State(
+                whole.lineage, whole.serial, spans, dict(whole.feedback), queues=dict(whole.queues)
+            )
         assert self._rest is not None and self.raw is not None
         try:
             return _state_of(self._rest, self._records(leave_out), self.display)

@@ -1,0 +1,218 @@
+"""`orqsync queue status`: review progress per annotation queue, read back from orq.ai.
+
+The only read-back of review progress the API has is a queue item's `used_human_review_ids`
+(docs/api-contract.md, sections 3.7 and 4.6): the definitions already used on the span, by id,
+without values. Each queue's items are paged through with the API's cursors (`starting_after`
+the last item's id, 200 a page) and compared with the spans the repository routes to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from orqsync.commands.common import load_definitions_or_fail
+from orqsync.commands.plan import read_queues
+from orqsync.errors import OrqsyncError
+from orqsync.model import SpanId
+from orqsync.planning.queues import match
+from orqsync.remote.client import OrqClient
+from orqsync.source.desired import load_desired
+from orqsync.source.project import Settings
+from orqsync.source.queues import DesiredQueue
+from orqsync.state.files import StateFile
+from orqsync.state.model import sorted_spans
+from orqsync.text import plural
+
+PAGE = 200  # the most a list answers (docs/api-contract.md, section 2.7)
+SHOWN_ITEMS = 20  # items a text status lists per queue; --format json has every one
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str  # the item's id: the cursor that pages after it
+    span: SpanId
+    used: tuple[str, ...]  # definitions used on it: keys where definitions.yaml knows the id
+
+
+@dataclass(slots=True)
+class QueueStatus:
+    name: str
+    id: str  # "" for a queue not created yet
+    display_name: str
+    items: list[Item] = field(default_factory=list)
+    declared: frozenset[SpanId] = frozenset()
+    definitions: tuple[str, ...] = ()  # the keys reviewers use in the queue (its file's)
+    pages: int = 0
+
+    @property
+    def reviewed(self) -> int:
+        return sum(1 for item in self.items if item.used)
+
+    @property
+    def by_definition(self) -> dict[str, int]:
+        """Items reviewed with each definition: the queue's own, then any other used."""
+        counts = Counter(key for item in self.items for key in item.used)
+        ordered = {key: counts[key] for key in self.definitions}
+        ordered.update(sorted(counts.items()))
+        return ordered
+
+    @property
+    def missing(self) -> list[SpanId]:
+        """Spans the repository routes to the queue that it does not hold."""
+        held = {item.span for item in self.items}
+        return sorted_spans(self.declared - held)
+
+    @property
+    def undeclared(self) -> list[SpanId]:
+        """Spans in the queue that the repository does not route to it (added in orq.ai)."""
+        return sorted_spans({item.span for item in self.items} - self.declared)
+
+
+def queue_status(
+    settings: Settings, client: OrqClient, name: str | None = None
+) -> list[QueueStatus]:
+    """The status of every declared queue (or the one named)."""
+    desired = load_desired(settings)
+    definitions = load_definitions_or_fail(settings)
+    queues = read_queues(settings, definitions)
+    chosen: tuple[DesiredQueue, ...] = queues.queues
+    if name is not None:
+        chosen = tuple(queue for queue in queues.queues if queue.name == name)
+        if not chosen:
+            known = ", ".join(queue.name for queue in queues.queues) or "none"
+            raise OrqsyncError(
+                f'no annotation queue is named "{name}" (declared: {known})',
+                "name a queue as its file's `name:` says",
+            )
+    definitions_by_id = {d.id: key for key, d in definitions.items() if d.id}
+    state = StateFile.of(settings).load()
+    matched = match(chosen, state.queues)
+    found = []
+    for queue in chosen:
+        held = matched[queue.name]
+        queue_id = held[1].id if held is not None else queue.id
+        status = QueueStatus(
+            queue.name,
+            queue_id,
+            queue.display_name,
+            declared=queue.members(desired.spans),
+            definitions=queue.definitions,
+        )
+        if queue_id:
+            _read_items(client, status, definitions_by_id)
+        found.append(status)
+    return found
+
+
+def _read_items(client: OrqClient, status: QueueStatus, keys: dict[str, str]) -> None:
+    """Every item of the queue, page after page."""
+    path = f"/v2/annotation-queues/{quote(status.id, safe='')}/items"
+    after = ""
+    while True:
+        params = {"limit": str(PAGE)}
+        if after:
+            params["starting_after"] = after
+        answer = client.get(path, params)
+        status.pages += 1
+        data, more = _page(answer, path)
+        for raw in data:
+            item = _item(raw, path, keys)
+            status.items.append(item)
+        if not more or not data:
+            return
+        after = status.items[-1].id
+
+
+def _page(answer: object, path: str) -> tuple[list[Any], bool]:
+    if (
+        not isinstance(answer, dict)
+        or not isinstance(answer.get("data"), list)
+        or not isinstance(answer.get("has_more", False), bool)
+    ):
+        raise OrqsyncError(
+            f"GET {path}: the answer is not a list of queue items",
+            "check api.base_url in orqsync.yaml: it should be orq.ai's API",
+        )
+    return answer["data"], bool(answer.get("has_more", False))
+
+
+def _item(raw: object, path: str, keys: dict[str, str]) -> Item:
+    try:
+        assert isinstance(raw, dict)
+        used = tuple(keys.get(str(i), str(i)) for i in raw.get("used_human_review_ids") or [])
+        return Item(str(raw["_id"]), (str(raw["trace_id"]), str(raw["span_id"])), used)
+    except (AssertionError, KeyError, TypeError):
+        raise OrqsyncError(
+            f"GET {path}: an item of the answer has no _id, trace_id or span_id",
+            "check api.base_url in orqsync.yaml: it should be orq.ai's API",
+        ) from None
+
+
+def status_json(statuses: list[QueueStatus]) -> dict[str, object]:
+    return {
+        "queues": [
+            {
+                "name": status.name,
+                "id": status.id or None,
+                "display_name": status.display_name,
+                "created": bool(status.id),
+                "items": [
+                    {
+                        "id": item.id,
+                        "trace_id": item.span[0],
+                        "span_id": item.span[1],
+                        "reviewed_with": list(item.used),
+                    }
+                    for item in status.items
+                ],
+                "item_count": len(status.items),
+                "reviewed": status.reviewed,
+                "reviewed_by_definition": status.by_definition,
+                "declared": len(status.declared),
+                "missing": [list(span) for span in status.missing],
+                "undeclared": [list(span) for span in status.undeclared],
+                "pages": status.pages,
+            }
+            for status in statuses
+        ]
+    }
+
+
+def status_text(statuses: list[QueueStatus]) -> str:
+    if not statuses:
+        return "No annotation queues are declared (orqsync.yaml `queues`, default queues/*.yaml).\n"
+    out = []
+    for status in statuses:
+        if not status.id:
+            out.append(
+                f"{status.name}: not created yet ({plural(len(status.declared), 'span')} "
+                "routed to it); run `orqsync apply`\n"
+            )
+            continue
+        count = len(status.items)
+        out.append(f'{status.name} ({status.id}, "{status.display_name}"): {plural(count, "item")}')
+        by = ", ".join(f"{key} {n:,}" for key, n in status.by_definition.items())
+        out.append(f"  reviewed: {status.reviewed:,} of {count:,}" + (f" ({by})" if by else ""))
+        for what, spans, hint in (
+            ("routed here in git but not in the queue", status.missing, "run `orqsync apply`"),
+            ("in the queue but not routed here in git", status.undeclared, "added in orq.ai"),
+        ):
+            if spans:
+                out.append(f"  {what}: {len(spans):,} ({hint})")
+                out.extend(f"    {t}/{s}" for t, s in spans[:SHOWN_ITEMS])
+                if len(spans) > SHOWN_ITEMS:
+                    out.append(f"    ... and {len(spans) - SHOWN_ITEMS:,} more (--format json)")
+        if status.items:
+            out.append(
+                "  items (id, which pages after it as a cursor; TRACE/SPAN; definitions used):"
+            )
+            for item in status.items[:SHOWN_ITEMS]:
+                used = ", ".join(item.used) or "-"
+                out.append(f"    {item.id}  {item.span[0]}/{item.span[1]}  {used}")
+            if count > SHOWN_ITEMS:
+                out.append(f"    ... and {count - SHOWN_ITEMS:,} more (--format json)")
+        out.append("")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,205 @@
+"""plan_queues: the annotation queues the repository declares against those the state holds.
+
+A queue is matched to its state record by name, by `renamed_from`, or by the `id:` its file
+adopts; a match under another name is a rename, which is an update of the same queue (its id
+kept). Per queue, in order: create (or, adopting, an update that sets the declared fields),
+the update of the fields that differ (the definitions in a request of their own when the
+project changes or the queue is new: orq.ai applies `human_review_ids` only in a request
+without `project_id`), the spans that leave, the spans that enter, each at most 1,000 a
+request. A queue the state holds and no file declares is deleted: the removal budget counts
+it. Only spans orqsync added are taken out. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from orqsync.errors import OrqsyncError
+from orqsync.model import Operation, QueueRef, SpanId
+from orqsync.planning.plan import CREATE, DELETE, UPDATE, QueueChange, Request
+from orqsync.source.queues import ITEMS_LIMIT, DesiredQueue
+from orqsync.state.model import QueueRecord, sorted_spans
+
+ADOPT = "adopt"
+MEMBERS = "members"
+
+Fields = tuple[tuple[str, object], ...]
+
+
+def _declared(queue: DesiredQueue) -> dict[str, object]:
+    return {
+        "display_name": queue.display_name,
+        "description": queue.description,
+        "project_id": queue.project_id,
+    }
+
+
+def _record_fields(record: QueueRecord) -> dict[str, object]:
+    return {
+        "display_name": record.display_name,
+        "description": record.description,
+        "project_id": record.project_id,
+    }
+
+
+def match(
+    queues: tuple[DesiredQueue, ...], held: Mapping[str, QueueRecord]
+) -> dict[str, tuple[str, QueueRecord] | None]:
+    """Each declared queue's state record and the name it is held under (None: none)."""
+    by_id = {record.id: name for name, record in held.items()}
+    found: dict[str, tuple[str, QueueRecord] | None] = {}
+    for queue in queues:
+        name = queue.name if queue.name in held else ""
+        if not name and queue.renamed_from in held:
+            name = queue.renamed_from
+        if not name and queue.id in by_id:
+            name = by_id[queue.id]
+        record = held.get(name) if name else None
+        if record is not None and queue.id and record.id != queue.id:
+            raise OrqsyncError(
+                f"{queue.path}:{queue.line}: the queue {queue.name} adopts id {queue.id}, but "
+                f"the state knows it as {record.id}",
+                "to manage the queue orqsync already has, remove the `id:` line; to adopt "
+                "another one, give it a file of its own with another name",
+            )
+        found[queue.name] = (name, record) if record is not None else None
+    return found
+
+
+def plan_queues(
+    queues: tuple[DesiredQueue, ...],
+    members: Mapping[str, frozenset[SpanId]],
+    held: Mapping[str, QueueRecord],
+) -> tuple[list[QueueChange], list[Request]]:
+    """The changes and requests that make orq.ai's queues those declared; `members` holds
+    each declared queue's spans (DesiredQueue.members)."""
+    changes: list[QueueChange] = []
+    requests: list[Request] = []
+    matched = match(queues, held)
+    kept = {found[0] for found in matched.values() if found is not None}
+    for queue in sorted(queues, key=lambda q: q.name):
+        found = matched[queue.name]
+        change, queue_requests = _plan_queue(queue, members[queue.name], found)
+        if change is not None:
+            changes.append(change)
+            requests.extend(queue_requests)
+    for name in sorted(held.keys() - kept):
+        record = held[name]
+        changes.append(
+            QueueChange(DELETE, name, record.id, leaving=tuple(sorted_spans(record.spans)))
+        )
+        requests.append(Request(Operation.QUEUE_DELETE, "", queue=QueueRef(name, record.id)))
+    return changes, requests
+
+
+def _plan_queue(
+    queue: DesiredQueue, wanted: frozenset[SpanId], found: tuple[str, QueueRecord] | None
+) -> tuple[QueueChange | None, list[Request]]:
+    name = queue.name
+    declared = _declared(queue)
+    review_ids = queue.human_review_ids
+    requests: list[Request] = []
+    if found is None:
+        was, had = "", frozenset[SpanId]()
+        old: dict[str, object] = {}
+        old_ids: tuple[str, ...] = ()
+        queue_id = queue.id
+        if queue_id:  # adopt: set what the file declares on the queue as it is
+            action = ADOPT
+            requests.append(
+                _request(Operation.QUEUE_UPDATE, name, queue_id, tuple(declared.items()))
+            )
+        else:
+            action = CREATE
+            requests.append(_request(Operation.QUEUE_CREATE, name, "", tuple(declared.items())))
+        if review_ids:
+            requests.append(
+                _request(
+                    Operation.QUEUE_UPDATE, name, queue_id, (("human_review_ids", review_ids),)
+                )
+            )
+    else:
+        held_name, record = found
+        was = held_name if held_name != name else ""
+        had, queue_id = record.spans, record.id
+        old, old_ids = _record_fields(record), record.human_review_ids
+        changed = tuple((k, v) for k, v in declared.items() if old[k] != v)
+        moved_project = any(k == "project_id" for k, _ in changed)
+        ids_change = review_ids != old_ids and (review_ids or not moved_project)
+        if moved_project and review_ids:
+            ids_change = True  # a new project clears them: set them again
+        if changed and ids_change and not moved_project:
+            requests.append(
+                _request(
+                    Operation.QUEUE_UPDATE,
+                    name,
+                    queue_id,
+                    (*changed, ("human_review_ids", review_ids)),
+                    was,
+                )
+            )
+        else:
+            if changed or (was and not ids_change):
+                # a rename of the queue in the repository alone still sends an update: it is
+                # what moves the state's record, and sets the name reviewers see
+                fields = changed or (("display_name", queue.display_name),)
+                requests.append(_request(Operation.QUEUE_UPDATE, name, queue_id, fields, was))
+            if ids_change:
+                requests.append(
+                    _request(
+                        Operation.QUEUE_UPDATE,
+                        name,
+                        queue_id,
+                        (("human_review_ids", review_ids),),
+                        "" if requests else was,
+                    )
+                )
+        action = UPDATE if requests else MEMBERS
+    leaving = sorted_spans(had - wanted)
+    entering = sorted_spans(wanted - had)
+    # A rename always starts with an update (above): it moves the record; these never need to.
+    for batch in _batches(leaving):
+        requests.append(
+            Request(Operation.QUEUE_REMOVE, "", queue=QueueRef(name, queue_id, spans=batch))
+        )
+    for batch in _batches(entering):
+        requests.append(
+            Request(Operation.QUEUE_ADD, "", queue=QueueRef(name, queue_id, spans=batch))
+        )
+    if not requests:
+        return None, []
+    shown: tuple[tuple[str, object, object], ...] = tuple(
+        (k, old.get(k, ""), v) for k, v in declared.items() if action != CREATE and old.get(k) != v
+    )
+    # definitions are shown by key where the file names them (the state holds ids only)
+    keys = dict(zip(queue.human_review_ids, queue.definitions, strict=True))
+    if review_ids != old_ids:
+        old_keys = tuple(keys.get(review_id, review_id) for review_id in old_ids)
+        shown += (("definitions", old_keys, queue.definitions),)
+    if action == CREATE:
+        shown = tuple((k, "", v) for k, v in declared.items() if v)
+        if review_ids:
+            shown += (("definitions", (), queue.definitions),)
+    return (
+        QueueChange(
+            action,
+            name,
+            queue_id,
+            shown,
+            tuple(entering),
+            tuple(leaving),
+            was,
+            queue.path,
+            queue.line,
+        ),
+        requests,
+    )
+
+
+def _request(kind: Operation, name: str, queue_id: str, fields: Fields, was: str = "") -> Request:
+    return Request(kind, "", queue=QueueRef(name, queue_id, fields, was=was))
+
+
+def _batches(spans: list[SpanId]) -> Iterator[tuple[SpanId, ...]]:
+    for start in range(0, len(spans), ITEMS_LIMIT):
+        yield tuple(spans[start : start + ITEMS_LIMIT])
