@@ -35,6 +35,7 @@ class Item:
     id: str  # the item's id: the cursor that pages after it
     span: SpanId
     used: tuple[str, ...]  # definitions used on it: keys where definitions.yaml knows the id
+    unknown: tuple[str, ...] = ()  # the ids of those definitions.yaml records for no key
 
 
 @dataclass(slots=True)
@@ -49,7 +50,12 @@ class QueueStatus:
 
     @property
     def reviewed(self) -> int:
-        return sum(1 for item in self.items if item.used)
+        return sum(1 for item in self.items if item.used or item.unknown)
+
+    @property
+    def by_unknown_id(self) -> dict[str, int]:
+        """Items reviewed with each definition that definitions.yaml gives no id."""
+        return dict(sorted(Counter(i for item in self.items for i in item.unknown).items()))
 
     @property
     def by_definition(self) -> dict[str, int]:
@@ -142,8 +148,10 @@ def _page(answer: object, path: str) -> tuple[list[Any], bool]:
 def _item(raw: object, path: str, keys: dict[str, str]) -> Item:
     try:
         assert isinstance(raw, dict)
-        used = tuple(keys.get(str(i), str(i)) for i in raw.get("used_human_review_ids") or [])
-        return Item(str(raw["_id"]), (str(raw["trace_id"]), str(raw["span_id"])), used)
+        ids = [str(i) for i in raw.get("used_human_review_ids") or []]
+        used = tuple(keys[i] for i in ids if i in keys)
+        unknown = tuple(i for i in ids if i not in keys)
+        return Item(str(raw["_id"]), (str(raw["trace_id"]), str(raw["span_id"])), used, unknown)
     except (AssertionError, KeyError, TypeError):
         raise OrqsyncError(
             f"GET {path}: an item of the answer has no _id, trace_id or span_id",
@@ -165,12 +173,14 @@ def status_json(statuses: list[QueueStatus]) -> dict[str, object]:
                         "trace_id": item.span[0],
                         "span_id": item.span[1],
                         "reviewed_with": list(item.used),
+                        "reviewed_with_unknown_ids": list(item.unknown),
                     }
                     for item in status.items
                 ],
                 "item_count": len(status.items),
                 "reviewed": status.reviewed,
                 "reviewed_by_definition": status.by_definition,
+                "reviewed_by_unknown_id": status.by_unknown_id,
                 "declared": len(status.declared),
                 "missing": [list(span) for span in status.missing],
                 "undeclared": [list(span) for span in status.undeclared],
@@ -196,6 +206,13 @@ def status_text(statuses: list[QueueStatus]) -> str:
         out.append(f'{status.name} ({status.id}, "{status.display_name}"): {plural(count, "item")}')
         by = ", ".join(f"{key} {n:,}" for key, n in status.by_definition.items())
         out.append(f"  reviewed: {status.reviewed:,} of {count:,}" + (f" ({by})" if by else ""))
+        unknown = status.by_unknown_id
+        if unknown:
+            listed = ", ".join(f"{review_id} {n:,}" for review_id, n in unknown.items())
+            out.append(
+                f"  with definitions definitions.yaml names no id of: {listed} (hint: record "
+                "each id as its definition's `id:` to see it by key)"
+            )
         for what, spans, hint in (
             ("routed here in git but not in the queue", status.missing, "run `orqsync apply`"),
             ("in the queue but not routed here in git", status.undeclared, "added in orq.ai"),
@@ -210,7 +227,7 @@ def status_text(statuses: list[QueueStatus]) -> str:
                 "  items (id, which pages after it as a cursor; TRACE/SPAN; definitions used):"
             )
             for item in status.items[:SHOWN_ITEMS]:
-                used = ", ".join(item.used) or "-"
+                used = ", ".join(item.used + item.unknown) or "-"
                 out.append(f"    {item.id}  {item.span[0]}/{item.span[1]}  {used}")
             if count > SHOWN_ITEMS:
                 out.append(f"    ... and {count - SHOWN_ITEMS:,} more (--format json)")

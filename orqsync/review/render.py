@@ -129,9 +129,14 @@ def queues_line(queues: tuple[QueueChange, ...]) -> str:
     entering = sum(len(change.entering) for change in queues if change.action != "delete")
     leaving = sum(len(change.leaving) for change in queues)
     return (
-        f"Annotation queues: {', '.join(parts)}; {plural(entering, 'span', grouped=False)} "
-        f"enter, {leaving} leave."
+        f"Annotation queues: {', '.join(parts)}; {_spans_move(entering, 'enter')}, "
+        f"{leaving} {'leaves' if leaving == 1 else 'leave'}."
     )
+
+
+def _spans_move(count: int, verb: str) -> str:
+    """`1 span enters`, `50 spans enter`."""
+    return f"{plural(count, 'span', grouped=False)} {verb + 's' if count == 1 else verb}"
 
 
 def queue_lines(change: QueueChange) -> list[str]:
@@ -160,9 +165,9 @@ def queue_lines(change: QueueChange) -> list[str]:
             lines.append(f"        {name}: {_field_text(old)} -> {_field_text(new)}")
     moves = []
     if change.entering:
-        moves.append(f"{plural(len(change.entering), 'span', grouped=False)} enter")
+        moves.append(_spans_move(len(change.entering), "enter"))
     if change.leaving:
-        moves.append(f"{plural(len(change.leaving), 'span', grouped=False)} leave")
+        moves.append(_spans_move(len(change.leaving), "leave"))
     if moves:
         lines.append("        " + ", ".join(moves))
     return lines

@@ -85,6 +85,15 @@ _FORMS = {
         "an orq.ai id (a ULID: 26 characters, digits and capitals but I, L, O and U)",
         "copy the id from orq.ai, or leave the field out",
     ),
+    # a queue's name in the repository (queue.schema.json)
+    "name": (
+        "a queue name (lowercase letters, digits, . _ and -, at most 64)",
+        "e.g. needs-second-look; the name reviewers see goes in display_name",
+    ),
+    "renamed_from": (
+        "a queue name (lowercase letters, digits, . _ and -, at most 64)",
+        "write the name the queue had in the repository",
+    ),
 }
 
 

@@ -1,0 +1,340 @@
+"""Annotation queues, part by part: the planner, the state's record, the client, the files."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Project
+
+from orqsync.errors import ApiError
+from orqsync.model import Operation, QueueRef
+from orqsync.planning.plan import Request
+from orqsync.planning.queues import plan_queues
+from orqsync.remote.client import OrqClient
+from orqsync.source.queues import DesiredQueue
+from orqsync.state.codec import parse_state, render_state
+from orqsync.state.model import QueueRecord, State, queue_entry
+
+MakeProject = Callable[..., Project]
+PROJECT = "01JQ3M2Z8K4N6P7R9S0T1V2W3X"
+RATING = "01JQ3M30A1B2C3D4E5F6G7H8J9"
+QUEUE_ID = "01JQ4AAAAAAAAAAAAAAAAAAAAA"
+
+
+def queue(name: str = "triage", **fields: object) -> DesiredQueue:
+    values: dict[str, object] = {
+        "display_name": "Triage",
+        "description": "",
+        "project_id": PROJECT,
+        "path": "queues/triage.yaml",
+        "line": 2,
+    }
+    values.update(fields)
+    return DesiredQueue(name, **values)  # type: ignore[arg-type]
+
+
+def spans(count: int, prefix: str = "t") -> frozenset[tuple[str, str]]:
+    return frozenset((f"{prefix}{n:05d}", f"s{n:05d}") for n in range(count))
+
+
+def record(members: frozenset[tuple[str, str]] = frozenset(), **fields: object) -> QueueRecord:
+    values: dict[str, object] = {"display_name": "Triage", "description": "", "project_id": PROJECT}
+    values.update(fields)
+    return QueueRecord(QUEUE_ID, **values, spans=members)  # type: ignore[arg-type]
+
+
+def shapes(requests: list[Request]) -> list[tuple[str, str, int]]:
+    out = []
+    for request in requests:
+        assert request.queue is not None
+        out.append((request.kind.value, request.queue.id, len(request.queue.spans)))
+    return out
+
+
+def test_a_new_queue_is_created_then_given_its_definitions_then_filled_a_thousand_at_a_time():
+    wanted = queue(definitions=("rating",), human_review_ids=(RATING,))
+    changes, requests = plan_queues((wanted,), {"triage": spans(2500)}, {})
+    assert shapes(requests) == [
+        ("queue_create", "", 0),
+        ("queue_update", "", 0),  # human_review_ids: orq.ai ignores them beside project_id
+        ("queue_add", "", 1000),
+        ("queue_add", "", 1000),
+        ("queue_add", "", 500),
+    ]
+    assert requests[0].queue and dict(requests[0].queue.fields) == {
+        "display_name": "Triage",
+        "description": "",
+        "project_id": PROJECT,
+    }
+    assert requests[1].queue and dict(requests[1].queue.fields) == {"human_review_ids": (RATING,)}
+    (change,) = changes
+    assert (change.action, len(change.entering)) == ("create", 2500)
+    assert ("definitions", (), ("rating",)) in change.fields
+
+
+def test_a_queue_in_sync_plans_nothing():
+    assert plan_queues((queue(),), {"triage": spans(3)}, {"triage": record(spans(3))}) == ([], [])
+
+
+def test_spans_that_move_take_one_removal_and_one_addition():
+    held = spans(100)
+    wanted = (held - spans(50)) | spans(50, prefix="u")
+    changes, requests = plan_queues((queue(),), {"triage": wanted}, {"triage": record(held)})
+    assert shapes(requests) == [("queue_remove", QUEUE_ID, 50), ("queue_add", QUEUE_ID, 50)]
+    assert changes[0].action == "members"
+
+
+def test_fields_and_definitions_that_change_share_one_update():
+    wanted = queue(display_name="Triage v2", definitions=("rating",), human_review_ids=(RATING,))
+    changes, requests = plan_queues((wanted,), {"triage": frozenset()}, {"triage": record()})
+    assert len(requests) == 1 and requests[0].queue is not None
+    assert dict(requests[0].queue.fields) == {
+        "display_name": "Triage v2",
+        "human_review_ids": (RATING,),
+    }
+    assert changes[0].fields == (
+        ("display_name", "Triage", "Triage v2"),
+        ("definitions", (), ("rating",)),
+    )
+
+
+def test_a_new_project_sends_the_definitions_again_in_a_request_of_their_own():
+    wanted = queue(project_id="01JQ5BBBBBBBBBBBBBBBBBBBBB", human_review_ids=(RATING,))
+    wanted = queue(
+        project_id="01JQ5BBBBBBBBBBBBBBBBBBBBB",
+        definitions=("rating",),
+        human_review_ids=(RATING,),
+    )
+    held = record(human_review_ids=(RATING,))
+    _, requests = plan_queues((wanted,), {"triage": frozenset()}, {"triage": held})
+    assert [r.queue and dict(r.queue.fields) for r in requests] == [
+        {"project_id": "01JQ5BBBBBBBBBBBBBBBBBBBBB"},
+        {"human_review_ids": (RATING,)},
+    ]
+    state = State("lineage", queues={"triage": held})
+    for request in requests:
+        assert request.queue is not None
+        state.fold_queue(request.kind, request.queue)
+    assert state.queues["triage"].human_review_ids == (RATING,)
+
+
+def test_a_queue_no_file_declares_is_deleted_and_only_orqsyncs_spans_leave():
+    changes, requests = plan_queues((), {}, {"old": record(spans(3))})
+    assert shapes(requests) == [("queue_delete", QUEUE_ID, 0)]
+    assert (changes[0].action, len(changes[0].leaving)) == ("delete", 3)
+
+
+def test_an_id_in_a_file_under_a_new_name_is_the_same_queue_renamed():
+    wanted = queue("renamed", id=QUEUE_ID)
+    changes, requests = plan_queues((wanted,), {"renamed": spans(2)}, {"triage": record(spans(2))})
+    assert [(r.kind, r.queue and r.queue.was) for r in requests] == [
+        (Operation.QUEUE_UPDATE, "triage")
+    ]
+    assert changes[0].was == "triage"
+
+
+def test_an_id_that_contradicts_the_state_is_refused_where_it_is_written():
+    wanted = queue(id="01JQ6CCCCCCCCCCCCCCCCCCCCC")
+    with pytest.raises(Exception, match=r"queues/triage.yaml:2: the queue triage adopts id"):
+        plan_queues((wanted,), {"triage": frozenset()}, {"triage": record()})
+
+
+def test_the_state_records_queues_on_lines_of_their_own_and_reads_them_back():
+    state = State(
+        "lineage", serial=3, queues={"triage": record(spans(2), human_review_ids=(RATING,))}
+    )
+    text = render_state(state)
+    line = next(line for line in text.splitlines() if line.startswith('{"name":"triage"'))
+    assert line.startswith(f'{{"name":"triage","id":"{QUEUE_ID}"')
+    assert parse_state(text, "state.json").queues == state.queues
+    assert '"queues"' not in render_state(State("lineage"))  # no queues: the old layout
+
+
+def test_a_journal_line_of_a_create_carries_the_id_it_got():
+    state = State("lineage")
+    ref = QueueRef("triage", QUEUE_ID, (("display_name", "Triage"), ("project_id", PROJECT)))
+    state.fold(queue_entry(Operation.QUEUE_CREATE, ref))
+    added = QueueRef("triage", QUEUE_ID, spans=(("t", "s"),))
+    state.fold(queue_entry(Operation.QUEUE_ADD, added))
+    assert state.queues["triage"] == QueueRecord(
+        QUEUE_ID, "Triage", "", PROJECT, (), frozenset({("t", "s")})
+    )
+    state.fold(queue_entry(Operation.QUEUE_DELETE, QueueRef("triage", QUEUE_ID)))
+    assert state.queues == {}
+
+
+def client(handler: Callable[[httpx.Request], httpx.Response]) -> OrqClient:
+    return OrqClient(
+        "https://api.example.test",
+        "key",
+        transport=httpx.MockTransport(handler),
+        sleep=lambda _: None,
+        rng=random.Random(1),
+    )
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(503, text="unavailable"), httpx.ReadTimeout("timed out")],
+    ids=["5xx", "timeout"],
+)
+def test_a_create_that_may_have_reached_the_server_is_not_sent_twice(
+    failure: httpx.Response | Exception,
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    create = Request(Operation.QUEUE_CREATE, "", queue=QueueRef("triage", "", (("a", "b"),)))
+    with pytest.raises(ApiError) as caught:
+        client(handler).send(create)
+    assert len(sent) == 1
+    assert "look for the queue there, and adopt it with `id:`" in caught.value.hint
+
+
+def test_a_create_refused_by_the_rate_limit_is_sent_again_and_its_answer_returned() -> None:
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow down"}),
+        httpx.Response(200, json={"_id": QUEUE_ID}),
+    ]
+    create = Request(Operation.QUEUE_CREATE, "", queue=QueueRef("triage", "", (("a", "b"),)))
+    assert client(lambda request: answers.pop(0)).send(create) == {"_id": QUEUE_ID}
+
+
+def test_a_queue_delete_goes_without_a_body() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    answer = client(handler).send(
+        Request(Operation.QUEUE_DELETE, "", queue=QueueRef("triage", QUEUE_ID))
+    )
+    assert answer is None
+    assert (seen[0].method, seen[0].url.path, seen[0].content) == (
+        "DELETE",
+        f"/v2/annotation-queues/{QUEUE_ID}",
+        b"",
+    )
+
+
+DEFINITIONS = f"""\
+version: 1
+definitions:
+  rating: {{type: single_select, options: [good, bad], id: {RATING}}}
+  notes: {{type: text}}
+"""
+ANNOTATIONS = """\
+version: 1
+spans:
+  - trace_id: t1
+    span_id: s1
+    annotations: {rating: good}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\nname: triage\nproject_id: p\ndefinitions: [notes]\n",
+            'queues/q.yaml:4:15: definitions.yaml gives "notes" no id; a queue names its '
+            "definitions by id",
+        ),
+        (
+            "version: 1\nname: triage\nproject_id: p\ndefinitions: [ratin]\n",
+            'queues/q.yaml:4:15: "ratin" is not a key of definitions.yaml',
+        ),
+        (
+            "version: 1\nname: triage\n",
+            'queues/q.yaml:2:7: the queue "triage" names no project',
+        ),
+        (
+            "version: 1\nname: triage\nproject_id: p\nselect:\n  - where: {rating: meh}\n",
+            'queues/q.yaml:5:21: rating has no option "meh"',
+        ),
+        (
+            "version: 1\nname: triage\nproject_id: p\nselect:\n  - unlabelled: ratings\n",
+            'queues/q.yaml:5:17: "ratings" is not a key of definitions.yaml',
+        ),
+        (
+            "version: 1\nname: Triage Queue\nproject_id: p\n",
+            "queues/q.yaml:2:7: ",
+        ),
+        (
+            "version: 1\nname: triage\nproject_id: p\nspans:\n  - {trace_id: t1}\n",
+            "queues/q.yaml:5:5: ",
+        ),
+    ],
+    ids=[
+        "definition-without-id",
+        "unknown-definition",
+        "no-project",
+        "unknown-option",
+        "unknown-unlabelled-key",
+        "bad-name",
+        "span-without-span-id",
+    ],
+)
+def test_a_bad_queue_file_is_refused_where_the_problem_is(
+    make_project: MakeProject, text: str, expected: str
+) -> None:
+    project = make_project(definitions=DEFINITIONS, **{"annotations/a.yaml": ANNOTATIONS})
+    project.write("queues/q.yaml", text)
+    for command in (("validate",), ("plan",)):
+        result = project.run(*command)
+        assert result.exit_code == 1, result.output
+        assert expected in result.stderr, result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_two_files_that_declare_one_queue_name_each_other(make_project: MakeProject) -> None:
+    project = make_project(definitions=DEFINITIONS, **{"annotations/a.yaml": ANNOTATIONS})
+    project.write("queues/a.yaml", "version: 1\nname: triage\nproject_id: p\n")
+    project.write("queues/b.yaml", "version: 1\nname: triage\nproject_id: p\n")
+    result = project.run("validate")
+    assert result.exit_code == 1
+    assert 'queues/b.yaml:2: the queue name "triage" is also declared in queues/a.yaml:2' in (
+        result.stderr
+    )
+
+
+def test_queue_files_are_not_read_as_annotation_files(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project(definitions=DEFINITIONS, **{"annotations/a.yaml": ANNOTATIONS})
+    config = project.root / "orqsync.yaml"
+    config.write_text(
+        config.read_text().replace('["annotations/**/*.yaml"]', '["**/*.yaml"]')
+        + 'queues: ["annotations/queues/*.yaml"]\nproject_id: p\n'
+    )
+    project.write(
+        "annotations/queues/q.yaml",
+        "version: 1\nname: triage\nselect:\n  - where: {rating: good}\n",
+    )
+    result = project.run("validate")
+    assert result.exit_code == 0, result.output
+    assert "Valid: 1 file, 1 annotation on 1 span, 0 feedback records, 1 annotation queue." in (
+        result.stdout
+    )
+    result = project.run("plan", "--format", "json")
+    assert '"queue_add"' in result.stdout
+
+
+def test_targets_leave_the_queues_alone(make_project: MakeProject) -> None:
+    project = make_project(definitions=DEFINITIONS, **{"annotations/a.yaml": ANNOTATIONS})
+    project.write(
+        "queues/q.yaml",
+        "version: 1\nname: triage\nproject_id: p\nspans: [{trace_id: t1, span_id: s1}]\n",
+    )
+    assert '"queue_' in project.run("plan", "--format", "json").stdout
+    assert '"queue_' not in project.run("plan", "--format", "json", "--target", "t1").stdout
