@@ -364,11 +364,12 @@ def _rows(text: str, fmt: str) -> list[str]:
 
 
 def test_a_saved_plan_with_corrections_applies_as_planned(example: Project) -> None:
-    saved = example.run("plan", "--out", "plan.json")
+    plan_file = str(example.root / "plan.json")  # not the current folder: the repository's
+    saved = example.run("plan", "--out", plan_file)
     assert saved.exit_code == 0, saved.output
-    shown = example.run("show", "plan.json")
+    shown = example.run("show", plan_file)
     assert "+ correction of 01JD2Q8Z5V7Y3K0M4N6P8R0T2D = false" in shown.stdout
-    applied = example.run("apply", "plan.json")
+    applied = example.run("apply", plan_file)
     assert applied.exit_code == 0, applied.output
     assert held_corrections(example)[("4bf92f3577b34da6a3ce929d0e0e4738", "00f067aa0ba902b9")] == {
         "01JD2Q8Z5V7Y3K0M4N6P8R0T2D": (False, None)

@@ -178,3 +178,70 @@ def test_current_metadata_style_sends_identity_id(make_project, server):
     assert project.run("apply", "--auto-approve", env={"ORQ_API_KEY": KEY}).exit_code == 0
     rows = inspect(server, "/_emulator/annotations")["annotations"]
     assert rows[0]["metadata"] == {"identity_id": "user-9"}
+
+
+QUEUE_DEFINITIONS = (
+    "version: 1\ndefinitions:\n"
+    "  rating: {type: single_select, options: [good, bad], id: 01JQ3M30A1B2C3D4E5F6G7H8J9}\n"
+    "  defects: {type: multi_select, options: [grammatical, spelling]}\n"
+)
+
+
+def test_queues_over_tcp_converge_through_429s_and_5xx_without_a_second_queue(
+    make_project, tmp_path
+):
+    """A flaky, rate-limited orq.ai (30% 5xx, 20% 429): the applies finish (a create that met a
+    5xx would stop its queue until the next run: test_queue_units.py), and orq.ai holds each
+    queue once, with its definitions and members."""
+    from orqsync.emulator import FaultConfig
+
+    faults = FaultConfig(seed=7, error_rate=0.3, burst_429_rate=0.2)
+    known = tmp_path / "orq-definitions.yaml"  # what the served orq.ai knows, ids included
+    known.write_text(QUEUE_DEFINITIONS)
+    config = EmulatorConfig(api_keys=(KEY,), faults=faults, definitions_path=str(known))
+    emulator = Emulator(config)
+    spans = "".join(
+        f"  - trace_id: {n:032x}\n    span_id: {n:016x}\n    annotations: {{rating: "
+        f"{'bad' if n % 2 else 'good'}}}\n"
+        for n in range(1, 41)
+    )
+    with EmulatorServer(emulator) as served:
+        project = make_project(
+            base_url=served.url,
+            definitions=QUEUE_DEFINITIONS,
+            **{"annotations/a.yaml": "version: 1\nspans:\n" + spans},
+        )
+        for name, rule in (("bad", "{where: {rating: bad}}"), ("good", "{where: {rating: good}}")):
+            project.write(
+                f"queues/{name}.yaml",
+                f"version: 1\nname: {name}\nproject_id: p\ndefinitions: [rating]\n"
+                f"select: [{rule}]\n",
+            )
+        env = {"ORQ_API_KEY": KEY}
+        runs = [project.run("apply", "--auto-approve", env=env) for _ in range(3)]
+        codes = [run.exit_code for run in runs]
+        assert codes[-1] == 0 and set(codes) <= {0, 3}, runs[-1].output
+        assert project.run("plan", "--detailed-exitcode", env=env).exit_code == 0
+        queues = inspect(served, "/_emulator/queues")["queues"]
+    emulator.close()
+    # a create that got a 5xx was not applied by the emulator (its faults answer first)
+    assert sorted(q["display_name"] for q in queues) == ["bad", "good"]
+    by_name = {q["display_name"]: q for q in queues}
+    assert len(by_name["bad"]["items"]) == len(by_name["good"]["items"]) == 20
+    assert by_name["bad"]["human_review_ids"] == ["01JQ3M30A1B2C3D4E5F6G7H8J9"]
+
+
+def test_queue_status_with_a_wrong_key_stops_with_one_message(make_project, server):
+    project = make_project(
+        base_url=server.url,
+        definitions=QUEUE_DEFINITIONS,
+        **{"annotations/a.yaml": FILE.replace("      ghost: boo\n", "")},
+    )
+    project.write("queues/q.yaml", "version: 1\nname: q\nproject_id: p\nspans: []\n")
+    assert project.run("apply", "--auto-approve", env={"ORQ_API_KEY": KEY}).exit_code == 0
+    result = project.run("queue", "status", env={"ORQ_API_KEY": "sk-wrong"})
+    assert result.exit_code == 1
+    assert "sk-wrong" not in result.output
+    assert result.stderr.startswith("error: orq.ai refused $ORQ_API_KEY at " + server.url)
+    status = project.run("queue", "status", "--format", "json", env={"ORQ_API_KEY": KEY})
+    assert json.loads(status.stdout)["queues"][0]["item_count"] == 0

@@ -12,7 +12,7 @@ from conftest import Project
 
 from orqsync.errors import ApiError
 from orqsync.model import Operation, QueueRef
-from orqsync.planning.plan import Request
+from orqsync.planning.plan import Plan, Request
 from orqsync.planning.queues import plan_queues
 from orqsync.remote.client import OrqClient
 from orqsync.source.queues import DesiredQueue
@@ -338,3 +338,69 @@ def test_targets_leave_the_queues_alone(make_project: MakeProject) -> None:
     )
     assert '"queue_' in project.run("plan", "--format", "json").stdout
     assert '"queue_' not in project.run("plan", "--format", "json", "--target", "t1").stdout
+
+
+class FlakyApi:
+    """orq.ai in miniature for the applier: queues get ids; the first create fails with a
+    5xx when `fail_first_create`; every request is recorded as sent."""
+
+    def __init__(self, fail_first_create: bool = False) -> None:
+        self.sent: list[Request] = []
+        self.fail = fail_first_create
+        self.created = 0
+
+    def send(self, request: Request) -> object:
+        self.sent.append(request)
+        if request.kind == Operation.QUEUE_CREATE:
+            if self.fail:
+                self.fail = False
+                raise ApiError("POST /v2/annotation-queues: HTTP 503", status=503)
+            self.created += 1
+            return {"_id": f"01JQ7{self.created:021d}"}
+        assert request.queue is None or request.queue.id, "a request without its queue's id"
+        return None
+
+
+def test_an_apply_sends_the_id_a_create_got_to_the_rest_of_the_chain(tmp_path: Path) -> None:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    wanted = queue(definitions=("rating",), human_review_ids=(RATING,))
+    _, requests = plan_queues((wanted,), {"triage": spans(1500)}, {})
+    plan = Plan((), tuple(requests))
+    api = FlakyApi()
+    state = State.new()
+    report = apply_plan(plan, api, StateFile(str(tmp_path / "state.json")), state, Provenance())
+    assert report.complete
+    new_id = "01JQ7" + "1".zfill(21)
+    assert [r.queue.id for r in api.sent if r.queue] == ["", new_id, new_id, new_id]
+    assert state.queues["triage"].id == new_id
+    assert len(state.queues["triage"].spans) == 1500
+    # what the state file holds is what the journal and the fold made of it
+    written = parse_state((tmp_path / "state.json").read_text(), "state.json")
+    assert written.queues == state.queues
+
+
+def test_a_failed_create_stops_its_queue_and_the_next_apply_creates_it(tmp_path: Path) -> None:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    files = StateFile(str(tmp_path / "state.json"))
+    wanted = (queue(), queue("other"))
+    members = {"triage": spans(3), "other": spans(2, prefix="u")}
+    _, requests = plan_queues(wanted, members, {})
+    api = FlakyApi(fail_first_create=True)
+    state = State.new()
+    report = apply_plan(Plan((), tuple(requests)), api, files, state, Provenance(), parallelism=1)
+    assert (report.done, len(report.failures), report.left) == (2, 1, 1)
+    (failed,) = [name for name in ("triage", "other") if name not in state.queues]
+    _, again = plan_queues(wanted, members, state.queues)
+    assert [(r.kind, r.queue and r.queue.name) for r in again] == [
+        (Operation.QUEUE_CREATE, failed),
+        (Operation.QUEUE_ADD, failed),
+    ]
+    report = apply_plan(Plan((), tuple(again)), api, files, state, Provenance())
+    assert report.complete and sorted(state.queues) == ["other", "triage"]
+    assert plan_queues(wanted, members, state.queues) == ([], [])
