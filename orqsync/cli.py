@@ -764,6 +764,20 @@ def queue_status(ctx: click.Context, name: str | None, fmt: str) -> int:
     return EXIT_OK
 
 
+@queue.command("forget")
+@click.argument("name")
+@click.pass_context
+def queue_forget(ctx: click.Context, name: str) -> int:
+    """Drop the state's record of queue NAME, sending nothing: for a queue deleted in
+    orq.ai, which the next apply then creates again (its file still declares it)."""
+    from orqsync.commands.queues import forget
+
+    queue_id = forget(_settings(ctx), name)
+    shown = queue_id or "create not confirmed"
+    _out(f"Forgot the annotation queue {name} ({shown}); nothing was sent.\n")
+    return EXIT_OK
+
+
 @cli.command("export")
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True

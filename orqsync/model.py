@@ -89,13 +89,17 @@ class QueueRef(NamedTuple):
     name in the repository and its id in orq.ai ("" for one a create earlier in the same
     apply makes: the applier fills it in from the create's answer), the fields a create or an
     update sends, the spans an add or a removal carries, and for a rename the name the state
-    knew it by."""
+    knew it by. `adopting`: a request of the apply that adopts the queue (an `id:` in its
+    file): its update does not send `project_id` (which would clear the definitions the queue
+    has) though the state records it, and of the spans its adds carry, those already in the
+    queue stay someone else's (the add's answer lists the items it created)."""
 
     name: str
     id: str = ""
     fields: tuple[tuple[str, object], ...] = ()
     spans: tuple[SpanId, ...] = ()
     was: str = ""
+    adopting: bool = False
 
 
 class Annotation(NamedTuple):

@@ -67,6 +67,7 @@ def test_apply_over_tcp_writes_what_orq_accepts_and_reports_what_it_refuses(proj
         "emulator-workspace was not found.\n"
         "    annotations/a.yaml:12: POST /v2/traces/cb2289e8eae4e587f8bba591734cc831/spans/"
         "0000000000000002/annotation\n"
+        "    hint: check that the key exists in orq.ai and in definitions.yaml, and the span id\n"
         "Apply partial: 2 of 3 requests done, 1 refused. The state is saved; fix what was "
         "refused and run apply again to finish.\n"
     ) in result.stdout

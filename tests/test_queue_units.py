@@ -342,23 +342,33 @@ def test_targets_leave_the_queues_alone(make_project: MakeProject) -> None:
 
 class FlakyApi:
     """orq.ai in miniature for the applier: queues get ids; the first create fails with a
-    5xx when `fail_first_create`; every request is recorded as sent."""
+    503 when `fail_first_create` (and makes the queue all the same when `made_anyway`);
+    `get` lists the queues, newest first, as GET /v2/annotation-queues does."""
 
-    def __init__(self, fail_first_create: bool = False) -> None:
+    def __init__(self, fail_first_create: bool = False, made_anyway: bool = False) -> None:
         self.sent: list[Request] = []
         self.fail = fail_first_create
-        self.created = 0
+        self.made_anyway = made_anyway
+        self.queues: list[dict[str, object]] = []
 
     def send(self, request: Request) -> object:
         self.sent.append(request)
         if request.kind == Operation.QUEUE_CREATE:
+            assert request.queue is not None
+            made = {"_id": f"01JQ7{len(self.queues) + 1:021d}", **dict(request.queue.fields)}
             if self.fail:
                 self.fail = False
+                if self.made_anyway:
+                    self.queues.insert(0, made)
                 raise ApiError("POST /v2/annotation-queues: HTTP 503", status=503)
-            self.created += 1
-            return {"_id": f"01JQ7{self.created:021d}"}
+            self.queues.insert(0, made)
+            return made
         assert request.queue is None or request.queue.id, "a request without its queue's id"
         return None
+
+    def get(self, path: str, params: dict[str, str]) -> object:
+        assert path == "/v2/annotation-queues"
+        return {"object": "list", "data": self.queues, "has_more": False}
 
 
 def test_an_apply_sends_the_id_a_create_got_to_the_rest_of_the_chain(tmp_path: Path) -> None:
@@ -382,25 +392,170 @@ def test_an_apply_sends_the_id_a_create_got_to_the_rest_of_the_chain(tmp_path: P
     assert written.queues == state.queues
 
 
-def test_a_failed_create_stops_its_queue_and_the_next_apply_creates_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("made_anyway", [False, True], ids=["not-made", "made-anyway"])
+def test_a_create_that_met_a_5xx_is_looked_for_before_it_is_sent_again(
+    tmp_path: Path, made_anyway: bool
+) -> None:
     from orqsync.remote.apply import apply_plan
     from orqsync.state.files import StateFile
     from orqsync.state.model import Provenance
 
     files = StateFile(str(tmp_path / "state.json"))
-    wanted = (queue(), queue("other"))
+    wanted = (queue(), queue("other", display_name="Other"))
     members = {"triage": spans(3), "other": spans(2, prefix="u")}
     _, requests = plan_queues(wanted, members, {})
-    api = FlakyApi(fail_first_create=True)
+    api = FlakyApi(fail_first_create=True, made_anyway=made_anyway)
     state = State.new()
     report = apply_plan(Plan((), tuple(requests)), api, files, state, Provenance(), parallelism=1)
     assert (report.done, len(report.failures), report.left) == (2, 1, 1)
-    (failed,) = [name for name in ("triage", "other") if name not in state.queues]
+    assert "the next apply looks for it in orq.ai" in report.failures[0].hint
+    (failed,) = [name for name, record in state.queues.items() if record.unconfirmed]
+    # the record without an id survives in the state file
+    assert parse_state((tmp_path / "state.json").read_text(), "s").queues[failed].id == ""
     _, again = plan_queues(wanted, members, state.queues)
     assert [(r.kind, r.queue and r.queue.name) for r in again] == [
         (Operation.QUEUE_CREATE, failed),
         (Operation.QUEUE_ADD, failed),
     ]
+    sent = len(api.sent)
     report = apply_plan(Plan((), tuple(again)), api, files, state, Provenance())
     assert report.complete and sorted(state.queues) == ["other", "triage"]
+    kinds = [r.kind for r in api.sent[sent:]]
+    if made_anyway:  # found and taken: no second queue
+        assert kinds == [Operation.QUEUE_ADD]
+    else:
+        assert kinds == [Operation.QUEUE_CREATE, Operation.QUEUE_ADD]
+    assert len(api.queues) == 2
+    assert {q["_id"] for q in api.queues} == {r.id for r in state.queues.values()}
     assert plan_queues(wanted, members, state.queues) == ([], [])
+
+
+def test_an_apply_that_stopped_with_a_create_in_flight_looks_for_the_queue_next_time(
+    tmp_path: Path,
+) -> None:
+    from orqsync.state.files import StateFile
+    from orqsync.state.journal import Journal
+
+    files = StateFile(str(tmp_path / "state.json"))
+    files.write(State.new())
+    state = files.load()
+    create = plan_queues((queue(),), {"triage": frozenset()}, {})[1][0]
+    journal = files.open_journal(state)
+    assert isinstance(journal, Journal)
+    from orqsync.remote.queues import intent
+
+    journal.intend("run.0.0", intent(create))
+    journal.close()  # the process died here: no answer, no success line
+    recovered = files.load()
+    assert recovered.queues["triage"].unconfirmed
+    assert recovered.queues["triage"].display_name == "Triage"
+
+
+def test_a_queue_already_deleted_in_orq_ai_is_deleted(tmp_path: Path) -> None:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    class Gone:
+        def send(self, request: Request) -> object:
+            raise ApiError("DELETE ...: HTTP 404: not found", status=404)
+
+    _, requests = plan_queues((), {}, {"old": record()})
+    state = State("lineage", queues={"old": record()})
+    report = apply_plan(
+        Plan((), tuple(requests)), Gone(), StateFile(str(tmp_path / "s.json")), state, Provenance()
+    )
+    assert report.complete and state.queues == {}
+
+
+def test_spans_an_adopted_queue_held_already_stay_there(tmp_path: Path) -> None:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    before = ("t00000", "s00000")  # put in the queue by someone in orq.ai
+
+    class Adoptable:
+        def send(self, request: Request) -> object:
+            assert request.queue is not None
+            if request.kind == Operation.QUEUE_ADD:
+                return [
+                    {"trace_id": t, "span_id": s}
+                    for t, s in request.queue.spans
+                    if (t, s) != before
+                ]
+            return {}
+
+    wanted = queue(id=QUEUE_ID)
+    _, requests = plan_queues((wanted,), {"triage": spans(3)}, {})
+    state = State.new()
+    files = StateFile(str(tmp_path / "s.json"))
+    assert apply_plan(Plan((), tuple(requests)), Adoptable(), files, state, Provenance()).complete
+    held = state.queues["triage"]
+    assert (held.id, held.project_id) == (QUEUE_ID, PROJECT)  # the declared project, recorded
+    assert held.foreign == {before} and len(held.spans) == 2
+    assert parse_state((tmp_path / "s.json").read_text(), "s").queues == state.queues
+    # nothing left to add; dropped from the file, the span that was there before stays
+    assert plan_queues((wanted,), {"triage": spans(3)}, state.queues) == ([], [])
+    _, requests = plan_queues((wanted,), {"triage": frozenset()}, state.queues)
+    (removal,) = requests
+    assert removal.queue is not None and before not in removal.queue.spans
+    assert len(removal.queue.spans) == 2
+
+
+def test_two_files_that_claim_one_queue_of_the_state_are_refused():
+    held = {
+        "triage": record(),
+        "other": QueueRecord("01JQ6CCCCCCCCCCCCCCCCCCCCC", "Other", "", PROJECT),
+    }
+    copy = queue("copy", id=QUEUE_ID, path="queues/copy.yaml", line=2)
+    with pytest.raises(Exception, match="both claim the state's queue triage"):
+        plan_queues((queue(), copy), {"triage": frozenset(), "copy": frozenset()}, held)
+    # a rename whose new name is another queue of the state: two queues, not a guess
+    renamed = queue("other", renamed_from="triage")
+    with pytest.raises(Exception, match="is two queues of the state: other"):
+        plan_queues((renamed,), {"other": frozenset()}, held)
+
+
+def test_queue_status_counts_datapoint_items_apart_and_pages_after_the_last_item() -> None:
+    from orqsync.commands.queues import QueueStatus, _read_items
+
+    pages = [
+        {
+            "object": "list",
+            "data": [
+                {"_id": "i1", "type": "span", "trace_id": "t1", "span_id": "s1"},
+                {"_id": "i2", "type": "datapoint", "datapoint_id": "d1"},
+            ],
+            "has_more": True,
+        },
+        {
+            "object": "list",
+            "data": [
+                {
+                    "_id": "i3",
+                    "type": "span",
+                    "trace_id": "t2",
+                    "span_id": "s2",
+                    "used_human_review_ids": [RATING, "01JQ9ZZZZZZZZZZZZZZZZZZZZZ"],
+                }
+            ],
+            "has_more": False,
+        },
+    ]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=pages[len(seen) - 1])
+
+    status = QueueStatus("triage", QUEUE_ID, "Triage", declared=frozenset({("t1", "s1")}))
+    _read_items(client(handler), status, {RATING: "rating"})
+    assert [dict(r.url.params) for r in seen] == [
+        {"limit": "200"},
+        {"limit": "200", "starting_after": "i2"},  # the page's last item, a datapoint too
+    ]
+    assert (status.datapoints, [item.id for item in status.items]) == (1, ["i1", "i3"])
+    assert status.by_definition == {"rating": 1}
+    assert status.by_unknown_id == {"01JQ9ZZZZZZZZZZZZZZZZZZZZZ": 1}
+    assert status.undeclared == [("t2", "s2")] and status.missing == []

@@ -235,10 +235,10 @@ def test_a_queue_is_adopted_by_its_id_without_a_create(project: Path) -> None:
     requests = queue_requests(plan_json(project))
     unrated = [r for r in requests if existing in str(r["path"])]
     assert [r["kind"] for r in unrated] == ["queue_update", "queue_update", "queue_add"]
+    # not project_id: in an update it would clear the definitions the queue has
     assert unrated[0]["body"] == {
         "display_name": "Not yet rated",
         "description": "Spans triaged with a defect tag that nobody has rated yet.",
-        "project_id": "01JQ3M2Z8K4N6P7R9S0T1V2W3X",
     }
     assert sum(r["kind"] == "queue_create" for r in requests) == 1  # the other queue's
     code, out, err = run(project, "apply", "--auto-approve")
@@ -286,7 +286,7 @@ def test_queue_status_reports_review_progress_and_differences(applied: Path) -> 
     assert len(set(ids)) == 61
     code, text, _ = run(applied, "queue", "status")
     assert code == 0
-    assert "unrated (" + unrated + ', "Not yet rated"): 61 items' in text
+    assert "unrated (" + unrated + ', "Not yet rated"): 61 spans' in text
     assert "reviewed: 59 of 61 (rating 2, defects 59)" in text
     assert "routed here in git but not in the queue: 1 (run `orqsync apply`)" in text
     assert "in the queue but not routed here in git: 1 (added in orq.ai)" in text
@@ -337,3 +337,67 @@ def test_a_saved_plan_is_stale_once_a_queue_file_changes(project: Path, tmp_path
     code, _, err = run(project, "apply", str(saved), "--auto-approve")
     assert code == 4
     assert "queues/unrated.yaml" in err
+
+
+def test_queue_patterns_that_match_nothing_delete_nothing(applied: Path) -> None:
+    config = applied / "orqsync.yaml"
+    config.write_text(config.read_text().replace('["queues/*.yaml"]', '["queue/*.yaml"]'))
+    code, _, err = run(applied, "plan")
+    assert code == 1
+    assert (
+        "orqsync.yaml:9:9: queues (queue/*.yaml) match no queue files, but the state holds 2 "
+        "annotation queues (needs-second-look, unrated)"
+    ) in err
+    assert "write `queues: []`" in err
+    # said on purpose: every queue goes, within the removal budget
+    config.write_text(config.read_text().replace('["queue/*.yaml"]', "[]"))
+    requests = queue_requests(plan_json(applied))
+    assert [r["kind"] for r in requests] == ["queue_delete", "queue_delete"]
+
+
+def test_a_queue_deleted_in_orq_ai_is_reported_and_forgotten_on_request(applied: Path) -> None:
+    held = state_queues(applied)
+    gone = str(held["unrated"]["id"])
+    for client in _serve(applied):
+        assert client.delete(f"/v2/annotation-queues/{gone}").status_code == 204
+    code, out, _ = run(applied, "queue", "status")
+    assert code == 0
+    assert f"unrated ({gone}): orq.ai has no such queue (deleted there?)" in out
+    assert "needs-second-look (" in out  # the others are still reported
+    rate_triaged(applied, 1)
+    code, out, err = run(applied, "apply", "--auto-approve")
+    assert code == 3
+    assert f"hint: orq.ai has no queue {gone} (deleted there?): `orqsync queue forget unrated`" in (
+        out
+    )
+    code, out, _ = run(applied, "queue", "forget", "unrated")
+    assert (code, out) == (0, f"Forgot the annotation queue unrated ({gone}); nothing was sent.\n")
+    history = run(applied, "state", "history")[1]
+    assert "queue forget" in history
+    code, out, err = run(applied, "apply", "--auto-approve")
+    assert code == 0, out + err
+    renewed = state_queues(applied)["unrated"]["id"]
+    assert renewed != gone
+    code, _, err = run(applied, "queue", "forget", "nope")
+    assert code == 1
+    assert 'the state holds no annotation queue "nope"' in err
+
+
+def test_a_queue_no_file_declares_is_deleted_even_when_orq_ai_deleted_it_first(
+    applied: Path,
+) -> None:
+    gone = str(state_queues(applied)["unrated"]["id"])
+    for client in _serve(applied):
+        client.delete(f"/v2/annotation-queues/{gone}")
+    (applied / "queues" / "unrated.yaml").unlink()
+    code, out, err = run(applied, "apply", "--auto-approve")
+    assert code == 0, out + err  # a 404 to a delete: gone already, as asked
+    assert "unrated" not in state_queues(applied)
+
+
+def test_targets_say_the_queues_are_left_out(applied: Path) -> None:
+    rate_triaged(applied, 1)
+    code, out, _ = run(applied, "plan", "--target", "0*")
+    assert code == 0
+    assert "annotation queues: not compared, not changed." in out
+    assert "2 annotation queues" in out

@@ -178,7 +178,9 @@ def test_removal_budget_refuses_then_allows(make_project):
     project.write("annotations/a.yaml", "version: 1\nspans: []\n")
     refused = project.run("apply", "--auto-approve")
     assert refused.exit_code == 5
-    assert "the plan removes 5 labels, more than policy.max_removals (1)" in refused.stderr
+    assert "the plan removes 5 labels: 5 removals, more than policy.max_removals (1)" in (
+        refused.stderr
+    )
     assert len(held(project)) == 2
     assert project.run("apply", "--auto-approve", "--allow-removals").exit_code == 0
     assert held(project) == {}

@@ -18,7 +18,7 @@ from orqsync.audit.history import (
 )
 from orqsync.errors import OrqsyncError, RemovalBudgetError
 from orqsync.model import SpanId
-from orqsync.planning.plan import Plan, Request
+from orqsync.planning.plan import DELETE, Plan, Request
 from orqsync.planning.planfile import (
     SavedPlan,
     check_fresh,
@@ -49,11 +49,15 @@ def _applied_files(settings: Settings, saved: SavedPlan) -> list[str]:
 
 def check_budget(plan: Plan, settings: Settings, allow_removals: bool) -> None:
     if plan.removals > settings.max_removals and not allow_removals:
+        deleted = plan.removals - plan.count(DELETE)
+        what = plural(plan.count(DELETE), "label") + (
+            f" and deletes {plural(deleted, 'annotation queue')}" if deleted else ""
+        )
         raise RemovalBudgetError(
-            f"the plan removes {plan.removals} labels, more than policy.max_removals "
-            f"({settings.max_removals})",
-            "check that no annotation file went missing; if the removals are intended, "
-            "run apply with --allow-removals",
+            f"the plan removes {what}: {plan.removals} removals, more than "
+            f"policy.max_removals ({settings.max_removals})",
+            "check that no annotation or queue file went missing; if the removals are "
+            "intended, run apply with --allow-removals",
         )
 
 

@@ -31,11 +31,12 @@ from orqsync.planning.planfile import (
 from orqsync.planning.queues import plan_queues
 from orqsync.source.definitions import Definitions
 from orqsync.source.desired import DesiredReader, DesiredState, load_desired
-from orqsync.source.project import Settings
+from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.source.queues import Queues, load_queues
 from orqsync.state.files import StateFile
 from orqsync.state.model import InSync, State
 from orqsync.state.snapshot import StateSnapshot
+from orqsync.text import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,8 @@ class Planned:
     snapshot: StateSnapshot
     files_read: int = 0  # annotation files parsed; the others were proved in sync
     coverage: Coverage | None = None  # the files a complete apply leaves in sync
-    left_out: tuple[int, int] | None = None  # spans, feedback records --target/--exclude left
+    # spans, feedback records, annotation queues --target/--exclude left out
+    left_out: tuple[int, int, int] | None = None
     warnings: tuple[Problem, ...] = ()  # values read leniently, in the files read
 
     @property
@@ -154,7 +156,7 @@ def plan(
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
     if whole:  # --target and --exclude choose spans: the queues are left as they are
-        result = with_queues(result, queues, desired, state)
+        result = with_queues(settings, result, queues, desired, state, reader.definitions)
     left_out = None
     if not whole:
         left_out = (
@@ -162,6 +164,7 @@ def plan(
             - len(chosen_desired.spans.keys() | chosen_state.spans.keys()),
             len(desired.feedback.keys() | state.feedback.keys())
             - len(chosen_desired.feedback.keys() | chosen_state.feedback.keys()),
+            len({queue.name for queue in queues.queues} | state.queues.keys()),
         )
     if incremental:
         cache.prune(hashes)
@@ -188,12 +191,35 @@ def read_queues(settings: Settings, definitions: Definitions) -> Queues:
     return queues
 
 
-def with_queues(result: Plan, queues: Queues, desired: DesiredState, state: State) -> Plan:
+def with_queues(
+    settings: Settings,
+    result: Plan,
+    queues: Queues,
+    desired: DesiredState,
+    state: State,
+    definitions: Definitions,
+) -> Plan:
     """The plan with the requests that make orq.ai's annotation queues those declared."""
     if not queues.queues and not state.queues:
         return result
+    if not queues.files and settings.queues:
+        # as for annotation files: a typo in the pattern must not delete every queue
+        raise ProblemsError(
+            [
+                Problem(
+                    PROJECT_FILE,
+                    *settings.where("queues"),
+                    f"queues ({', '.join(settings.queues)}) match no queue files, but the "
+                    f"state holds {plural(len(state.queues), 'annotation queue')} "
+                    f"({', '.join(sorted(state.queues))})",
+                    "check `queues` in orqsync.yaml (default queues/*.yaml); to delete every "
+                    "queue, write `queues: []`",
+                )
+            ]
+        )
     members = {queue.name: queue.members(desired.spans) for queue in queues.queues}
-    changes, requests = plan_queues(queues.queues, members, state.queues)
+    keys = {d.id: key for key, d in definitions.items() if d.id}
+    changes, requests = plan_queues(queues.queues, members, state.queues, keys)
     return Plan(result.changes, result.requests + tuple(requests), tuple(changes))
 
 

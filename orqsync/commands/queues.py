@@ -9,13 +9,15 @@ the last item's id, 200 a page) and compared with the spans the repository route
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from orqsync.commands.common import load_definitions_or_fail
 from orqsync.commands.plan import read_queues
-from orqsync.errors import OrqsyncError
+from orqsync.commands.state import write_edit
+from orqsync.errors import ApiError, OrqsyncError
 from orqsync.model import SpanId
 from orqsync.planning.queues import match
 from orqsync.remote.client import OrqClient
@@ -23,6 +25,7 @@ from orqsync.source.desired import load_desired
 from orqsync.source.project import Settings
 from orqsync.source.queues import DesiredQueue
 from orqsync.state.files import StateFile
+from orqsync.state.lock import state_lock
 from orqsync.state.model import sorted_spans
 from orqsync.text import plural
 
@@ -47,6 +50,8 @@ class QueueStatus:
     declared: frozenset[SpanId] = frozenset()
     definitions: tuple[str, ...] = ()  # the keys reviewers use in the queue (its file's)
     pages: int = 0
+    datapoints: int = 0  # items that are dataset datapoints, not spans (not compared)
+    gone: bool = False  # orq.ai answered 404: the queue is not there
 
     @property
     def reviewed(self) -> int:
@@ -108,7 +113,12 @@ def queue_status(
             definitions=queue.definitions,
         )
         if queue_id:
-            _read_items(client, status, definitions_by_id)
+            try:
+                _read_items(client, status, definitions_by_id)
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+                status.gone = True
         found.append(status)
     return found
 
@@ -125,11 +135,19 @@ def _read_items(client: OrqClient, status: QueueStatus, keys: dict[str, str]) ->
         status.pages += 1
         data, more = _page(answer, path)
         for raw in data:
-            item = _item(raw, path, keys)
-            status.items.append(item)
+            if isinstance(raw, dict) and raw.get("type") == "datapoint":
+                status.datapoints += 1  # a dataset's row, not a span: nothing to compare
+                continue
+            status.items.append(_item(raw, path, keys))
         if not more or not data:
             return
-        after = status.items[-1].id
+        last = data[-1]
+        after = str(last.get("_id", "")) if isinstance(last, dict) else ""
+        if not after:
+            raise OrqsyncError(
+                f"GET {path}: the last item of a page has no _id to page after",
+                "check api.base_url in orqsync.yaml: it should be orq.ai's API",
+            )
 
 
 def _page(answer: object, path: str) -> tuple[list[Any], bool]:
@@ -167,6 +185,8 @@ def status_json(statuses: list[QueueStatus]) -> dict[str, object]:
                 "id": status.id or None,
                 "display_name": status.display_name,
                 "created": bool(status.id),
+                "gone": status.gone,
+                "datapoints": status.datapoints,
                 "items": [
                     {
                         "id": item.id,
@@ -202,8 +222,19 @@ def status_text(statuses: list[QueueStatus]) -> str:
                 "routed to it); run `orqsync apply`\n"
             )
             continue
+        if status.gone:
+            out.append(
+                f"{status.name} ({status.id}): orq.ai has no such queue (deleted there?); "
+                f"`orqsync queue forget {status.name}` drops orqsync's record of it, and the "
+                "next apply creates it again\n"
+            )
+            continue
         count = len(status.items)
-        out.append(f'{status.name} ({status.id}, "{status.display_name}"): {plural(count, "item")}')
+        datapoints = f" and {plural(status.datapoints, 'datapoint')}" if status.datapoints else ""
+        out.append(
+            f'{status.name} ({status.id}, "{status.display_name}"): '
+            f"{plural(count, 'span')}{datapoints}"
+        )
         by = ", ".join(f"{key} {n:,}" for key, n in status.by_definition.items())
         out.append(f"  reviewed: {status.reviewed:,} of {count:,}" + (f" ({by})" if by else ""))
         unknown = status.by_unknown_id
@@ -233,3 +264,22 @@ def status_text(statuses: list[QueueStatus]) -> str:
                 out.append(f"    ... and {count - SHOWN_ITEMS:,} more (--format json)")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def forget(settings: Settings, name: str, environ: Mapping[str, str] | None = None) -> str:
+    """`queue forget NAME`: drop the state's record of a queue without sending anything (for
+    a queue deleted in orq.ai: the next apply creates it again, if a file declares it), and
+    record who did it in the apply history. Returns the id the record had."""
+    files = StateFile.of(settings)
+    with state_lock(settings.state_path, "queue forget", environ):
+        current = files.load()
+        record = current.queues.pop(name, None)
+        if record is None:
+            known = ", ".join(sorted(current.queues)) or "none"
+            raise OrqsyncError(
+                f'the state holds no annotation queue "{name}" (it holds: {known})',
+                "see `orqsync queue status`",
+            )
+        detail = f"queue {name} ({record.id or 'create not confirmed'})"
+        write_edit(settings, files, current, "queue forget", 0, detail, environ)
+    return record.id

@@ -98,24 +98,39 @@ def forget(
         # The whole span goes with its record of removals and reassertion; some keys alone
         # are forgotten, not recorded as removed (nothing was removed in orq.ai).
         current.forget(span_id, keys or None)
-        serial_before = current.serial
-        files.write(current)
-        env = os.environ if environ is None else environ
-        append_entry(
-            history_path(settings.state_path),
-            Entry(
-                time=utc_now(),
-                operation="state rm",
-                outcome=COMPLETE,
-                who=operator(settings.root, env),
-                commit="",
-                plan_id="",
-                lineage=current.lineage,
-                serial_before=serial_before,
-                serial_after=current.serial,
-                counts=Counts(delete=len(dropped)),
-                run_url=ci_run_url(env),
-                detail=span + (f": {', '.join(keys)}" if keys else ""),
-            ),
-        )
+        detail = span + (f": {', '.join(keys)}" if keys else "")
+        write_edit(settings, files, current, "state rm", len(dropped), detail, environ)
     return len(dropped)
+
+
+def write_edit(
+    settings: Settings,
+    files: StateFile,
+    state: State,
+    operation: str,
+    dropped: int,
+    detail: str,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Write a state edited by hand (nothing sent; the caller holds the lock) and record who
+    did it in the apply history."""
+    serial_before = state.serial
+    files.write(state)
+    env = os.environ if environ is None else environ
+    append_entry(
+        history_path(settings.state_path),
+        Entry(
+            time=utc_now(),
+            operation=operation,
+            outcome=COMPLETE,
+            who=operator(settings.root, env),
+            commit="",
+            plan_id="",
+            lineage=state.lineage,
+            serial_before=serial_before,
+            serial_after=state.serial,
+            counts=Counts(delete=dropped),
+            run_url=ci_run_url(env),
+            detail=detail,
+        ),
+    )

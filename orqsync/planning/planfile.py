@@ -76,9 +76,14 @@ def request_json(request: Request, metadata_style: str) -> dict[str, object]:
     if ref is not None:
         # the queue's name (what a create's id is recorded under) and, for a rename, the one
         # the state knew; a removal's body has span ids only: the spans are kept beside it
-        data["queue"] = {"name": ref.name, "id": ref.id}
+        queue: dict[str, object] = {"name": ref.name, "id": ref.id}
         if ref.was:
-            data["queue"]["was"] = ref.was  # type: ignore[index]
+            queue["was"] = ref.was
+        if ref.adopting:
+            # what the state records, which an adopting update's body does not all carry
+            queue["adopting"] = True
+            queue["fields"] = {name: _listed(value) for name, value in ref.fields}
+        data["queue"] = queue
         if request.kind == Operation.QUEUE_REMOVE:
             data["spans"] = [list(span) for span in ref.spans]
         return data
@@ -182,14 +187,19 @@ def _request_from_json(data: dict[str, Any]) -> Request:
         if kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
             fields = tuple(
                 (name, tuple(map(str, v)) if isinstance(v, list) else str(v))
-                for name, v in body.items()
+                for name, v in queue.get("fields", body).items()
             )
         elif kind == Operation.QUEUE_ADD:
             spans = tuple((str(i["trace_id"]), str(i["span_id"])) for i in body["items"])
         elif kind == Operation.QUEUE_REMOVE:
             spans = tuple((str(t), str(s)) for t, s in data["spans"])
         ref = QueueRef(
-            str(queue["name"]), str(queue["id"]), fields, spans, str(queue.get("was", ""))
+            str(queue["name"]),
+            str(queue["id"]),
+            fields,
+            spans,
+            str(queue.get("was", "")),
+            bool(queue.get("adopting", False)),
         )
         return Request(kind, "", queue=ref)
     if kind == ANNOTATE:

@@ -45,23 +45,51 @@ def _record_fields(record: QueueRecord) -> dict[str, object]:
 def match(
     queues: tuple[DesiredQueue, ...], held: Mapping[str, QueueRecord]
 ) -> dict[str, tuple[str, QueueRecord] | None]:
-    """Each declared queue's state record and the name it is held under (None: none)."""
-    by_id = {record.id: name for name, record in held.items()}
+    """Each declared queue's state record and the name it is held under (None: none).
+
+    A queue is the state's record of its name, of its `renamed_from`, or of the id its file
+    adopts. Two of those that name different records, or two files that claim one record, are
+    refused: any guess would rename or delete a queue reviewers work in."""
+    by_id = {record.id: name for name, record in held.items() if record.id}
     found: dict[str, tuple[str, QueueRecord] | None] = {}
+    claimed: dict[str, DesiredQueue] = {}
     for queue in queues:
-        name = queue.name if queue.name in held else ""
-        if not name and queue.renamed_from in held:
-            name = queue.renamed_from
-        if not name and queue.id in by_id:
-            name = by_id[queue.id]
+        where = f"{queue.path}:{queue.line}"
+        candidates = [
+            name
+            for name in (queue.name, queue.renamed_from, by_id.get(queue.id, ""))
+            if name and name in held
+        ]
+        names = list(dict.fromkeys(candidates))
+        if len(names) > 1:
+            first, second = names[0], names[1]
+            raise OrqsyncError(
+                f"{where}: the queue {queue.name} is two queues of the state: {first} "
+                f"({held[first].id or 'not confirmed'}) and {second} "
+                f"({held[second].id or 'not confirmed'})",
+                "a rename's new name must be free: delete or rename the other queue in an "
+                "apply of its own first, or drop renamed_from / id from this file",
+            )
+        name = names[0] if names else ""
         record = held.get(name) if name else None
         if record is not None and queue.id and record.id != queue.id:
             raise OrqsyncError(
-                f"{queue.path}:{queue.line}: the queue {queue.name} adopts id {queue.id}, but "
-                f"the state knows it as {record.id}",
+                f"{where}: the queue {queue.name} adopts id {queue.id}, but the state knows "
+                f"it as {record.id or 'a queue whose create is not confirmed'}",
                 "to manage the queue orqsync already has, remove the `id:` line; to adopt "
                 "another one, give it a file of its own with another name",
             )
+        if name:
+            other = claimed.get(name)
+            if other is not None:
+                raise OrqsyncError(
+                    f"{where}: the queue {queue.name} and the queue {other.name} "
+                    f"({other.path}:{other.line}) both claim the state's queue {name} "
+                    f"({held[name].id or 'not confirmed'})",
+                    "one queue file per orq.ai queue: remove the renamed_from or id that "
+                    "points at it from one of the two",
+                )
+            claimed[name] = queue
         found[queue.name] = (name, record) if record is not None else None
     return found
 
@@ -70,16 +98,18 @@ def plan_queues(
     queues: tuple[DesiredQueue, ...],
     members: Mapping[str, frozenset[SpanId]],
     held: Mapping[str, QueueRecord],
+    keys: Mapping[str, str] | None = None,
 ) -> tuple[list[QueueChange], list[Request]]:
     """The changes and requests that make orq.ai's queues those declared; `members` holds
-    each declared queue's spans (DesiredQueue.members)."""
+    each declared queue's spans (DesiredQueue.members); `keys` names definitions by id, for
+    people to read."""
     changes: list[QueueChange] = []
     requests: list[Request] = []
     matched = match(queues, held)
     kept = {found[0] for found in matched.values() if found is not None}
     for queue in sorted(queues, key=lambda q: q.name):
         found = matched[queue.name]
-        change, queue_requests = _plan_queue(queue, members[queue.name], found)
+        change, queue_requests = _plan_queue(queue, members[queue.name], found, keys or {})
         if change is not None:
             changes.append(change)
             requests.extend(queue_requests)
@@ -88,40 +118,51 @@ def plan_queues(
         changes.append(
             QueueChange(DELETE, name, record.id, leaving=tuple(sorted_spans(record.spans)))
         )
-        requests.append(Request(Operation.QUEUE_DELETE, "", queue=QueueRef(name, record.id)))
+        # fields: for a record without an id, what the applier looks for the queue by
+        ref = QueueRef(name, record.id, () if record.id else tuple(_record_fields(record).items()))
+        requests.append(Request(Operation.QUEUE_DELETE, "", queue=ref))
     return changes, requests
 
 
 def _plan_queue(
-    queue: DesiredQueue, wanted: frozenset[SpanId], found: tuple[str, QueueRecord] | None
+    queue: DesiredQueue,
+    wanted: frozenset[SpanId],
+    found: tuple[str, QueueRecord] | None,
+    keys: Mapping[str, str],
 ) -> tuple[QueueChange | None, list[Request]]:
     name = queue.name
     declared = _declared(queue)
     review_ids = queue.human_review_ids
     requests: list[Request] = []
-    if found is None:
-        was, had = "", frozenset[SpanId]()
+    adopting = False
+    if found is None or found[1].unconfirmed:
+        # A record without an id: a create that may have made the queue. The create is
+        # planned again; the applier looks for the queue in orq.ai before it sends it.
+        was = found[0] if found is not None and found[0] != name else ""
+        had = frozenset[SpanId]()
         old: dict[str, object] = {}
         old_ids: tuple[str, ...] = ()
         queue_id = queue.id
-        if queue_id:  # adopt: set what the file declares on the queue as it is
+        if queue_id:
+            # adopt: set the declared name and description on the queue as it is. Not its
+            # project (wire.py leaves it out of an adopting update): a project_id in an
+            # update clears the definitions the queue has, and the plan cannot read which
+            # project it is in. The state records the declared one.
             action = ADOPT
-            requests.append(
-                _request(Operation.QUEUE_UPDATE, name, queue_id, tuple(declared.items()))
-            )
+            adopting = True
+            adopt = QueueRef(name, queue_id, tuple(declared.items()), was=was, adopting=True)
+            requests.append(Request(Operation.QUEUE_UPDATE, "", queue=adopt))
         else:
             action = CREATE
-            requests.append(_request(Operation.QUEUE_CREATE, name, "", tuple(declared.items())))
+            fields = tuple(declared.items())
+            requests.append(_request(Operation.QUEUE_CREATE, name, "", fields, was))
         if review_ids:
-            requests.append(
-                _request(
-                    Operation.QUEUE_UPDATE, name, queue_id, (("human_review_ids", review_ids),)
-                )
-            )
+            ids_fields: Fields = (("human_review_ids", review_ids),)
+            requests.append(_request(Operation.QUEUE_UPDATE, name, queue_id, ids_fields))
     else:
         held_name, record = found
         was = held_name if held_name != name else ""
-        had, queue_id = record.spans, record.id
+        had, queue_id = record.spans | record.foreign, record.id
         old, old_ids = _record_fields(record), record.human_review_ids
         changed = tuple((k, v) for k, v in declared.items() if old[k] != v)
         moved_project = any(k == "project_id" for k, _ in changed)
@@ -155,7 +196,8 @@ def _plan_queue(
                     )
                 )
         action = UPDATE if requests else MEMBERS
-    leaving = sorted_spans(had - wanted)
+    ours = found[1].spans if found is not None else frozenset[SpanId]()
+    leaving = sorted_spans(ours - wanted)  # only what orqsync added: never someone else's
     entering = sorted_spans(wanted - had)
     # A rename always starts with an update (above): it moves the record; these never need to.
     for batch in _batches(leaving):
@@ -163,16 +205,14 @@ def _plan_queue(
             Request(Operation.QUEUE_REMOVE, "", queue=QueueRef(name, queue_id, spans=batch))
         )
     for batch in _batches(entering):
-        requests.append(
-            Request(Operation.QUEUE_ADD, "", queue=QueueRef(name, queue_id, spans=batch))
-        )
+        ref = QueueRef(name, queue_id, spans=batch, adopting=adopting)
+        requests.append(Request(Operation.QUEUE_ADD, "", queue=ref))
     if not requests:
         return None, []
     shown: tuple[tuple[str, object, object], ...] = tuple(
         (k, old.get(k, ""), v) for k, v in declared.items() if action != CREATE and old.get(k) != v
     )
-    # definitions are shown by key where the file names them (the state holds ids only)
-    keys = dict(zip(queue.human_review_ids, queue.definitions, strict=True))
+    # definitions are shown by key (the state holds ids only)
     if review_ids != old_ids:
         old_keys = tuple(keys.get(review_id, review_id) for review_id in old_ids)
         shown += (("definitions", old_keys, queue.definitions),)

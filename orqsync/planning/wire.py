@@ -80,7 +80,11 @@ def request_body(request: Request, metadata_style: str) -> dict[str, object] | N
     ref = request.queue
     if ref is not None:
         if request.kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
-            return {name: list(v) if isinstance(v, tuple) else v for name, v in ref.fields}
+            return {
+                name: list(v) if isinstance(v, tuple) else v
+                for name, v in ref.fields
+                if not (ref.adopting and name == "project_id")  # it would clear the queue's
+            }
         if request.kind == Operation.QUEUE_ADD:
             return {"items": [{"trace_id": t, "span_id": s} for t, s in ref.spans]}
         if request.kind == Operation.QUEUE_REMOVE:

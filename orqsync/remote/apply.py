@@ -20,16 +20,17 @@ from typing import Protocol, cast
 from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
 from orqsync.model import Operation, SpanId, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
-from orqsync.planning.wire import method_and_path
+from orqsync.remote import queues
 from orqsync.state.files import StateFile
 from orqsync.state.journal import Journal
-from orqsync.state.model import InSync, Provenance, State, queue_entry
+from orqsync.state.model import InSync, Provenance, State, queue_entry, sorted_spans
 
 # Threads per request in flight. The Api keeps `parallelism` requests in flight at most (the
 # client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more
 # threads than slots keep every slot busy meanwhile.
 THREADS_PER_SLOT = 4
 QUEUE_CREATE = Operation.QUEUE_CREATE
+QUEUE_DELETE = Operation.QUEUE_DELETE
 REASSERTED = "reasserted"  # the journal's line for a set of a reassertion: changes nothing
 
 
@@ -76,6 +77,7 @@ class Failure:
     path: str = ""
     line: int = 0
     cause: str = ""  # the message without the request's path, to group refusals by
+    hint: str = ""  # what to do about it, when there is more to say than the cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,11 @@ def fold_success(
     elif request.kind == REMOVE:
         state.remove_keys((request.trace_id, request.span_id), request.keys)
     elif request.queue is not None:
-        state.fold_queue(request.kind, request.queue)
+        if request.kind == Operation.QUEUE_ADD and request.queue.adopting:
+            created = cast("list[list[str]]", entry["created"])
+            state.fold_adopted(request.queue, frozenset((t, s) for t, s in created))
+        else:
+            state.fold_queue(request.kind, request.queue)
     else:
         state.fold(entry, provenance)
 
@@ -209,21 +215,33 @@ class _Run:
         return request._replace(queue=ref._replace(id=queue_id))
 
     def created(self, request: Request, answer: object) -> Request:
-        """A create's request with the id orq.ai gave the queue; an ApiError when the answer
-        holds none (nothing can be done with the queue then)."""
+        """A create's request with the id orq.ai gave the queue (an ApiError when the answer
+        holds none)."""
         assert request.queue is not None
-        queue_id = answer.get("_id") if isinstance(answer, dict) else None
-        if not isinstance(queue_id, str) or not queue_id:
-            method, path = method_and_path(request)
-            raise ApiError(
-                f"{method} {path}: the answer holds no _id for the new queue {request.queue.name}",
-                method=method,
-                path=path,
-                hint="look for the queue in orq.ai, and adopt it with `id:` in its file",
-            )
+        queue_id = queues.created_id(request, answer)
         with self.lock:
             self.queue_ids[request.queue.name] = queue_id
         return request._replace(queue=request.queue._replace(id=queue_id))
+
+    def prepared(self, api: Api, request: Request) -> tuple[Request, object, bool]:
+        """The request to send, the answer it already has, and whether to send it. A create
+        or a delete of a queue the state holds without an id (an earlier create may have made
+        it) first looks for that queue in orq.ai: a create takes it instead of making another;
+        a delete deletes it, or has nothing to do."""
+        ref = request.queue
+        if ref is None or ref.id or request.kind not in (QUEUE_CREATE, QUEUE_DELETE):
+            return request, None, True
+        held = self.state.queues.get(ref.name)
+        get = getattr(api, "get", None)
+        if held is None or not held.unconfirmed or get is None:
+            return request, None, request.kind == QUEUE_CREATE
+        with self.lock:
+            known = {record.id for record in self.state.queues.values() if record.id}
+        made = queues.find_made(get, request, known)
+        found = request._replace(queue=ref._replace(id=made)) if made else request
+        if request.kind == QUEUE_CREATE:
+            return found, {"_id": made} if made else None, not made
+        return found, None, bool(made)
 
     def may_start(self) -> bool:
         with self.lock:
@@ -238,23 +256,39 @@ class _Run:
             self.started += 1
             return True
 
-    def sending(self, request_id: str) -> None:
-        self.journal.intend(request_id)
+    def sending(self, request_id: str, request: Request) -> None:
+        self.journal.intend(request_id, queues.intent(request))
 
-    def succeeded(self, request: Request, request_id: str) -> None:
+    def succeeded(self, request: Request, request_id: str, answer: object = None) -> None:
         """Written to the journal at once; counted done by `durable` once it is on disk."""
         if self.reasserting and request.kind == ANNOTATE:
             # The state holds these labels already; who decided them stays on record.
             entry: dict[str, object] = {"op": REASSERTED, "req": request_id}
         else:
             entry = journal_entry(request, self.provenance, request_id)
+        ref = request.queue
+        if ref is not None and request.kind == Operation.QUEUE_ADD and ref.adopting:
+            made = queues.created_spans(answer, ref.spans)
+            entry["created"] = [list(span) for span in sorted_spans(made)]
         self.journal.submit(entry, (entry, request))
+
+    def unconfirmed(self, request: Request, request_id: str) -> None:
+        """A create that may have made its queue: the state keeps a record without an id,
+        which the next create looks for in orq.ai (not counted done)."""
+        assert request.queue is not None
+        entry = queue_entry(request.kind, request.queue._replace(id=""))
+        entry["req"] = request_id
+        self.journal.submit(entry, (entry, None))
 
     def durable(self, batch: list[object]) -> None:
         """Successes now on disk (called by the journal's flusher, in submission order)."""
         total = len(self.plan.requests)
         # The tokens `succeeded` submitted: the journal hands them back as they were.
-        for entry, request in cast("list[tuple[dict[str, object], Request]]", batch):
+        for entry, request in cast("list[tuple[dict[str, object], Request | None]]", batch):
+            if request is None:  # an unconfirmed create: recorded, not done
+                with self.lock:
+                    self.state.fold(entry)
+                continue
             with self.lock:
                 if entry["op"] != REASSERTED:
                     fold_success(self.state, entry, request, self.provenance)
@@ -272,7 +306,8 @@ class _Run:
 
     def failed(self, request: Request, error: ApiError) -> None:
         path, line = _origin(self.plan, request)
-        failure = Failure(request, error.message, error.status, path, line, error.cause)
+        hint = queues.hint(request, error) or error.hint
+        failure = Failure(request, error.message, error.status, path, line, error.cause, hint)
         with self.lock:
             self.failures.append(failure)
         self.reporter.failed_request(failure)
@@ -310,18 +345,24 @@ def _worker(
                     return
                 request_id = f"{run.run_id}.{number}.{step}"
                 request = run.resolved(request)
-                run.sending(request_id)
                 try:
-                    answer = api.send(request)
+                    request, answer, send = run.prepared(api, request)
+                    if send:
+                        run.sending(request_id, request)
+                        answer = api.send(request)
                     if request.kind == QUEUE_CREATE:
                         request = run.created(request, answer)
                 except ApiHaltError as error:
                     run.halted(error)
                     return
                 except ApiError as error:
-                    run.failed(request, error)
-                    break
-                run.succeeded(request, request_id)
+                    if not queues.gone(request, error):
+                        if queues.uncertain(request, error):
+                            run.unconfirmed(request, request_id)
+                        run.failed(request, error)
+                        break
+                    answer = None  # deleted already: what the request asked for
+                run.succeeded(request, request_id, answer)
     except BaseException as exc:  # a bug: stop everyone, surface it from the main thread
         with run.lock:
             run.errors.append(exc)

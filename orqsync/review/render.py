@@ -300,11 +300,14 @@ NO_CHANGES = (
 )
 
 
-def selection_text(left_out: tuple[int, int]) -> str:
-    """What --target/--exclude left out of a plan."""
-    spans, records = left_out
+def selection_text(left_out: tuple[int, int, int]) -> str:
+    """What --target/--exclude left out of a plan: spans, feedback records, and annotation
+    queues (which they never choose)."""
+    spans, records, queues = left_out
     parts = [plural(spans, "span")] + ([plural(records, "feedback record")] if records else [])
-    return f"--target/--exclude left out {' and '.join(parts)}: not compared, not changed.\n"
+    if queues:
+        parts.append(plural(queues, "annotation queue"))
+    return f"--target/--exclude left out {', '.join(parts)}: not compared, not changed.\n"
 
 
 def iter_plan_text(
@@ -486,6 +489,8 @@ def render_refusals(failures: tuple[Failure, ...]) -> list[str]:
             lines.append(f"    {where}{method} {path}")
         if len(group) > SHOWN_PER_CAUSE:
             lines.append(f"    and {len(group) - SHOWN_PER_CAUSE:,} more")
+        hints = dict.fromkeys(failure.hint for failure in group if failure.hint)
+        lines.extend(f"    hint: {hint}" for hint in list(hints)[:SHOWN_PER_CAUSE])
     return lines
 
 

@@ -100,7 +100,9 @@ class Queues:
 
 
 def find_queue_files(settings: Settings) -> list[str]:
-    return sorted(glob_files(settings, settings.queues))
+    """The queue files, the project's own files (definitions, orqsync.yaml) left out."""
+    skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
+    return sorted(glob_files(settings, settings.queues) - skip)
 
 
 def load_queues(settings: Settings, definitions: Definitions) -> Queues:

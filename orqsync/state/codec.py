@@ -308,6 +308,12 @@ def _state_of(
             )
         for record in data.get("queues", []):
             name, queue = QueueRecord.from_json(record)
+            if name in state.queues:
+                raise StateError(
+                    f'{path}: the state file is damaged: the annotation queue "{name}" is '
+                    "recorded twice",
+                    restore_hint(path),
+                )
             state.queues[name] = queue
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         what = (

@@ -79,8 +79,14 @@ class Journal:
             self._handle.write(line)
             self._handle.flush()  # from here on, the line outlives the process
 
-    def intend(self, request_id: str) -> None:
-        """A request is about to be sent. Not fsynced: losing it loses only a statistic."""
+    def intend(self, request_id: str, extra: dict[str, object] | None = None) -> None:
+        """A request is about to be sent. Not fsynced: losing it loses only a statistic, and
+        for a queue's create (`extra` names it) a record that makes the next create look for
+        the queue before it makes one; the create is sent after the line is written, so a
+        crash between the two at worst makes the next apply look in vain."""
+        if extra:
+            self._write(_dumps({"op": "intent", "req": request_id, **extra}) + "\n")
+            return
         # What _dumps gives for {"op": "intent", "req": request_id}: ids are hex, digits, dots.
         self._write(f'{{"op":"intent","req":"{request_id}"}}\n')
 

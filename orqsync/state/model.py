@@ -132,7 +132,11 @@ QUEUE_FIELDS = ("display_name", "description", "project_id", "human_review_ids")
 @dataclass(frozen=True, slots=True)
 class QueueRecord:
     """An annotation queue orqsync created or adopted: its id in orq.ai, its fields as
-    orqsync last sent them, and the spans orqsync added to it (the only ones it takes out)."""
+    orqsync last sent them, and the spans orqsync added to it (the only ones it takes out).
+
+    `id` is "" while a create may or may not have made the queue (it failed in a way that
+    leaves it open, or the apply stopped with it in flight): the next create looks for it in
+    orq.ai first. `foreign`: spans an adopted queue held already when orqsync added them."""
 
     id: str
     display_name: str = ""
@@ -140,6 +144,11 @@ class QueueRecord:
     project_id: str = ""
     human_review_ids: tuple[str, ...] = ()
     spans: frozenset[SpanId] = frozenset()
+    foreign: frozenset[SpanId] = frozenset()
+
+    @property
+    def unconfirmed(self) -> bool:
+        return not self.id
 
     def to_json(self, name: str) -> dict[str, object]:
         data: dict[str, object] = {"name": name, "id": self.id}
@@ -147,6 +156,8 @@ class QueueRecord:
             value = getattr(self, field_name)
             data[field_name] = list(value) if isinstance(value, tuple) else value
         data["spans"] = [list(span) for span in sorted_spans(self.spans)]
+        if self.foreign:
+            data["foreign"] = [list(span) for span in sorted_spans(self.foreign)]
         return data
 
     @classmethod
@@ -158,11 +169,15 @@ class QueueRecord:
             raise TypeError("queues")
         ids = data.get("human_review_ids", [])
         spans = data.get("spans", [])
-        if not isinstance(ids, list) or not isinstance(spans, list):
+        foreign = data.get("foreign", [])
+        if not all(isinstance(value, list) for value in (ids, spans, foreign)):
             raise TypeError("queues")
-        members = frozenset((str(trace_id), str(span_id)) for trace_id, span_id in spans)
         return str(data["name"]), cls(
-            str(data["id"]), **fields, human_review_ids=tuple(map(str, ids)), spans=members
+            str(data["id"]),
+            **fields,
+            human_review_ids=tuple(map(str, ids)),
+            spans=frozenset((str(trace_id), str(span_id)) for trace_id, span_id in spans),
+            foreign=frozenset((str(trace_id), str(span_id)) for trace_id, span_id in foreign),
         )
 
     def changed(self, fields: tuple[tuple[str, object], ...]) -> QueueRecord:
@@ -177,6 +192,7 @@ class QueueRecord:
             str(values.get("project_id", self.project_id)),
             tuple(values.get("human_review_ids", self.human_review_ids)),  # type: ignore[arg-type]
             self.spans,
+            self.foreign,
         )
 
 
@@ -189,6 +205,8 @@ def queue_entry(kind: Operation, ref: QueueRef) -> dict[str, object]:
         entry["fields"] = {name: list(v) if isinstance(v, tuple) else v for name, v in ref.fields}
     if ref.spans:
         entry["spans"] = [list(span) for span in ref.spans]
+    if ref.adopting:
+        entry["adopting"] = True
     return entry
 
 
@@ -200,6 +218,7 @@ def queue_ref(entry: dict[str, Any]) -> QueueRef:
         tuple(sorted(entry.get("fields", {}).items())),
         tuple((str(t), str(s)) for t, s in entry.get("spans", [])),
         str(entry.get("was", "")),
+        bool(entry.get("adopting", False)),
     )
 
 
@@ -233,6 +252,11 @@ class State:
         """Apply one journal entry (the effect of one successful request). An apply passes
         its provenance, which the entry also holds, so as not to read it back every time."""
         op = entry["op"]
+        if op == "intent" and "queue_create" in entry:
+            # a create about to be sent: until its success line (which follows, if it came),
+            # the queue may or may not exist
+            self.fold_queue(Operation.QUEUE_CREATE, queue_ref(entry["queue_create"]))
+            return
         if op in ("intent", "reasserted"):
             # a request about to be sent, or a reassertion's set of labels the state holds:
             # neither changes what the state records
@@ -280,7 +304,7 @@ class State:
         record = self.queues.pop(ref.was, None) if ref.was else None
         record = record or self.queues.get(ref.name) or QueueRecord(ref.id)
         if ref.id and record.id != ref.id:
-            record = QueueRecord(ref.id, spans=frozenset())
+            record = QueueRecord(ref.id)  # created at last, or another queue adopted
         if kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
             record = record.changed(ref.fields)
         elif kind is Operation.QUEUE_ADD:
@@ -288,6 +312,14 @@ class State:
         elif kind is Operation.QUEUE_REMOVE:
             record = replace(record, spans=record.spans - set(ref.spans))
         self.queues[ref.name] = record
+
+    def fold_adopted(self, ref: QueueRef, created: frozenset[SpanId]) -> None:
+        """An add to an adopted queue: of `ref.spans`, orqsync made `created` members; the
+        others were members already, someone else's."""
+        self.fold_queue(Operation.QUEUE_ADD, ref._replace(spans=tuple(created)))
+        record = self.queues[ref.name]
+        foreign = record.foreign | (set(ref.spans) - created)
+        self.queues[ref.name] = replace(record, foreign=frozenset(foreign))
 
     def remove_keys(self, span: SpanId, keys: Iterable[str]) -> None:
         """Keys removed from a span (a successful remove request)."""
