@@ -52,7 +52,7 @@ from corpus import (  # noqa: E402
 )
 from pacing import pacing_runs  # noqa: E402
 
-ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 KEY_ENV = "ORQSYNC_BENCH_KEY"
 EMULATOR_KEY = "bench-emulator-key"
 PARALLELISM = 8
@@ -61,6 +61,24 @@ DOC_END = "<!-- bench:results:end -->"
 SUMMARY_SCRIPT = (
     "import json, sys; print(json.dumps(json.load(open(sys.argv[1], encoding='utf-8'))['summary']))"
 )
+
+
+QUEUE_RULES = "rating: bad; tone unlabelled"
+QUEUE_FILES = {
+    "queues/bad.yaml": "version: 1\nname: bad\nselect:\n  - where: {rating: bad}\n",
+    "queues/untoned.yaml": "version: 1\nname: untoned\nselect:\n  - unlabelled: tone\n",
+}
+
+
+def write_queues(project: Path) -> None:
+    """Scenario 9's two queue files, and the project they belong to."""
+    for name, text in QUEUE_FILES.items():
+        write_text(str(project / name), text)
+    config = project / "orqsync.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "project_id: 01JQ3M2Z8K4N6P7R9S0T1V2W3X\n",
+        encoding="utf-8",
+    )
 
 
 class BenchError(Exception):
@@ -895,6 +913,62 @@ class Bench:
         self.restore_state(project, cache)
         return self.plan_summary(project, self.workdir / "plan-pr.json")
 
+    # scenario 9
+
+    def scenario_queues(self) -> None:
+        """Annotation queues that route spans by rule: every plan reads every file."""
+        corpus = self.corpus
+        say(f"\n[9] Plans with two annotation queues that route spans by rule ({QUEUE_RULES})")
+        # 9a: a full plan, as scenario 1, with the queues to create and fill
+        project = self.embedded_project("full-queues", self.prepared.files)
+        write_queues(project)
+        summary = self.plan_summary(project, self.workdir / "plan-queues.json")
+        if summary.get("create") != corpus.annotations or summary.get("queues") != 2:
+            raise BenchError(f"the plan with queues has the summary {summary}")
+        say(f"  check: plan --format json summary {summary}")
+        argv = [*self.orqsync, "-C", str(project), "plan"]
+        runs = []
+        for number in range(1, self.args.repeat + 1):
+            clear_state(project)
+            runs.extend(self._once("plan-full-queues", argv, number))
+        self.results.raw["full_plan_queues"] = [r.__dict__ for r in runs]
+        full = statistics.median(r.seconds for r in self.full_plan)
+        median = statistics.median(r.seconds for r in runs)
+        self.results.add(
+            Row(
+                "9a",
+                "Full plan, no state, with two queues routing by rule",
+                seconds_text(median),
+                f"{seconds_text(full)} (scenario 1: the same plan without queues)",
+                median / full,
+                "≤ 1.15 × scenario 1",
+                median / full <= 1.15,
+                runs_text([r.seconds for r in runs]),
+            )
+        )
+        # 9b: the pull-request plan of scenario 2b with those queues: no file is left out
+        cache = self.state_cache()
+        if not (cache / "state.json").is_file():
+            say("  no cached state for this corpus: one apply against the emulator makes it")
+            self.one_apply(self.apply_project(), 1, 1)
+        change = pull_request_change(self.corpus)
+        project = self.pr_project(cache, change)
+        write_queues(project)
+        argv = [*self.orqsync, "-C", str(project), "plan"]
+        cold = []
+        for number in range(1, self.args.repeat + 1):
+            self.restore_state(project, cache)
+            cold.extend(self._once("plan-pr-queues", argv, number))
+        self.results.raw["pr_plan_queues"] = [r.__dict__ for r in cold]
+        self.results.add(
+            self.ratio_row(
+                "9b",
+                "Pull-request plan in a fresh clone with those queues (every file read)",
+                cold,
+                0.3,
+            )
+        )
+
     # scenario 5
 
     def scenario_memory(self) -> None:
@@ -1007,7 +1081,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--startup-repeat", type=int, help="runs of scenario 7 (default 20; quick 5)"
     )
     parser.add_argument(
-        "--scenarios", default="1,2,3,4,5,6,7,8", help="which scenarios, e.g. 1,2 (default all)"
+        "--scenarios", default="1,2,3,4,5,6,7,8,9", help="which scenarios, e.g. 1,2 (default all)"
     )
     parser.add_argument(
         "--workdir",
@@ -1035,7 +1109,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--scenarios: choose among {','.join(map(str, ALL_SCENARIOS))}")
     if 5 in chosen:
         chosen |= {1, 2}
-    if 6 in chosen:
+    if 6 in chosen or 9 in chosen:
         chosen.add(1)
     args.chosen = chosen
     for name in ("files", "spans", "keys", "repeat", "apply_repeat", "startup_repeat"):
@@ -1087,6 +1161,7 @@ def main(argv: list[str]) -> int:
         (6, bench.scenario_growth),
         (4, bench.scenario_apply),
         (2, bench.scenario_pull_request),
+        (9, bench.scenario_queues),
         (5, bench.scenario_memory),
         (8, bench.scenario_pacing),
     ]
