@@ -772,9 +772,15 @@ def queue_forget(ctx: click.Context, name: str) -> int:
     orq.ai, which the next apply then creates again (its file still declares it)."""
     from orqsync.commands.queues import forget
 
-    queue_id = forget(_settings(ctx), name)
-    shown = queue_id or "create not confirmed"
+    record = forget(_settings(ctx), name)
+    shown = record.id or "create not confirmed"
     _out(f"Forgot the annotation queue {name} ({shown}); nothing was sent.\n")
+    if record.unconfirmed:
+        _err(
+            f"warning: a create sent at {record.attempted or 'an unknown time'} may have made "
+            f'the queue "{record.display_name}" in orq.ai; the next apply will not look for it: '
+            "delete it there, or adopt it with `id:` in its file\n"
+        )
     return EXIT_OK
 
 

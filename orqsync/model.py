@@ -89,10 +89,9 @@ class QueueRef(NamedTuple):
     name in the repository and its id in orq.ai ("" for one a create earlier in the same
     apply makes: the applier fills it in from the create's answer), the fields a create or an
     update sends, the spans an add or a removal carries, and for a rename the name the state
-    knew it by. `adopting`: a request of the apply that adopts the queue (an `id:` in its
-    file): its update does not send `project_id` (which would clear the definitions the queue
-    has) though the state records it, and of the spans its adds carry, those already in the
-    queue stay someone else's (the add's answer lists the items it created)."""
+    knew it by. `adopting`: the update that adopts the queue (an `id:` in its file), which
+    does not send `project_id` (it would clear the definitions the queue has) though the
+    state records it."""
 
     name: str
     id: str = ""

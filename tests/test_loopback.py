@@ -246,3 +246,50 @@ def test_queue_status_with_a_wrong_key_stops_with_one_message(make_project, serv
     assert result.stderr.startswith("error: orq.ai refused $ORQ_API_KEY at " + server.url)
     status = project.run("queue", "status", "--format", "json", env={"ORQ_API_KEY": KEY})
     assert json.loads(status.stdout)["queues"][0]["item_count"] == 0
+
+
+def test_a_create_whose_answer_is_lost_makes_one_queue_over_two_applies(make_project, tmp_path):
+    """The create reaches orq.ai, which makes the queue, but the answer is a 502 (a proxy
+    that lost it). The apply records a queue whose create is not confirmed; the next apply
+    finds that queue instead of making a second."""
+    from orqsync.emulator.response import json_response
+
+    class LosingEmulator(Emulator):
+        lose = 1
+
+        def handle(self, method, path, headers, body):
+            response = super().handle(method, path, headers, body)
+            if method == "POST" and path == "/v2/annotation-queues" and self.lose:
+                self.lose -= 1
+                return json_response(502, {"message": "Bad gateway"})
+            return response
+
+    known = tmp_path / "orq-definitions.yaml"
+    known.write_text(QUEUE_DEFINITIONS)
+    emulator = LosingEmulator(EmulatorConfig(api_keys=(KEY,), definitions_path=str(known)))
+    env = {"ORQ_API_KEY": KEY}
+    with EmulatorServer(emulator) as served:
+        project = make_project(
+            base_url=served.url,
+            definitions=QUEUE_DEFINITIONS,
+            **{"annotations/a.yaml": FILE.replace("      ghost: boo\n", "")},
+        )
+        assert project.run("apply", "--auto-approve", env=env).exit_code == 0
+        # a queue added to a repository in sync: its create is the apply's only new request
+        project.write(
+            "queues/q.yaml",
+            "version: 1\nname: q\ndisplay_name: Queue One\nproject_id: p\n"
+            "select: [{where: {rating: bad}}]\n",
+        )
+        first = project.run("apply", "--auto-approve", env=env)
+        assert first.exit_code == 3, first.output
+        assert "the next apply looks for it in orq.ai before it creates one" in first.stdout
+        status = project.run("queue", "status", env=env)
+        assert "its create is not confirmed" in status.stdout
+        second = project.run("apply", "--auto-approve", env=env)
+        assert second.exit_code == 0, second.output
+        assert project.run("plan", "--detailed-exitcode", env=env).exit_code == 0
+        queues = inspect(served, "/_emulator/queues")["queues"]
+    emulator.close()
+    assert [q["display_name"] for q in queues] == ["Queue One"]
+    assert len(queues[0]["items"]) == 2  # the two spans rated bad

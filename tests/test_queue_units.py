@@ -15,6 +15,7 @@ from orqsync.model import Operation, QueueRef
 from orqsync.planning.plan import Plan, Request
 from orqsync.planning.queues import plan_queues
 from orqsync.remote.client import OrqClient
+from orqsync.remote.queues import now
 from orqsync.source.queues import DesiredQueue
 from orqsync.state.codec import parse_state, render_state
 from orqsync.state.model import QueueRecord, State, queue_entry
@@ -355,7 +356,11 @@ class FlakyApi:
         self.sent.append(request)
         if request.kind == Operation.QUEUE_CREATE:
             assert request.queue is not None
-            made = {"_id": f"01JQ7{len(self.queues) + 1:021d}", **dict(request.queue.fields)}
+            made = {
+                "_id": f"01JQ7{len(self.queues) + 1:021d}",
+                "created": now(),
+                **dict(request.queue.fields),
+            }
             if self.fail:
                 self.fail = False
                 if self.made_anyway:
@@ -559,3 +564,142 @@ def test_queue_status_counts_datapoint_items_apart_and_pages_after_the_last_item
     assert status.by_definition == {"rating": 1}
     assert status.by_unknown_id == {"01JQ9ZZZZZZZZZZZZZZZZZZZZZ": 1}
     assert status.undeclared == [("t2", "s2")] and status.missing == []
+
+
+def _apply(requests: list[Request], api: object, state: State, tmp_path: Path) -> object:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    files = StateFile(str(tmp_path / "state.json"))
+    return apply_plan(Plan((), tuple(requests)), api, files, state, Provenance(), parallelism=2)  # type: ignore[arg-type]
+
+
+def _unconfirmed(tmp_path: Path, made_anyway: bool = True) -> tuple[FlakyApi, State]:
+    """An apply whose only request, q1's create, met a 503 (and made the queue anyway)."""
+    api = FlakyApi(fail_first_create=True, made_anyway=made_anyway)
+    state = State.new()
+    _, requests = plan_queues((queue("q1", display_name="Queue One"),), {"q1": frozenset()}, {})
+    report = _apply(requests, api, state, tmp_path)
+    assert report.done == 0  # type: ignore[attr-defined]
+    return api, state
+
+
+def test_a_create_that_may_have_made_its_queue_is_recorded_though_nothing_else_was_done(
+    tmp_path: Path,
+) -> None:
+    _unconfirmed(tmp_path)
+    written = parse_state((tmp_path / "state.json").read_text(), "s").queues
+    assert written["q1"].unconfirmed and written["q1"].display_name == "Queue One"
+    assert written["q1"].attempted  # when it was sent: the look goes by it
+
+
+def test_a_rename_of_an_unconfirmed_queue_takes_the_queue_its_create_made(tmp_path: Path) -> None:
+    api, state = _unconfirmed(tmp_path)
+    renamed = queue("q2", display_name="Queue One", renamed_from="q1")
+    _, requests = plan_queues((renamed,), {"q2": frozenset()}, state.queues)
+    assert [r.kind for r in requests] == [Operation.QUEUE_CREATE]
+    _apply(requests, api, state, tmp_path)
+    assert len(api.queues) == 1 and list(state.queues) == ["q2"]
+    assert state.queues["q2"].id == api.queues[0]["_id"]
+
+
+def test_the_look_goes_by_what_the_create_sent_not_by_what_the_file_says_now(
+    tmp_path: Path,
+) -> None:
+    api, state = _unconfirmed(tmp_path)
+    changed = queue("q1", display_name="Queue One", description="said differently now")
+    _, requests = plan_queues((changed,), {"q1": frozenset()}, state.queues)
+    _apply(requests, api, state, tmp_path)
+    assert len(api.queues) == 1  # found, not made again
+    held = state.queues["q1"]
+    assert held.id == api.queues[0]["_id"]
+    # the file's description is still to be set: the next plan updates it
+    _, rest = plan_queues((changed,), {"q1": frozenset()}, state.queues)
+    assert [(r.kind, r.queue and dict(r.queue.fields)) for r in rest] == [
+        (Operation.QUEUE_UPDATE, {"description": "said differently now"})
+    ]
+
+
+def test_a_delete_of_an_unconfirmed_queue_deletes_only_the_queue_its_create_made(
+    tmp_path: Path,
+) -> None:
+    for made_anyway in (True, False):
+        api, state = _unconfirmed(tmp_path / str(made_anyway), made_anyway)
+        other = {
+            "_id": "01JQ8OTHERQUEUE00000000000",
+            "display_name": "Other team",
+            "created": now(),
+        }
+        api.queues.insert(0, {**other, "description": "", "project_id": PROJECT})
+        _, requests = plan_queues((), {}, state.queues)
+        deleted: list[str] = []
+        original = api.send
+
+        def send(request: Request, original=original, deleted=deleted) -> object:
+            if request.kind == Operation.QUEUE_DELETE:
+                assert request.queue is not None
+                deleted.append(request.queue.id)
+                return None
+            return original(request)
+
+        api.send = send  # type: ignore[method-assign]
+        report = _apply(requests, api, state, tmp_path / str(made_anyway))
+        assert report.complete and state.queues == {}  # type: ignore[attr-defined]
+        made = [q["_id"] for q in api.queues if q["display_name"] == "Queue One"]
+        assert deleted == made  # the orphan when there is one; never the other team's
+
+
+def test_a_queue_made_in_this_apply_is_never_taken_for_an_orphan(tmp_path: Path) -> None:
+    api, state = _unconfirmed(tmp_path, made_anyway=False)  # q1's create made nothing
+    # q1 renamed to q2 without renamed_from: q1's record goes, q2 is created (same name)
+    _, requests = plan_queues(
+        (queue("q2", display_name="Queue One"),), {"q2": frozenset()}, state.queues
+    )
+    assert sorted(r.kind.value for r in requests) == ["queue_create", "queue_delete"]
+    sent_deletes = []
+    original = api.send
+
+    def send(request: Request) -> object:
+        if request.kind == Operation.QUEUE_DELETE:
+            sent_deletes.append(request)
+        return original(request)
+
+    api.send = send  # type: ignore[method-assign]
+    _apply(requests, api, state, tmp_path)
+    assert sent_deletes == []  # q1's look (before anything was sent) found nothing
+    assert len(api.queues) == 1 and state.queues["q2"].id == api.queues[0]["_id"]
+
+
+def test_a_queue_made_long_before_the_create_was_sent_is_not_taken(tmp_path: Path) -> None:
+    api, state = _unconfirmed(tmp_path, made_anyway=False)
+    old = "2020-01-01T00:00:00.000Z"  # someone's queue of the same name, made years ago
+    api.queues.append(
+        {
+            "_id": "01JQ8OLDQUEUE0000000000000",
+            "display_name": "Queue One",
+            "description": "",
+            "project_id": PROJECT,
+            "created": old,
+        }
+    )
+    _, requests = plan_queues(
+        (queue("q1", display_name="Queue One"),), {"q1": frozenset()}, state.queues
+    )
+    _apply(requests, api, state, tmp_path)
+    assert state.queues["q1"].id != "01JQ8OLDQUEUE0000000000000"
+    assert len(api.queues) == 2
+
+
+def test_an_outage_during_a_create_leaves_a_record_without_an_id(tmp_path: Path) -> None:
+    from orqsync.errors import ApiHaltError
+
+    class Down:
+        def send(self, request: Request) -> object:
+            raise ApiHaltError("outage", "orq.ai has failed every request for 5 minutes")
+
+    state = State.new()
+    _, requests = plan_queues((queue(),), {"triage": spans(2)}, {})
+    report = _apply(requests, Down(), state, tmp_path)
+    assert report.halt is not None  # type: ignore[attr-defined]
+    assert parse_state((tmp_path / "state.json").read_text(), "s").queues["triage"].unconfirmed

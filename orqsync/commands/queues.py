@@ -26,7 +26,7 @@ from orqsync.source.project import Settings
 from orqsync.source.queues import DesiredQueue
 from orqsync.state.files import StateFile
 from orqsync.state.lock import state_lock
-from orqsync.state.model import sorted_spans
+from orqsync.state.model import QueueRecord, sorted_spans
 from orqsync.text import plural
 
 PAGE = 200  # the most a list answers (docs/api-contract.md, section 2.7)
@@ -52,6 +52,7 @@ class QueueStatus:
     pages: int = 0
     datapoints: int = 0  # items that are dataset datapoints, not spans (not compared)
     gone: bool = False  # orq.ai answered 404: the queue is not there
+    unconfirmed: bool = False  # a create was sent; whether it made the queue is not known
 
     @property
     def reviewed(self) -> int:
@@ -105,12 +106,14 @@ def queue_status(
     for queue in chosen:
         held = matched[queue.name]
         queue_id = held[1].id if held is not None else queue.id
+        unconfirmed = held is not None and held[1].unconfirmed
         status = QueueStatus(
             queue.name,
             queue_id,
             queue.display_name,
             declared=queue.members(desired.spans),
             definitions=queue.definitions,
+            unconfirmed=unconfirmed,
         )
         if queue_id:
             try:
@@ -185,6 +188,7 @@ def status_json(statuses: list[QueueStatus]) -> dict[str, object]:
                 "id": status.id or None,
                 "display_name": status.display_name,
                 "created": bool(status.id),
+                "create_unconfirmed": status.unconfirmed,
                 "gone": status.gone,
                 "datapoints": status.datapoints,
                 "items": [
@@ -217,9 +221,14 @@ def status_text(statuses: list[QueueStatus]) -> str:
     out = []
     for status in statuses:
         if not status.id:
+            what = (
+                "its create is not confirmed (the next apply looks for the queue in orq.ai)"
+                if status.unconfirmed
+                else "not created yet"
+            )
             out.append(
-                f"{status.name}: not created yet ({plural(len(status.declared), 'span')} "
-                "routed to it); run `orqsync apply`\n"
+                f"{status.name}: {what} ({plural(len(status.declared), 'span')} routed to "
+                "it); run `orqsync apply`\n"
             )
             continue
         if status.gone:
@@ -266,10 +275,10 @@ def status_text(statuses: list[QueueStatus]) -> str:
     return "\n".join(out) + "\n"
 
 
-def forget(settings: Settings, name: str, environ: Mapping[str, str] | None = None) -> str:
+def forget(settings: Settings, name: str, environ: Mapping[str, str] | None = None) -> QueueRecord:
     """`queue forget NAME`: drop the state's record of a queue without sending anything (for
     a queue deleted in orq.ai: the next apply creates it again, if a file declares it), and
-    record who did it in the apply history. Returns the id the record had."""
+    record who did it in the apply history. Returns the record."""
     files = StateFile.of(settings)
     with state_lock(settings.state_path, "queue forget", environ):
         current = files.load()
@@ -282,4 +291,4 @@ def forget(settings: Settings, name: str, environ: Mapping[str, str] | None = No
             )
         detail = f"queue {name} ({record.id or 'create not confirmed'})"
         write_edit(settings, files, current, "queue forget", 0, detail, environ)
-    return record.id
+    return record

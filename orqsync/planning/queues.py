@@ -118,9 +118,8 @@ def plan_queues(
         changes.append(
             QueueChange(DELETE, name, record.id, leaving=tuple(sorted_spans(record.spans)))
         )
-        # fields: for a record without an id, what the applier looks for the queue by
-        ref = QueueRef(name, record.id, () if record.id else tuple(_record_fields(record).items()))
-        requests.append(Request(Operation.QUEUE_DELETE, "", queue=ref))
+        # a record without an id: the applier looks for the queue its create may have made
+        requests.append(Request(Operation.QUEUE_DELETE, "", queue=QueueRef(name, record.id)))
     return changes, requests
 
 
@@ -134,7 +133,6 @@ def _plan_queue(
     declared = _declared(queue)
     review_ids = queue.human_review_ids
     requests: list[Request] = []
-    adopting = False
     if found is None or found[1].unconfirmed:
         # A record without an id: a create that may have made the queue. The create is
         # planned again; the applier looks for the queue in orq.ai before it sends it.
@@ -149,7 +147,6 @@ def _plan_queue(
             # update clears the definitions the queue has, and the plan cannot read which
             # project it is in. The state records the declared one.
             action = ADOPT
-            adopting = True
             adopt = QueueRef(name, queue_id, tuple(declared.items()), was=was, adopting=True)
             requests.append(Request(Operation.QUEUE_UPDATE, "", queue=adopt))
         else:
@@ -205,7 +202,7 @@ def _plan_queue(
             Request(Operation.QUEUE_REMOVE, "", queue=QueueRef(name, queue_id, spans=batch))
         )
     for batch in _batches(entering):
-        ref = QueueRef(name, queue_id, spans=batch, adopting=adopting)
+        ref = QueueRef(name, queue_id, spans=batch)
         requests.append(Request(Operation.QUEUE_ADD, "", queue=ref))
     if not requests:
         return None, []

@@ -23,7 +23,15 @@ from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOV
 from orqsync.remote import queues
 from orqsync.state.files import StateFile
 from orqsync.state.journal import Journal
-from orqsync.state.model import InSync, Provenance, State, queue_entry, sorted_spans
+from orqsync.state.model import (
+    QUEUE_FIELDS,
+    InSync,
+    Provenance,
+    State,
+    queue_entry,
+    sorted_spans,
+    unconfirmed_entry,
+)
 
 # Threads per request in flight. The Api keeps `parallelism` requests in flight at most (the
 # client's slots); a request waiting out a retry's backoff holds a thread but no slot, so more
@@ -145,9 +153,9 @@ def fold_success(
     elif request.kind == REMOVE:
         state.remove_keys((request.trace_id, request.span_id), request.keys)
     elif request.queue is not None:
-        if request.kind == Operation.QUEUE_ADD and request.queue.adopting:
+        if request.kind == Operation.QUEUE_ADD:
             created = cast("list[list[str]]", entry["created"])
-            state.fold_adopted(request.queue, frozenset((t, s) for t, s in created))
+            state.fold_added(request.queue, frozenset((t, s) for t, s in created))
         else:
             state.fold_queue(request.kind, request.queue)
     else:
@@ -201,6 +209,9 @@ class _Run:
     finished: Counter[tuple[str, ...]] = field(default_factory=Counter)  # successes per chain
     # Each annotation queue's id by name: the state's, and those creates got in this run.
     queue_ids: dict[str, str] = field(default_factory=dict)
+    # For each record held without an id: the queue its create made ("" for none found).
+    found: dict[str, str] = field(default_factory=dict)
+    recorded: int = 0  # records without an id written (creates that may have made a queue)
 
     def __post_init__(self) -> None:
         self.queue_ids.update((name, record.id) for name, record in self.state.queues.items())
@@ -223,25 +234,28 @@ class _Run:
             self.queue_ids[request.queue.name] = queue_id
         return request._replace(queue=request.queue._replace(id=queue_id))
 
-    def prepared(self, api: Api, request: Request) -> tuple[Request, object, bool]:
-        """The request to send, the answer it already has, and whether to send it. A create
-        or a delete of a queue the state holds without an id (an earlier create may have made
-        it) first looks for that queue in orq.ai: a create takes it instead of making another;
-        a delete deletes it, or has nothing to do."""
+    def prepared(self, request: Request) -> tuple[Request, object, bool]:
+        """The request to send, the answer it already has, and whether to send it. For a
+        create or a delete of a queue the state holds without an id, the look made before
+        the apply (remote/queues.py) decides: a create takes the queue found instead of
+        making another; a delete deletes it, or has nothing to do."""
         ref = request.queue
         if ref is None or ref.id or request.kind not in (QUEUE_CREATE, QUEUE_DELETE):
             return request, None, True
-        held = self.state.queues.get(ref.name)
-        get = getattr(api, "get", None)
-        if held is None or not held.unconfirmed or get is None:
+        looked = self.found.get(ref.was or ref.name)
+        if looked is None:  # no record without an id: a plain create (a delete has an id)
             return request, None, request.kind == QUEUE_CREATE
-        with self.lock:
-            known = {record.id for record in self.state.queues.values() if record.id}
-        made = queues.find_made(get, request, known)
-        found = request._replace(queue=ref._replace(id=made)) if made else request
+        if not looked:
+            return request, None, request.kind == QUEUE_CREATE
+        found = ref._replace(id=looked)
         if request.kind == QUEUE_CREATE:
-            return found, {"_id": made} if made else None, not made
-        return found, None, bool(made)
+            # the queue holds what the earlier create sent: the state records that, and the
+            # next plan updates what the file says differently since
+            held = self.state.queues[ref.was or ref.name]
+            sent = (held.display_name, held.description, held.project_id)
+            found = found._replace(fields=tuple(zip(QUEUE_FIELDS[:3], sent, strict=True)))
+            return request._replace(queue=found), {"_id": looked}, False
+        return request._replace(queue=found), None, True
 
     def may_start(self) -> bool:
         with self.lock:
@@ -267,17 +281,19 @@ class _Run:
         else:
             entry = journal_entry(request, self.provenance, request_id)
         ref = request.queue
-        if ref is not None and request.kind == Operation.QUEUE_ADD and ref.adopting:
+        if ref is not None and request.kind == Operation.QUEUE_ADD:
             made = queues.created_spans(answer, ref.spans)
             entry["created"] = [list(span) for span in sorted_spans(made)]
         self.journal.submit(entry, (entry, request))
 
     def unconfirmed(self, request: Request, request_id: str) -> None:
         """A create that may have made its queue: the state keeps a record without an id,
-        which the next create looks for in orq.ai (not counted done)."""
+        which the next apply looks for in orq.ai (not counted done, but written)."""
         assert request.queue is not None
-        entry = queue_entry(request.kind, request.queue._replace(id=""))
+        entry = unconfirmed_entry(request.queue, queues.now())
         entry["req"] = request_id
+        with self.lock:
+            self.recorded += 1
         self.journal.submit(entry, (entry, None))
 
     def durable(self, batch: list[object]) -> None:
@@ -346,13 +362,15 @@ def _worker(
                 request_id = f"{run.run_id}.{number}.{step}"
                 request = run.resolved(request)
                 try:
-                    request, answer, send = run.prepared(api, request)
+                    request, answer, send = run.prepared(request)
                     if send:
                         run.sending(request_id, request)
                         answer = api.send(request)
                     if request.kind == QUEUE_CREATE:
                         request = run.created(request, answer)
                 except ApiHaltError as error:
+                    if queues.uncertain(request, error):
+                        run.unconfirmed(request, request_id)
                     run.halted(error)
                     return
                 except ApiError as error:
@@ -391,6 +409,10 @@ def apply_plan(
     requests all succeeded is recorded as asserted at the provenance's time."""
     reporter = reporter or QuietReporter()
     total = len(plan.requests)
+    # Before anything is sent: the queues earlier creates may have made (remote/queues.py).
+    get = getattr(api, "get", None)
+    names = queues.unconfirmed_names(plan.requests, state.queues) if get else []
+    found = queues.look_for_made(get, names, state.queues) if get and names else {}
     reporter.started(total)
     journal = state_file.open_journal(state)
     run = _Run(
@@ -403,6 +425,7 @@ def apply_plan(
         clock() + max_duration if max_duration is not None else None,
         clock,
         reassertion is not None,
+        found=found,
     )
     journal.start(run.durable)
     queue = enumerate(chains(plan.requests))
@@ -439,7 +462,7 @@ def apply_plan(
         # Fold what finished into the state file even when stopped early: nothing is lost.
         if abandoned:
             pass  # the journal is the record until the next apply folds it in
-        elif run.done or journal.continued:
+        elif run.done or run.recorded or journal.continued:
             complete = run.done == total and not (run.failures or run.errors or run.stopped)
             if reassertion is not None:
                 _record_assertions(state, plan, run.finished, reassertion, provenance)

@@ -1,41 +1,62 @@
 """What the applier does differently for requests on annotation queues.
 
 A queue's create is the one request orqsync sends that is not idempotent: sent twice, it
-makes two queues. So the client never repeats one that may have reached orq.ai, the journal
-says a create is in flight before it is sent, and a create that may or may not have made the
-queue leaves a record without an id in the state. The next create of that queue first looks
-for it in orq.ai (the newest queues with its name, description and project that the state
-does not know) and takes it instead of making another.
+makes two queues. So the client never repeats one that may have reached orq.ai; the journal
+says a create is in flight before it is sent; and a create that may or may not have made
+its queue (no answer, a 5xx, an outage, an apply that died with it in flight) leaves a
+record without an id in the state, with the time it was sent.
+
+Before the next apply sends anything, it looks in orq.ai for the queue each such record's
+create may have made (`look_for_made`): the newest queue with the name, description and
+project the create sent, made around the time it was sent, that no other record holds. A
+create then takes it instead of making another; a delete deletes it, or has nothing to do.
+The look happens once, before any request of the apply, so that no queue made by the apply
+itself can be taken for one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from orqsync.errors import ApiError
 from orqsync.model import Operation, SpanId
 from orqsync.planning.plan import Request
 from orqsync.planning.wire import QUEUES, method_and_path
+from orqsync.state.model import QueueRecord, unconfirmed_entry
 
 CREATE = Operation.QUEUE_CREATE
-LOOKUP_PAGES = 5  # of 200 queues, newest first: a create looks this far for one it made
+LOOKUP_PAGES = 5  # of 200 queues, newest first: how far the look goes
+# A queue made by a create sent at T has its `created` time within this window of T (the
+# server's clock and ours may differ; a create is answered in seconds).
+EARLIEST = datetime.timedelta(minutes=10)
+LATEST = datetime.timedelta(hours=1)
 _UNCERTAIN = frozenset({408, 500, 502, 503, 504})
 
 
+def now() -> str:
+    """The time as the state writes it: UTC, to the second."""
+    moment = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def intent(request: Request) -> dict[str, object] | None:
-    """What the journal's intent line says besides the request id: for a create, the queue
-    (so that an apply that stops with it in flight leaves a record to look for)."""
-    ref = request.queue
-    if request.kind != CREATE or ref is None:
+    """What the journal's intent line says besides the request id: for a create, the record
+    an apply that dies with it in flight leaves behind."""
+    if request.kind != CREATE or request.queue is None:
         return None
-    fields = {name: list(v) if isinstance(v, tuple) else v for name, v in ref.fields}
-    return {"queue_create": {"op": CREATE.value, "name": ref.name, "id": "", "fields": fields}}
+    return {"queue_create": unconfirmed_entry(request.queue, now())}
 
 
 def uncertain(request: Request, error: ApiError) -> bool:
-    """A create that failed where it may have reached orq.ai (no answer, or a 5xx)."""
-    return request.kind == CREATE and (error.status is None or error.status in _UNCERTAIN)
+    """A create that failed where it may have reached orq.ai: no answer, a 5xx, an outage."""
+    if request.kind != CREATE:
+        return False
+    reason = getattr(error, "reason", "")
+    if reason:  # a halt: an outage may hide a create that went through; the others cannot
+        return bool(reason == "outage")
+    return error.status is None or error.status in _UNCERTAIN
 
 
 def gone(request: Request, error: ApiError) -> bool:
@@ -88,26 +109,83 @@ def created_spans(answer: object, asked: tuple[SpanId, ...]) -> frozenset[SpanId
     return frozenset(made) & frozenset(asked)
 
 
-def find_made(
-    get: Callable[[str, Mapping[str, str]], object], request: Request, known: set[str]
-) -> str:
-    """The id of a queue a create that may have reached orq.ai made: the newest one with the
-    create's name, description and project that the state does not know; "" for none."""
-    assert request.queue is not None
-    fields = dict(request.queue.fields)
+def unconfirmed_names(requests: Iterable[Request], held: Mapping[str, QueueRecord]) -> list[str]:
+    """The records without an id that the plan's creates and deletes are about."""
+    names = []
+    for request in requests:
+        ref = request.queue
+        if ref is None or ref.id or request.kind not in (CREATE, Operation.QUEUE_DELETE):
+            continue
+        name = ref.was or ref.name
+        record = held.get(name)
+        if record is not None and record.unconfirmed and name not in names:
+            names.append(name)
+    return names
+
+
+def look_for_made(
+    get: Callable[[str, Mapping[str, str]], object],
+    names: list[str],
+    held: Mapping[str, QueueRecord],
+) -> dict[str, str]:
+    """For each record named (held without an id), the id of the queue its create made, or
+    "": the newest queue with the record's fields, made around the time it was sent, that
+    no record holds and no other record took."""
+    if not names:
+        return {}
+    listing = _queues(get)
+    known = {record.id for record in held.values() if record.id}
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        record = held[name]
+        found[name] = ""
+        if not record.display_name:
+            continue  # nothing to know it by
+        for queue in listing:
+            queue_id = queue.get("_id")
+            if not isinstance(queue_id, str) or queue_id in known:
+                continue
+            if (
+                queue.get("display_name") == record.display_name
+                and queue.get("description") == record.description
+                and queue.get("project_id") == record.project_id
+                and _around(queue.get("created"), record.attempted)
+            ):
+                found[name] = queue_id
+                known.add(queue_id)  # one record takes one queue
+                break
+    return found
+
+
+def _queues(get: Callable[[str, Mapping[str, str]], object]) -> list[dict[str, Any]]:
+    """The newest queues, newest first, up to LOOKUP_PAGES pages."""
+    listing: list[dict[str, Any]] = []
     after = ""
     for _ in range(LOOKUP_PAGES):
         params = {"limit": "200", **({"starting_after": after} if after else {})}
-        answer: Any = get(QUEUES, params)
+        answer = get(QUEUES, params)
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list) or not data:
-            return ""
-        for queue in data:
-            if not isinstance(queue, dict) or queue.get("_id") in known:
-                continue
-            if all(queue.get(name) == value for name, value in fields.items()):
-                return str(queue["_id"])
-        if not answer.get("has_more"):
-            return ""
-        after = str(data[-1].get("_id", ""))
-    return ""
+            break
+        listing.extend(queue for queue in data if isinstance(queue, dict))
+        if not (isinstance(answer, dict) and answer.get("has_more")):
+            break
+        after = str(listing[-1].get("_id", "")) if listing else ""
+        if not after:
+            break
+    return listing
+
+
+def _around(created: object, attempted: str) -> bool:
+    """Whether a queue made at `created` can be the work of a create sent at `attempted`
+    (both ISO 8601; a record of an older release, without the time, takes any)."""
+    if not attempted:
+        return True
+    try:
+        made = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        sent = datetime.datetime.fromisoformat(attempted.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=datetime.timezone.utc)
+    return sent - EARLIEST <= made <= sent + LATEST

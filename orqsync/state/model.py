@@ -135,8 +135,9 @@ class QueueRecord:
     orqsync last sent them, and the spans orqsync added to it (the only ones it takes out).
 
     `id` is "" while a create may or may not have made the queue (it failed in a way that
-    leaves it open, or the apply stopped with it in flight): the next create looks for it in
-    orq.ai first. `foreign`: spans an adopted queue held already when orqsync added them."""
+    leaves it open, or the apply stopped with it in flight), and `attempted` says when (UTC):
+    the next apply looks for it in orq.ai first (remote/queues.py). `foreign`: spans the
+    queue held already when orqsync added them (someone else's: never taken out)."""
 
     id: str
     display_name: str = ""
@@ -145,6 +146,7 @@ class QueueRecord:
     human_review_ids: tuple[str, ...] = ()
     spans: frozenset[SpanId] = frozenset()
     foreign: frozenset[SpanId] = frozenset()
+    attempted: str = ""
 
     @property
     def unconfirmed(self) -> bool:
@@ -158,13 +160,15 @@ class QueueRecord:
         data["spans"] = [list(span) for span in sorted_spans(self.spans)]
         if self.foreign:
             data["foreign"] = [list(span) for span in sorted_spans(self.foreign)]
+        if self.attempted:
+            data["attempted"] = self.attempted
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> tuple[str, QueueRecord]:
         """The name and record of a state file's line; KeyError, TypeError or ValueError
         when it is not one."""
-        fields = {name: data.get(name, "") for name in QUEUE_FIELDS[:3]}
+        fields = {name: data.get(name, "") for name in (*QUEUE_FIELDS[:3], "attempted")}
         if not all(isinstance(value, str) for value in fields.values()):
             raise TypeError("queues")
         ids = data.get("human_review_ids", [])
@@ -193,6 +197,7 @@ class QueueRecord:
             tuple(values.get("human_review_ids", self.human_review_ids)),  # type: ignore[arg-type]
             self.spans,
             self.foreign,
+            self.attempted,
         )
 
 
@@ -207,6 +212,14 @@ def queue_entry(kind: Operation, ref: QueueRef) -> dict[str, object]:
         entry["spans"] = [list(span) for span in ref.spans]
     if ref.adopting:
         entry["adopting"] = True
+    return entry
+
+
+def unconfirmed_entry(ref: QueueRef, attempted: str) -> dict[str, object]:
+    """The journal's line for a create that may or may not have made its queue (sent at
+    `attempted`, UTC): a record without an id, which the next apply looks for."""
+    entry = queue_entry(Operation.QUEUE_CREATE, ref._replace(id=""))
+    entry["attempted"] = attempted
     return entry
 
 
@@ -255,8 +268,7 @@ class State:
         if op == "intent" and "queue_create" in entry:
             # a create about to be sent: until its success line (which follows, if it came),
             # the queue may or may not exist
-            self.fold_queue(Operation.QUEUE_CREATE, queue_ref(entry["queue_create"]))
-            return
+            op, entry = "queue_create", entry["queue_create"]
         if op in ("intent", "reasserted"):
             # a request about to be sent, or a reassertion's set of labels the state holds:
             # neither changes what the state records
@@ -274,8 +286,11 @@ class State:
             self.feedback[body["id"]] = AppliedFeedback(feedback_pairs(body), provenance)
         elif op == Operation.FEEDBACK_REMOVE.journal_op:
             self.feedback.pop(entry["id"], None)
+        elif op == Operation.QUEUE_ADD.journal_op and "created" in entry:
+            created = frozenset((str(t), str(s)) for t, s in entry["created"])
+            self.fold_added(queue_ref(entry), created)
         elif op.startswith("queue_"):
-            self.fold_queue(Operation(op), queue_ref(entry))
+            self.fold_queue(Operation(op), queue_ref(entry), str(entry.get("attempted", "")))
         else:
             raise StateError(f"unknown journal entry {op!r}")
 
@@ -296,8 +311,9 @@ class State:
             left = tuple(key for key in self.removed[span] if key not in keys)
             self._tombstones(span, left)
 
-    def fold_queue(self, kind: Operation, ref: QueueRef) -> None:
-        """A successful request on a queue (`ref.id` the queue's, a create's from its answer)."""
+    def fold_queue(self, kind: Operation, ref: QueueRef, attempted: str = "") -> None:
+        """A successful request on a queue (`ref.id` the queue's, a create's from its answer);
+        a create without an id: one that may have made the queue, sent at `attempted`."""
         if kind is Operation.QUEUE_DELETE:
             self.queues.pop(ref.name, None)
             return
@@ -307,15 +323,17 @@ class State:
             record = QueueRecord(ref.id)  # created at last, or another queue adopted
         if kind in (Operation.QUEUE_CREATE, Operation.QUEUE_UPDATE):
             record = record.changed(ref.fields)
+            if not ref.id and attempted:
+                record = replace(record, attempted=attempted)
         elif kind is Operation.QUEUE_ADD:
             record = replace(record, spans=record.spans | set(ref.spans))
         elif kind is Operation.QUEUE_REMOVE:
             record = replace(record, spans=record.spans - set(ref.spans))
         self.queues[ref.name] = record
 
-    def fold_adopted(self, ref: QueueRef, created: frozenset[SpanId]) -> None:
-        """An add to an adopted queue: of `ref.spans`, orqsync made `created` members; the
-        others were members already, someone else's."""
+    def fold_added(self, ref: QueueRef, created: frozenset[SpanId]) -> None:
+        """A successful add: of `ref.spans`, orqsync made `created` members; the others were
+        members already (put there in orq.ai, or before an adoption): someone else's."""
         self.fold_queue(Operation.QUEUE_ADD, ref._replace(spans=tuple(created)))
         record = self.queues[ref.name]
         foreign = record.foreign | (set(ref.spans) - created)
