@@ -89,9 +89,10 @@ class QueueRef(NamedTuple):
     name in the repository and its id in orq.ai ("" for one a create earlier in the same
     apply makes: the applier fills it in from the create's answer), the fields a create or an
     update sends, the spans an add or a removal carries, and for a rename the name the state
-    knew it by. `adopting`: the update that adopts the queue (an `id:` in its file), which
-    does not send `project_id` (it would clear the definitions the queue has) though the
-    state records it."""
+    knew it by. `adopting`: a request on a queue orqsync adopted (an `id:` in its file): the
+    update that adopts it does not send `project_id` (it would clear the definitions the
+    queue has) though the state records it; of the spans an add carries, those the queue
+    held already (the add's answer lists the items it made) stay someone else's."""
 
     name: str
     id: str = ""

@@ -198,7 +198,7 @@ def test_a_create_that_may_have_reached_the_server_is_not_sent_twice(
     with pytest.raises(ApiError) as caught:
         client(handler).send(create)
     assert len(sent) == 1
-    assert "look for the queue there, and adopt it with `id:`" in caught.value.hint
+    assert caught.value.hint == "the request may have reached orq.ai: it is not sent again"
 
 
 def test_a_create_refused_by_the_rate_limit_is_sent_again_and_its_answer_returned() -> None:
@@ -703,3 +703,90 @@ def test_an_outage_during_a_create_leaves_a_record_without_an_id(tmp_path: Path)
     report = _apply(requests, Down(), state, tmp_path)
     assert report.halt is not None  # type: ignore[attr-defined]
     assert parse_state((tmp_path / "state.json").read_text(), "s").queues["triage"].unconfirmed
+
+
+def test_two_queues_that_may_be_the_one_a_create_made_are_not_guessed_between(
+    tmp_path: Path,
+) -> None:
+    api, state = _unconfirmed(tmp_path)  # made "Queue One"; someone made another just after
+    twin = {**api.queues[0], "_id": "01JQ8TWINQUEUE000000000000"}
+    api.queues.insert(0, twin)
+    _, requests = plan_queues(
+        (queue("q1", display_name="Queue One"),), {"q1": spans(2)}, state.queues
+    )
+    sent = len(api.sent)
+    report = _apply(requests, api, state, tmp_path)
+    assert api.sent[sent:] == []  # nothing created, nothing added
+    (failure,) = report.failures  # type: ignore[attr-defined]
+    assert 'orq.ai holds 2 queues named "Queue One"' in failure.message
+    assert "orqsync does not guess which" in failure.message
+    assert "adopt the right one with `id: ID`" in failure.hint
+    assert state.queues["q1"].unconfirmed
+
+
+class Adopted:
+    """An adopted queue that holds `before` already; `repeat` says every request went twice
+    (its answer then lists nothing as created: the first arrival made the items)."""
+
+    def __init__(self, before: set[tuple[str, str]], repeat: bool = False) -> None:
+        self.before = before
+        self.repeat = repeat
+        self.sent: list[Request] = []
+
+    def send(self, request: Request) -> object:
+        self.sent.append(request)
+        assert request.queue is not None
+        if request.kind == Operation.QUEUE_ADD:
+            if self.repeat:
+                return []
+            made = [s for s in request.queue.spans if s not in self.before]
+            return [{"trace_id": t, "span_id": s} for t, s in made]
+        return {}
+
+    def repeated(self) -> bool:
+        return self.repeat
+
+
+def test_an_add_sent_twice_takes_every_span_as_orqsyncs(tmp_path: Path) -> None:
+    api = Adopted(before=set(), repeat=True)
+    _, requests = plan_queues((queue(id=QUEUE_ID),), {"triage": spans(3)}, {})
+    state = State.new()
+    assert _apply(requests, api, state, tmp_path).complete  # type: ignore[attr-defined]
+    held = state.queues["triage"]
+    assert (len(held.spans), held.foreign) == (3, frozenset())
+
+
+def test_an_adoption_cut_short_still_keeps_what_the_queue_held_someone_elses(
+    tmp_path: Path,
+) -> None:
+    from orqsync.remote.apply import apply_plan
+    from orqsync.state.files import StateFile
+    from orqsync.state.model import Provenance
+
+    before = {("t00000", "s00000")}
+    api = Adopted(before)
+    wanted = queue(id=QUEUE_ID)
+    _, requests = plan_queues((wanted,), {"triage": spans(3)}, {})
+    state = State.new()
+    files = StateFile(str(tmp_path / "s.json"))
+    report = apply_plan(Plan((), tuple(requests)), api, files, state, Provenance(), max_requests=1)
+    assert report.done == 1 and state.queues["triage"].adopted  # the update, not the add
+    _, rest = plan_queues((wanted,), {"triage": spans(3)}, state.queues)
+    assert [r.queue and r.queue.adopting for r in rest] == [True]
+    apply_plan(Plan((), tuple(rest)), api, files, state, Provenance())
+    assert state.queues["triage"].foreign == before
+
+
+def test_the_client_says_when_a_request_went_again_after_it_may_have_arrived() -> None:
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow down"}),
+        httpx.Response(200, json=[]),
+        httpx.Response(502, text="bad gateway"),
+        httpx.Response(200, json=[]),
+    ]
+    api = client(lambda request: answers.pop(0))
+    add = Request(Operation.QUEUE_ADD, "", queue=QueueRef("triage", QUEUE_ID, spans=(("t", "s"),)))
+    api.send(add)
+    assert not api.repeated()  # a 429 is a refusal: nothing arrived
+    api.send(add)
+    assert api.repeated()

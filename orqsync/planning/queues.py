@@ -201,8 +201,10 @@ def _plan_queue(
         requests.append(
             Request(Operation.QUEUE_REMOVE, "", queue=QueueRef(name, queue_id, spans=batch))
         )
+    # Adds to an adopted queue: of the spans it held already, orqsync owns none.
+    adopted = action == ADOPT or (found is not None and found[1].adopted)
     for batch in _batches(entering):
-        ref = QueueRef(name, queue_id, spans=batch)
+        ref = QueueRef(name, queue_id, spans=batch, adopting=adopted)
         requests.append(Request(Operation.QUEUE_ADD, "", queue=ref))
     if not requests:
         return None, []

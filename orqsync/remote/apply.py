@@ -39,6 +39,7 @@ from orqsync.state.model import (
 THREADS_PER_SLOT = 4
 QUEUE_CREATE = Operation.QUEUE_CREATE
 QUEUE_DELETE = Operation.QUEUE_DELETE
+QUEUE_ADD = Operation.QUEUE_ADD
 REASSERTED = "reasserted"  # the journal's line for a set of a reassertion: changes nothing
 
 
@@ -209,8 +210,8 @@ class _Run:
     finished: Counter[tuple[str, ...]] = field(default_factory=Counter)  # successes per chain
     # Each annotation queue's id by name: the state's, and those creates got in this run.
     queue_ids: dict[str, str] = field(default_factory=dict)
-    # For each record held without an id: the queue its create made ("" for none found).
-    found: dict[str, str] = field(default_factory=dict)
+    # For each record held without an id: the queues its create may have made.
+    found: dict[str, tuple[str, ...]] = field(default_factory=dict)
     recorded: int = 0  # records without an id written (creates that may have made a queue)
 
     def __post_init__(self) -> None:
@@ -242,11 +243,13 @@ class _Run:
         ref = request.queue
         if ref is None or ref.id or request.kind not in (QUEUE_CREATE, QUEUE_DELETE):
             return request, None, True
-        looked = self.found.get(ref.was or ref.name)
-        if looked is None:  # no record without an id: a plain create (a delete has an id)
+        key = ref.was or ref.name
+        candidates = self.found.get(key)
+        if not candidates:  # none made (or no record without an id): create, or nothing
             return request, None, request.kind == QUEUE_CREATE
-        if not looked:
-            return request, None, request.kind == QUEUE_CREATE
+        if len(candidates) > 1:
+            raise queues.ambiguous(request, self.state.queues[key], candidates)
+        looked = candidates[0]
         found = ref._replace(id=looked)
         if request.kind == QUEUE_CREATE:
             # the queue holds what the earlier create sent: the state records that, and the
@@ -282,7 +285,9 @@ class _Run:
             entry = journal_entry(request, self.provenance, request_id)
         ref = request.queue
         if ref is not None and request.kind == Operation.QUEUE_ADD:
-            made = queues.created_spans(answer, ref.spans)
+            # only an adopted queue holds spans that are not orqsync's (its answer lists
+            # those the add made; `answer` is None when that cannot be told)
+            made = queues.created_spans(answer, ref.spans) if ref.adopting else ref.spans
             entry["created"] = [list(span) for span in sorted_spans(made)]
         self.journal.submit(entry, (entry, request))
 
@@ -366,6 +371,8 @@ def _worker(
                     if send:
                         run.sending(request_id, request)
                         answer = api.send(request)
+                        if request.kind == QUEUE_ADD and queues.repeated(api):
+                            answer = None  # it may list a second arrival's items: not telling
                     if request.kind == QUEUE_CREATE:
                         request = run.created(request, answer)
                 except ApiHaltError as error:

@@ -119,6 +119,7 @@ class OrqClient:
         self.outage_timeout = outage_timeout
         # Sleeps end early once the client halts, so no thread waits out a pause for nothing.
         self._halted = threading.Event()
+        self._local = threading.local()  # per sending thread: see `repeated`
         self._halt: ApiHaltError | None = None
         self._sleep: Callable[[float], object] = sleep or self._halted.wait
         self.pacer = pacer or Pacer(requests_per_minute, clock=clock, sleep=self._sleep)
@@ -186,6 +187,12 @@ class OrqClient:
         content = None if body is None else json.dumps(body).encode("utf-8")
         return self._exchange(method, path, content, repeatable=request.kind != QUEUE_CREATE)
 
+    def repeated(self) -> bool:
+        """Whether the last request this thread sent went again after an attempt that may
+        have reached orq.ai (a 5xx, a timeout, a dropped connection): its answer may then
+        describe the second arrival of the request, not the first."""
+        return bool(getattr(self._local, "repeated", False))
+
     def get(self, path: str, params: Mapping[str, str] | None = None) -> object:
         """A GET of `path` (with query `params`), retried as `send`; the parsed answer."""
         return self._exchange("GET", path, None, params=params)
@@ -200,6 +207,7 @@ class OrqClient:
         repeatable: bool = True,
     ) -> object:
         failures = 0  # answers that count against max_attempts
+        self._local.repeated = False
         while True:
             # A slot is a request in flight (or about to be): a request that waits out its own
             # backoff holds none, so the applier's other threads keep every slot busy.
@@ -224,11 +232,9 @@ class OrqClient:
                 continue  # the pacer holds everyone for the pause
             if not repeatable:
                 error.retryable = False
-                error.hint = (
-                    "the request may have reached orq.ai: look for the queue there, and adopt "
-                    "it with `id:` in its file, or run apply again to create it"
-                )
+                error.hint = "the request may have reached orq.ai: it is not sent again"
                 raise error
+            self._local.repeated = True  # sent again after an attempt that may have arrived
             if self.pacer.systemic:
                 continue  # most requests fail: everyone backs off together, attempts are kept
             failures += 1

@@ -7,11 +7,15 @@ its queue (no answer, a 5xx, an outage, an apply that died with it in flight) le
 record without an id in the state, with the time it was sent.
 
 Before the next apply sends anything, it looks in orq.ai for the queue each such record's
-create may have made (`look_for_made`): the newest queue with the name, description and
-project the create sent, made around the time it was sent, that no other record holds. A
-create then takes it instead of making another; a delete deletes it, or has nothing to do.
-The look happens once, before any request of the apply, so that no queue made by the apply
-itself can be taken for one.
+create may have made (`look_for_made`): a queue with the name, description and project the
+create sent, made around the time it was sent, that no other record holds. A create then
+takes it instead of making another; a delete deletes it, or has nothing to do; two or more
+candidates are not guessed between. The look happens once, before any request of the apply,
+so that no queue made by the apply itself can be taken for one.
+
+Only an adopted queue holds spans that are not orqsync's: an add to one records those the
+queue held already (its answer lists the items it made) as someone else's, unless the add
+went twice (OrqClient.repeated), when the answer cannot tell.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def intent(request: Request) -> dict[str, object] | None:
 
 def uncertain(request: Request, error: ApiError) -> bool:
     """A create that failed where it may have reached orq.ai: no answer, a 5xx, an outage."""
-    if request.kind != CREATE:
+    if request.kind != CREATE or isinstance(error, Ambiguous):
         return False
     reason = getattr(error, "reason", "")
     if reason:  # a halt: an outage may hide a create that went through; the others cannot
@@ -97,6 +101,13 @@ def created_id(request: Request, answer: object) -> str:
     )
 
 
+def repeated(api: object) -> bool:
+    """Whether the request `api` just sent on this thread went again after an attempt that
+    may have arrived (OrqClient.repeated; False for an Api that does not say)."""
+    said = getattr(api, "repeated", None)
+    return bool(said()) if callable(said) else False
+
+
 def created_spans(answer: object, asked: tuple[SpanId, ...]) -> frozenset[SpanId]:
     """The spans an add made members (its answer lists the items created; spans already in
     the queue are skipped); all it asked for when the answer does not say."""
@@ -127,34 +138,54 @@ def look_for_made(
     get: Callable[[str, Mapping[str, str]], object],
     names: list[str],
     held: Mapping[str, QueueRecord],
-) -> dict[str, str]:
-    """For each record named (held without an id), the id of the queue its create made, or
-    "": the newest queue with the record's fields, made around the time it was sent, that
-    no record holds and no other record took."""
+) -> dict[str, tuple[str, ...]]:
+    """For each record named (held without an id), the queues its create may have made: those
+    with the fields it sent, made around the time it was sent, that no record holds, newest
+    first. One is taken; none means the create made nothing; two or more are not guessed
+    between (another team may have made the same queue meanwhile)."""
     if not names:
         return {}
     listing = _queues(get)
     known = {record.id for record in held.values() if record.id}
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, ...]] = {}
     for name in sorted(names):
         record = held[name]
-        found[name] = ""
         if not record.display_name:
-            continue  # nothing to know it by
-        for queue in listing:
-            queue_id = queue.get("_id")
-            if not isinstance(queue_id, str) or queue_id in known:
-                continue
-            if (
-                queue.get("display_name") == record.display_name
-                and queue.get("description") == record.description
-                and queue.get("project_id") == record.project_id
-                and _around(queue.get("created"), record.attempted)
-            ):
-                found[name] = queue_id
-                known.add(queue_id)  # one record takes one queue
-                break
+            found[name] = ()  # nothing to know it by
+            continue
+        candidates = tuple(
+            str(queue["_id"])
+            for queue in listing
+            if isinstance(queue.get("_id"), str)
+            and queue["_id"] not in known
+            and queue.get("display_name") == record.display_name
+            and queue.get("description") == record.description
+            and queue.get("project_id") == record.project_id
+            and _around(queue.get("created"), record.attempted)
+        )
+        found[name] = candidates
+        if len(candidates) == 1:
+            known.add(candidates[0])  # one record takes one queue
     return found
+
+
+class Ambiguous(ApiError):
+    """More than one queue may be the one an earlier create made: orqsync does not choose."""
+
+
+def ambiguous(request: Request, record: QueueRecord, candidates: tuple[str, ...]) -> Ambiguous:
+    method, path = method_and_path(request)
+    name = request.queue.name if request.queue else ""
+    return Ambiguous(
+        f"{method} {path}: orq.ai holds {len(candidates)} queues named "
+        f'"{record.display_name}" that the create sent at {record.attempted or "an unknown time"} '
+        f"may have made ({', '.join(candidates)}); orqsync does not guess which",
+        method=method,
+        path=path,
+        hint=f"adopt the right one with `id: ID` in the file of {name} (and delete the other "
+        f"in orq.ai if it is an orphan), or `orqsync queue forget {name}` to make a new one",
+        cause="more than one queue may be the one an earlier create made",
+    )
 
 
 def _queues(get: Callable[[str, Mapping[str, str]], object]) -> list[dict[str, Any]]:

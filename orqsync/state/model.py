@@ -147,6 +147,7 @@ class QueueRecord:
     spans: frozenset[SpanId] = frozenset()
     foreign: frozenset[SpanId] = frozenset()
     attempted: str = ""
+    adopted: bool = False  # made elsewhere: spans it held already may be someone else's
 
     @property
     def unconfirmed(self) -> bool:
@@ -162,6 +163,8 @@ class QueueRecord:
             data["foreign"] = [list(span) for span in sorted_spans(self.foreign)]
         if self.attempted:
             data["attempted"] = self.attempted
+        if self.adopted:
+            data["adopted"] = True
         return data
 
     @classmethod
@@ -182,6 +185,7 @@ class QueueRecord:
             human_review_ids=tuple(map(str, ids)),
             spans=frozenset((str(trace_id), str(span_id)) for trace_id, span_id in spans),
             foreign=frozenset((str(trace_id), str(span_id)) for trace_id, span_id in foreign),
+            adopted=data.get("adopted") is True,
         )
 
     def changed(self, fields: tuple[tuple[str, object], ...]) -> QueueRecord:
@@ -198,6 +202,7 @@ class QueueRecord:
             self.spans,
             self.foreign,
             self.attempted,
+            self.adopted,
         )
 
 
@@ -325,6 +330,8 @@ class State:
             record = record.changed(ref.fields)
             if not ref.id and attempted:
                 record = replace(record, attempted=attempted)
+            if ref.adopting:
+                record = replace(record, adopted=True)
         elif kind is Operation.QUEUE_ADD:
             record = replace(record, spans=record.spans | set(ref.spans))
         elif kind is Operation.QUEUE_REMOVE:
@@ -333,7 +340,7 @@ class State:
 
     def fold_added(self, ref: QueueRef, created: frozenset[SpanId]) -> None:
         """A successful add: of `ref.spans`, orqsync made `created` members; the others were
-        members already (put there in orq.ai, or before an adoption): someone else's."""
+        members already of the adopted queue: someone else's."""
         self.fold_queue(Operation.QUEUE_ADD, ref._replace(spans=tuple(created)))
         record = self.queues[ref.name]
         foreign = record.foreign | (set(ref.spans) - created)
