@@ -790,3 +790,31 @@ def test_the_client_says_when_a_request_went_again_after_it_may_have_arrived() -
     assert not api.repeated()  # a 429 is a refusal: nothing arrived
     api.send(add)
     assert api.repeated()
+
+
+def test_rules_compare_values_as_labels_compare() -> None:
+    from orqsync.model import Annotation
+    from orqsync.source.queues import Rule
+
+    def span(**values: object) -> dict[str, Annotation]:
+        return {key: Annotation(value, (), "a.yaml", 1) for key, value in values.items()}  # type: ignore[arg-type]
+
+    bad = Rule(where=(("rating", ("bad",)),))
+    assert bad.matches(span(rating="bad")) and not bad.matches(span(rating="good"))
+    assert not bad.matches(span(defects=("spelling",)))  # no rating at all
+    approved = Rule(where=(("approved", (True,)),))
+    assert approved.matches(span(approved=True))
+    assert not approved.matches(span(approved=1))  # true is never 1
+    score = Rule(where=(("score", (1,)),))
+    assert score.matches(span(score=1.0)) and not score.matches(span(score=True))
+    either = Rule(where=(("defects", ("hallucination", "ambiguity")),))
+    assert either.matches(span(defects=("ambiguity", "spelling")))
+    assert not either.matches(span(defects=("spelling",)))
+    both = Rule(where=(("rating", ("bad",)), ("defects", ("spelling",))))
+    assert both.matches(span(rating="bad", defects=("spelling",)))
+    assert not both.matches(span(rating="bad"))
+    unrated = Rule(unlabelled="rating")
+    assert unrated.matches(span(defects=("spelling",))) and not unrated.matches(span(rating="bad"))
+    listed = queue(spans=(("x", "y"),), rules=(bad, unrated))
+    spans_ = {("a", "1"): span(rating="bad"), ("b", "2"): span(rating="good"), ("c", "3"): span()}
+    assert listed.members(spans_) == {("x", "y"), ("a", "1"), ("c", "3")}

@@ -386,8 +386,12 @@ def _requests_text(plan: Plan, metadata_style: str) -> list[str]:
     hidden = len(plan.requests) - MAX_REQUEST_LINES
     if hidden > 0:
         out.append(f"  ... and {hidden} more (every request is in `plan --format json`)")
-        later = enumerate(plan.requests[MAX_REQUEST_LINES:], start=MAX_REQUEST_LINES + 1)
-        out.extend(line(number, request) for number, request in later if request.queue)
+        if plan.queues:  # they come after the labels' requests: from the end
+            first = len(plan.requests)
+            while first > MAX_REQUEST_LINES and plan.requests[first - 1].queue is not None:
+                first -= 1
+            later = enumerate(plan.requests[first:], start=first + 1)
+            out.extend(line(number, request) for number, request in later)
     return out
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from orqsync.errors import Problem
-from orqsync.model import Annotation, Label, SpanId, same_value
+from orqsync.model import Annotation, Label, SpanId
 from orqsync.source.definitions import Definition, Definitions
 from orqsync.source.desired import glob_files
 from orqsync.source.ids import id_problem
@@ -38,19 +38,39 @@ class Rule:
     unlabelled: str = ""
 
     def matches(self, annotations: Mapping[str, Annotation]) -> bool:
-        if self.unlabelled and self.unlabelled in annotations:
-            return False
-        for key, wanted in self.where:
-            held = annotations.get(key)
-            if held is None:
+        return self.predicate()(annotations)
+
+    def predicate(self) -> Callable[[Mapping[str, Annotation]], bool]:
+        """`matches` as a function made once: membership tests every span of a repository.
+
+        Values compare as same_value does (true is never 1; 1 is 1.0): each condition's
+        values are split into a set of booleans and a set of the rest."""
+        unlabelled = self.unlabelled
+        conditions = [
+            (
+                key,
+                frozenset(v for v in wanted if type(v) is bool),
+                frozenset(v for v in wanted if type(v) is not bool),
+            )
+            for key, wanted in self.where
+        ]
+
+        def test(annotations: Mapping[str, Annotation]) -> bool:
+            if unlabelled and unlabelled in annotations:
                 return False
-            value = held.value
-            if isinstance(value, tuple):  # a multi select holds one of the values
-                if not any(option in value for option in wanted):
+            for key, bools, others in conditions:
+                held = annotations.get(key)
+                if held is None:
                     return False
-            elif not any(same_value(value, option) for option in wanted):
-                return False
-        return True
+                value = held.value
+                if type(value) is tuple:  # a multi select holds one of the values
+                    if others.isdisjoint(value):
+                        return False
+                elif value not in (bools if type(value) is bool else others):
+                    return False
+            return True
+
+        return test
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +94,9 @@ class DesiredQueue:
         """The spans routed to the queue: those listed, and those of the annotation files
         (`spans`, the desired state's) that a rule selects."""
         chosen = set(self.spans)
-        if self.rules:
-            rules = self.rules
-            chosen.update(
-                span
-                for span, annotations in spans.items()
-                if any(rule.matches(annotations) for rule in rules)
-            )
+        for rule in self.rules:
+            test = rule.predicate()
+            chosen.update([span for span, annotations in spans.items() if test(annotations)])
         return frozenset(chosen)
 
 
