@@ -897,9 +897,11 @@ class Bench:
             )
         )
 
-    def pr_project(self, cache: Path, change: PullRequestChange) -> Path:
+    def pr_project(
+        self, cache: Path, change: PullRequestChange, name: str = "pull-request"
+    ) -> Path:
         project_file = (cache / "orqsync.yaml").read_text(encoding="utf-8")
-        project = make_project(self.prepared, "pull-request", self.prepared.files, project_file)
+        project = make_project(self.prepared, name, self.prepared.files, project_file)
         write_text(str(project / change.relpath), change.text)
         return project
 
@@ -952,7 +954,7 @@ class Bench:
             say("  no cached state for this corpus: one apply against the emulator makes it")
             self.one_apply(self.apply_project(), 1, 1)
         change = pull_request_change(self.corpus)
-        project = self.pr_project(cache, change)
+        project = self.pr_project(cache, change, "pull-request-queues")
         write_queues(project)
         argv = [*self.orqsync, "-C", str(project), "plan"]
         cold = []
