@@ -258,8 +258,9 @@ def _summary_table(plan: Plan) -> str:
 def _queues_summary(plan: Plan) -> str:
     entering = sum(len(q.entering) for q in plan.queues if q.action != DELETE)
     leaving = sum(len(q.leaving) for q in plan.queues)
+    verb = "changes" if len(plan.queues) == 1 else "change"
     return (
-        f"**{plural(len(plan.queues), 'annotation queue')} change**, "
+        f"**{plural(len(plan.queues), 'annotation queue')} {verb}**, "
         f"{plural(entering, 'span')} entering and {leaving:,} leaving"
     )
 
