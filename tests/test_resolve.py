@@ -1,0 +1,72 @@
+"""Resolution of several reviewers' votes on one key (orqsync/planning/resolve.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orqsync.planning.resolve import (
+    ADJUDICATED,
+    MAJORITY,
+    MEDIAN,
+    OPTION_MAJORITY,
+    PRIORITY,
+    UNANIMOUS,
+    fits,
+    resolve,
+)
+
+
+def test_majority_takes_the_value_with_the_most_votes_and_leaves_a_tie_open() -> None:
+    assert resolve({"a": "bad", "b": "bad", "c": "good"}, MAJORITY).value == "bad"
+    tie = resolve({"a": "bad", "b": "good"}, MAJORITY)
+    assert (tie.value, tie.resolved, tie.why) == (None, False, "a tie: 2 values have 1 votes")
+    assert tie.votes == (("a", "bad"), ("b", "good"))  # every vote, for the listing
+    # true is never 1
+    assert resolve({"a": True, "b": 1, "c": True}, MAJORITY).value is True
+    assert resolve({"a": True, "b": 1}, MAJORITY).value is None
+
+
+def test_unanimous_needs_every_reviewer() -> None:
+    assert resolve({"a": 0.5, "b": 0.5}, UNANIMOUS).value == 0.5
+    split = resolve({"a": 0.5, "b": 0.5, "c": 0.6}, UNANIMOUS)
+    assert (split.value, split.why) == (None, "the reviewers disagree")
+
+
+def test_priority_takes_the_first_listed_reviewer_who_voted() -> None:
+    votes = {"alice": "good", "bob": "bad", "carol": "bad"}
+    assert resolve(votes, PRIORITY, priority=("dave", "bob", "alice")).value == "bad"
+    nobody = resolve(votes, PRIORITY, priority=("dave",))
+    assert (nobody.value, nobody.why) == (None, "no reviewer of the priority list voted")
+
+
+def test_median_of_a_range_and_option_majority_of_a_multi_select() -> None:
+    assert resolve({"a": 0.2, "b": 0.9, "c": 0.4}, MEDIAN).value == 0.4
+    assert resolve({"a": 1, "b": 2, "c": 3, "d": 10}, MEDIAN).value == 2.5
+    votes = {
+        "a": ("hallucination", "spelling"),
+        "b": ("hallucination",),
+        "c": ("ambiguity", "hallucination", "spelling"),
+    }
+    assert resolve(votes, OPTION_MAJORITY).value == ("hallucination", "spelling")
+    half = resolve({"a": ("spelling",), "b": ()}, OPTION_MAJORITY)
+    assert (half.value, half.why) == (
+        None,
+        "a tie on spelling: exactly half the reviewers chose it",
+    )
+    with pytest.raises(ValueError, match="multi-select values only"):
+        resolve({"a": "good"}, OPTION_MAJORITY)
+    with pytest.raises(ValueError, match="numbers only"):
+        resolve({"a": True}, MEDIAN)
+
+
+def test_an_adjudicated_value_wins_over_any_rule() -> None:
+    settled = resolve({"a": "bad", "b": "good"}, MAJORITY, adjudicated="good")
+    assert (settled.value, settled.rule) == ("good", ADJUDICATED)
+    assert settled.votes == (("a", "bad"), ("b", "good"))
+
+
+def test_each_rule_names_the_types_it_fits() -> None:
+    assert fits(MAJORITY, "text") and fits(UNANIMOUS, "boolean")
+    assert fits(MEDIAN, "range") and not fits(MEDIAN, "single_select")
+    assert fits(OPTION_MAJORITY, "multi_select") and not fits(OPTION_MAJORITY, "range")
+    assert not fits("average", "range")
