@@ -784,6 +784,25 @@ def queue_forget(ctx: click.Context, name: str) -> int:
     return EXIT_OK
 
 
+@cli.command("agreement")
+@click.option("--key", "keys", multiple=True, help="Only this key (repeatable).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def agreement_command(ctx: click.Context, keys: tuple[str, ...], fmt: str) -> int:
+    """How far the reviewers agree, key by key: observed agreement, Krippendorff's alpha
+    (nominal, interval or MASI, by the key's type) and, for two reviewers, Cohen's kappa."""
+    from orqsync.commands.agreement import agreement_json, agreement_text, key_agreement
+
+    figures = key_agreement(_settings(ctx), keys)
+    if fmt == "json":
+        _out(json.dumps(agreement_json(figures), indent=1) + "\n")
+    else:
+        _out(agreement_text(figures))
+    return EXIT_OK
+
+
 @cli.command("export")
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True

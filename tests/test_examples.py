@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 @pytest.mark.parametrize(
-    "name", ["quickstart", "support-evals", "judge-alignment", "review-queues"]
+    "name", ["quickstart", "support-evals", "judge-alignment", "review-queues", "three-reviewers"]
 )
 def test_example_applies_and_then_plans_no_changes(tmp_path, name):
     root = tmp_path / name

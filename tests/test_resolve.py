@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orqsync.planning.resolve import (
+from orqsync.source.resolve import (
     ADJUDICATED,
     MAJORITY,
     MEDIAN,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from orqsync.commands.common import project_hash
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
-from orqsync.model import SpanId
+from orqsync.model import Annotation, SpanId
 from orqsync.planning.cache import (
     Coverage,
     Fact,
@@ -130,7 +130,11 @@ def plan(
     whole = not targets and not excludes
     # --target/--exclude choose among every span: all are read, as a target may be anywhere;
     # and so does a queue that routes spans by their labels.
-    incremental = incremental and snapshot.indexed and whole and not queues.needs_labels
+    # And so do reviews: a key's value depends on every reviewer's file (not yet kept per file).
+    reviews = settings.reviews is not None
+    incremental = (
+        incremental and snapshot.indexed and whole and not queues.needs_labels and not reviews
+    )
     held = cache.holding(hashes, snapshot) if incremental else {}
     vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
     left_some_out = bool(held or vouched_for)
@@ -153,6 +157,7 @@ def plan(
         {**hashes, **queues.files},
         project_hash(settings),
     )
+    hold_unresolved(desired, state)
     chosen_desired, chosen_state = select(desired, state, targets, excludes)
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
     if whole:  # --target and --exclude choose spans: the queues are left as they are
@@ -181,6 +186,17 @@ def plan(
         left_out,
         tuple(desired.warnings),
     )
+
+
+def hold_unresolved(desired: DesiredState, state: State) -> None:
+    """Keys whose reviewers' votes do not resolve stay as the state has them: desired as
+    applied, so that the plan neither sets nor removes them."""
+    for item in desired.unresolved:
+        applied = state.spans.get(item.span, {}).get(item.key)
+        if applied is not None:
+            desired.spans.setdefault(item.span, {})[item.key] = Annotation(
+                applied.value, applied.metadata, item.path, item.line
+            )
 
 
 def read_queues(settings: Settings, definitions: Definitions) -> Queues:

@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 NOMINAL = "nominal"
 INTERVAL = "interval"
@@ -31,6 +32,7 @@ MASI = "masi"
 JACCARD = "jaccard"
 
 Distance = Callable[[Hashable, Hashable], float]
+_Item = TypeVar("_Item", bound=Hashable)  # what is rated: a span
 
 
 def metric_for(definition_type: str) -> str:
@@ -82,9 +84,7 @@ class Agreement:
     kappa: float | None = None  # Cohen's, with exactly two reviewers
 
 
-def agreement(
-    ratings: Mapping[Hashable, Mapping[str, Hashable]], metric: str = NOMINAL
-) -> Agreement:
+def agreement(ratings: Mapping[_Item, Mapping[str, Hashable]], metric: str = NOMINAL) -> Agreement:
     """The figures of one key's `ratings` (item -> reviewer -> value); multi-select values
     are tuples or frozensets."""
     units = [list(votes.values()) for votes in ratings.values() if len(votes) >= 2]
@@ -113,7 +113,7 @@ def observed_agreement(units: Sequence[Sequence[Hashable]]) -> float | None:
     return agreeing / pairs if pairs else None
 
 
-def cohen_kappa(ratings: Mapping[Hashable, Mapping[str, Hashable]]) -> float | None:
+def cohen_kappa(ratings: Mapping[_Item, Mapping[str, Hashable]]) -> float | None:
     """Cohen's kappa of the two reviewers of `ratings`, over the items both rated."""
     names = sorted({who for votes in ratings.values() for who in votes})
     if len(names) != 2:

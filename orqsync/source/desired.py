@@ -27,6 +27,7 @@ from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.fastpath import FastFile, FastReader
 from orqsync.source.ids import correction_id_problem, id_problem
 from orqsync.source.project import PROJECT_FILE, Settings, normalize_metadata
+from orqsync.source.reviews import ADJUDICATOR, Ballot, Unresolved, check_reviews, warnings_of
 from orqsync.source.schema import check
 from orqsync.source.values import (
     Invalid,
@@ -82,6 +83,10 @@ class DesiredState:
     fast_files: int = 0  # files the fast reader took (the rest went to the strict reader)
     warnings: list[Problem] = field(default_factory=list)  # values read leniently, and where
     correction_count: int = 0  # of the keys of the spans, how many are corrections
+    # With reviews (orqsync.yaml): the keys whose votes do not resolve (not planned), and
+    # every vote: span -> key -> reviewer (reviews.ADJUDICATOR for an adjudication) -> vote
+    unresolved: list[Unresolved] = field(default_factory=list)
+    votes: dict[SpanId, dict[str, dict[str, Annotation]]] = field(default_factory=dict)
 
     @property
     def annotation_count(self) -> int:
@@ -193,6 +198,9 @@ class DesiredReader:
         )
         if problems:
             raise ProblemsError(problems)
+        problems = check_reviews(settings, definitions)
+        if problems:
+            raise ProblemsError(problems)
         self.definitions_hash = definitions_hash(settings)
         self.definitions = definitions
         self.settings = settings
@@ -249,6 +257,10 @@ class DesiredReader:
         builder = self.builder
         if builder.problems:
             raise ProblemsError(builder.problems, builder.warnings)
+        unresolved = []
+        if builder.ballot is not None:
+            unresolved = builder.ballot.resolve(builder.spans, builder.defaults)
+            builder.warnings.extend(warnings_of(unresolved))
         return DesiredState(
             builder.spans,
             builder.feedback,
@@ -257,6 +269,8 @@ class DesiredReader:
             builder.fast_files,
             sorted(builder.warnings, key=Problem.sort_key),
             builder.corrections,
+            unresolved,
+            builder.ballot.votes if builder.ballot is not None else {},
         )
 
 
@@ -284,7 +298,12 @@ class _Builder:
             self._merge_metadata,
             settings.id_format,
         )
-        self.use_fast = fast
+        self.ballot: Ballot | None = None
+        if settings.reviews is not None:
+            judged = glob_files(settings, settings.reviews.adjudication)
+            self.ballot = Ballot(settings.reviews, frozenset(map(settings.display, judged)))
+        # The fast reader takes one declaration of a key; votes go to the strict one.
+        self.use_fast = fast and self.ballot is None
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
         self.corrections = 0  # corrections declared (the strict reader reads them all)
 
@@ -430,9 +449,19 @@ class _Builder:
         redeclared = False  # a key declared twice says more than "the span is written twice"
         declared = self._annotations(doc, fields.get("annotations"))
         declared += self._corrections(doc, fields.get("corrections"))
+        ballot = self.ballot
         for key, key_node, value in declared:
             line, _ = position(key_node)
             assert line is not None
+            if ballot is not None and type(value) is not Correction:
+                self._vote(
+                    doc,
+                    key_node,
+                    (trace_id, span_id),
+                    key,
+                    Annotation(value, metadata, doc.path, line),
+                )
+                continue
             previous = keys.get(key)
             if previous is not None:
                 shown = f"correction of {parent}" if (parent := parent_id(key)) else f'"{key}"'
@@ -454,6 +483,32 @@ class _Builder:
                 f"span {trace_id}/{span_id} is written twice in this file (first on line "
                 f"{first[0]}); its annotations are read together",
                 "write the span once, with all its annotations",
+            )
+
+    def _vote(self, doc: Document, node: Node, span: SpanId, key: str, vote: Annotation) -> None:
+        """A reviewer's vote on a span's key (reviews in orqsync.yaml)."""
+        assert self.ballot is not None
+        trace_id, span_id = span
+        if doc.path in self.ballot.adjudication:
+            reviewer = ADJUDICATOR
+        else:
+            reviewer = dict(vote.metadata).get("reviewerId", "")
+        if not reviewer:
+            doc.problem(
+                node,
+                f'"{key}" of span {trace_id}/{span_id} names no reviewer, and reviews '
+                "(orqsync.yaml) resolve votes by reviewer",
+                "give the file or the span `metadata: {reviewerId: NAME}`",
+            )
+            return
+        earlier = self.ballot.cast(span, key, reviewer, vote)
+        if earlier is not None:
+            who = "the adjudication" if reviewer == ADJUDICATOR else f"reviewer {reviewer}"
+            doc.problem(
+                node,
+                f'"{key}" of span {trace_id}/{span_id} is declared twice by {who} '
+                f"(also at {earlier.path}:{earlier.line})",
+                "keep one of the two declarations",
             )
 
     def _annotations(self, doc: Document, node: Node | None) -> list[tuple[str, Node, Value]]:

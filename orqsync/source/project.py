@@ -20,6 +20,20 @@ METADATA_FIELDS = ("identityId", "source", "reviewerId")
 
 
 @dataclass(frozen=True, slots=True)
+class Reviews:
+    """orqsync.yaml `reviews`: several reviewers per span, and how their votes resolve
+    (planning/resolve.py)."""
+
+    rule: str = "majority"
+    priority: tuple[str, ...] = ()
+    keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    adjudication: tuple[str, ...] = ()  # glob patterns of the adjudication files
+
+    def rule_of(self, key: str) -> str:
+        return self.keys.get(key, self.rule)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything orqsync.yaml says, with defaults filled and paths made absolute."""
 
@@ -40,6 +54,7 @@ class Settings:
     sources: tuple[str, ...] = ("annotations/**/*.yaml",)
     queues: tuple[str, ...] = ("queues/*.yaml",)  # the annotation queue files (source/queues.py)
     project_id: str = ""  # the orq.ai project of queues whose files name none
+    reviews: Reviews | None = None  # several reviewers per span, when orqsync.yaml says so
     state: str = ".orqsync/state.json"
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_removals: int = 100
@@ -84,25 +99,39 @@ def normalize_metadata(raw: Mapping[str, object]) -> dict[str, str]:
 
 
 def _outside(doc: Document, data: dict[str, Any]) -> list[Problem]:
-    """Source patterns that reach outside the project: absolute, or through `..`."""
+    """Patterns of files that reach outside the project: absolute, or through `..`."""
+    reviews = data.get("reviews") or {}
+    lists = [
+        (("sources",), data.get("sources", ()), "annotations/**/*.yaml"),
+        (("queues",), data.get("queues", ()), "queues/*.yaml"),
+        (("reviews", "adjudication"), reviews.get("adjudication", ()), "adjudication/*.yaml"),
+    ]
     problems = []
-    examples = {"sources": "annotations/**/*.yaml", "queues": "queues/*.yaml"}
-    for field_name, example in examples.items():
-        for index, pattern in enumerate(data.get(field_name, ())):
+    for where, patterns, example in lists:
+        for index, pattern in enumerate(patterns):
             parts = pattern.replace("\\", "/").split("/")
             if os.path.isabs(pattern) or pattern.startswith("~") or ".." in parts:
-                line, column = position(node_at(doc.root, (field_name, index)))
+                line, column = position(node_at(doc.root, (*where, index)))
                 problems.append(
                     Problem(
                         PROJECT_FILE,
                         line,
                         column,
-                        f'{field_name}: "{pattern}" reaches outside the project',
+                        f'{".".join(where)}: "{pattern}" reaches outside the project',
                         "write patterns relative to the folder of orqsync.yaml, without .. or "
                         f"a leading /, e.g. {example}",
                     )
                 )
     return problems
+
+
+def _reviews(data: dict[str, Any]) -> Reviews:
+    return Reviews(
+        rule=data.get("rule", "majority"),
+        priority=tuple(data.get("priority", ())),
+        keys=MappingProxyType(dict(data.get("keys", {}))),
+        adjudication=tuple(data.get("adjudication", ())),
+    )
 
 
 def find_project(directory: str) -> str:
@@ -190,6 +219,7 @@ def load_project(directory: str) -> Settings:
         sources=tuple(data.get("sources", defaults.sources)),
         queues=tuple(data.get("queues", defaults.queues)),
         project_id=data.get("project_id", ""),
+        reviews=_reviews(data["reviews"]) if "reviews" in data else None,
         state=data.get("state", defaults.state),
         metadata=MappingProxyType(normalize_metadata(data.get("metadata", {}))),
         max_removals=policy.get("max_removals", defaults.max_removals),

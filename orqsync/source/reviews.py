@@ -1,0 +1,131 @@
+"""Several reviewers per span (orqsync.yaml `reviews`): votes collected while the annotation
+files are read, then resolved into the one value per key that orq.ai holds.
+
+With `reviews`, a span's key may be declared once per reviewer: the annotation's metadata
+`reviewerId` (the file's or the span's) names the reviewer; a file that
+`reviews.adjudication` matches settles a key whatever the votes. The rule is the project's
+(`reviews.rule`) or the key's (`reviews.keys`); resolve.py says what each does. A key whose
+votes do not resolve is not planned: it stays in orq.ai as it is, and is listed, with every
+vote, as a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from orqsync.errors import Problem
+from orqsync.model import Annotation, Metadata, SpanId, value_json
+from orqsync.source.definitions import Definitions
+from orqsync.source.project import PROJECT_FILE, Reviews, Settings
+from orqsync.source.resolve import PRIORITY, Resolution, fits, resolve
+
+ADJUDICATOR = "@adjudication"  # the reviewer an adjudication file votes as (no reviewerId can)
+
+
+def check_reviews(settings: Settings, definitions: Definitions) -> list[Problem]:
+    """What is wrong with orqsync.yaml's `reviews` given the definitions, offline."""
+    reviews = settings.reviews
+    if reviews is None:
+        return []
+    line, column = settings.where("reviews")
+    problems = []
+
+    def problem(message: str, hint: str) -> None:
+        problems.append(Problem(PROJECT_FILE, line, column, message, hint))
+
+    for key, rule in sorted(reviews.keys.items()):
+        definition = definitions.get(key)
+        if definition is None:
+            problem(f'reviews.keys: "{key}" is not a key of definitions.yaml', "remove it")
+        elif not fits(rule, definition.type):
+            problem(
+                f"reviews.keys: {rule} does not resolve {key}, a {definition.type}",
+                "median resolves a range, option_majority a multi select; majority, "
+                "unanimous and priority any key",
+            )
+    uses_priority = reviews.rule == PRIORITY or PRIORITY in reviews.keys.values()
+    if uses_priority and not reviews.priority:
+        problem(
+            "reviews: the priority rule needs reviews.priority, the reviewers in order",
+            "add `priority: [alice, bob]` under reviews",
+        )
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """A span's key whose votes do not resolve: not planned, listed."""
+
+    span: SpanId
+    key: str
+    resolution: Resolution
+    path: str
+    line: int
+
+    def problem(self) -> Problem:
+        trace_id, span_id = self.span
+        votes = ", ".join(
+            f"{who} {json.dumps(value_json(value), ensure_ascii=False)}"
+            for who, value in self.resolution.votes
+        )
+        return Problem(
+            self.path,
+            self.line,
+            None,
+            f'"{self.key}" of span {trace_id}/{span_id} is not resolved by '
+            f"{self.resolution.rule} ({self.resolution.why}): {votes}",
+            "an adjudication file (reviews.adjudication) settles it; until then orq.ai keeps "
+            "what it has for this key",
+            "warning",
+        )
+
+
+@dataclass
+class Ballot:
+    """The votes of the files read so far: span -> key -> reviewer -> annotation.
+    `adjudication`: the adjudication files, by the paths the user reads."""
+
+    reviews: Reviews
+    adjudication: frozenset[str] = frozenset()
+    votes: dict[SpanId, dict[str, dict[str, Annotation]]] = field(default_factory=dict)
+
+    def cast(self, span: SpanId, key: str, reviewer: str, vote: Annotation) -> Annotation | None:
+        """Record a vote; the reviewer's earlier vote on the key when there is one (then
+        nothing is recorded: one vote each)."""
+        by = self.votes.setdefault(span, {}).setdefault(key, {})
+        earlier = by.get(reviewer)
+        if earlier is None:
+            by[reviewer] = vote
+        return earlier
+
+    def resolve(
+        self, spans: dict[SpanId, dict[str, Annotation]], metadata: Metadata
+    ) -> list[Unresolved]:
+        """Put each resolved value into `spans` (with `metadata`, where its first vote or
+        the adjudication is declared); the keys that do not resolve."""
+        unresolved = []
+        reviews = self.reviews
+        for span, keys in self.votes.items():
+            for key, by in keys.items():
+                adjudicated = by.get(ADJUDICATOR)
+                cast = {who: vote.value for who, vote in by.items() if who != ADJUDICATOR}
+                resolution = resolve(
+                    cast,  # type: ignore[arg-type]
+                    reviews.rule_of(key),
+                    priority=reviews.priority,
+                    adjudicated=adjudicated.value if adjudicated else None,  # type: ignore[arg-type]
+                )
+                where = adjudicated or min(by.values(), key=lambda v: (v.path, v.line))
+                if resolution.value is None:
+                    unresolved.append(Unresolved(span, key, resolution, where.path, where.line))
+                    continue
+                spans.setdefault(span, {})[key] = Annotation(
+                    resolution.value, metadata, where.path, where.line
+                )
+        return unresolved
+
+
+def warnings_of(unresolved: Iterable[Unresolved]) -> list[Problem]:
+    return [item.problem() for item in unresolved]

@@ -1,0 +1,220 @@
+"""Several reviewers per span (orqsync.yaml `reviews`): votes, resolution, ties, adjudication,
+and `orqsync agreement` against the krippendorff package, on examples/three-reviewers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import Project
+
+from orqsync.cli import cli
+from orqsync.review.render import NO_CHANGES
+
+MakeProject = Callable[..., Project]
+EXAMPLE = Path(__file__).parent.parent / "examples" / "three-reviewers"
+TIED = ("1ed0a191ac80f1034c186fd49c0c9731", "34caa08d10f6242e")  # alice good, bob bad
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["-C", str(root), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    root = tmp_path / "three-reviewers"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".orqsync"))
+    return root
+
+
+def applied_labels(root: Path) -> dict[tuple[str, str], dict[str, object]]:
+    state = json.loads((root / ".orqsync" / "state.json").read_text())
+    return {
+        (line["trace_id"], line["span_id"]): {k: v["value"] for k, v in line["annotations"].items()}
+        for line in state["spans"]
+    }
+
+
+def votes_of(root: Path) -> dict[str, dict[tuple[str, str], dict[str, object]]]:
+    """key -> span -> reviewer -> value, read straight from the reviewers' files."""
+    found: dict[str, dict[tuple[str, str], dict[str, object]]] = {}
+    for path in sorted((root / "annotations").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        reviewer = data["metadata"]["reviewerId"]
+        for span in data["spans"]:
+            for key, value in span["annotations"].items():
+                found.setdefault(key, {}).setdefault((span["trace_id"], span["span_id"]), {})[
+                    reviewer
+                ] = value
+    return found
+
+
+def test_the_example_applies_resolved_values_and_lists_the_tie(example: Path) -> None:
+    code, out, err = run(example, "validate")
+    assert code == 0
+    assert (
+        f'warning: "rating" of span {TIED[0]}/{TIED[1]} is not resolved by majority (a tie: '
+        '2 values have 1 votes): alice "good", bob "bad"'
+    ) in err
+    code, out, err = run(example, "apply", "--auto-approve")
+    assert code == 0, out + err
+    labels = applied_labels(example)
+    assert len(labels) == 30
+    assert "rating" not in labels[TIED]  # a tie is not applied
+    assert set(labels[TIED]) == {"confidence", "defects"}
+    votes = votes_of(example)
+    for span, by in votes["rating"].items():
+        values = list(by.values())
+        if span == TIED:
+            continue
+        winner = max(set(values), key=values.count)
+        if values.count(winner) * 2 > len(values):
+            assert labels[span]["rating"] == winner
+    # confidence: the median of the three (or two) votes
+    some = next(iter(votes["confidence"]))
+    ordered = sorted(votes["confidence"][some].values())  # type: ignore[type-var]
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2  # type: ignore[operator]
+    assert labels[some]["confidence"] == pytest.approx(median)
+    code, out, _ = run(example, "plan", "--detailed-exitcode")
+    assert (code, out) == (0, NO_CHANGES + "\n")
+
+
+def test_an_adjudication_settles_a_tie(example: Path) -> None:
+    adjudication = yaml.safe_load((example / "adjudication" / "ties.yaml").read_text())
+    span = adjudication["spans"][0]
+    settled = (span["trace_id"], span["span_id"])
+    assert len(set(votes_of(example)["rating"][settled].values())) == 2  # alice and bob split
+    assert run(example, "apply", "--auto-approve")[0] == 0
+    assert applied_labels(example)[settled]["rating"] == "bad"
+    # and the tie that is listed: settled the same way, it applies
+    (example / "adjudication" / "more.yaml").write_text(
+        "version: 1\nmetadata: {reviewerId: lead}\nspans:\n"
+        f"  - trace_id: {TIED[0]}\n    span_id: {TIED[1]}\n    annotations: {{rating: good}}\n"
+    )
+    code, out, err = run(example, "apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "not resolved" not in err
+    assert applied_labels(example)[TIED]["rating"] == "good"
+
+
+def test_a_tie_leaves_an_applied_value_as_it_is(example: Path) -> None:
+    bob = example / "annotations" / "bob.yaml"
+    text = bob.read_text()
+    bob.write_text("version: 1\nmetadata: {reviewerId: bob}\nspans: []\n")
+    assert run(example, "apply", "--auto-approve")[0] == 0
+    assert applied_labels(example)[TIED]["rating"] == "good"  # alice's alone
+    bob.write_text(text)  # bob disagrees: a tie now
+    code, out, err = run(example, "plan", "--format", "json")
+    assert code == 0
+    changes = json.loads(out)["changes"]
+    assert not [
+        c for c in changes if (c["trace_id"], c["span_id"]) == TIED and c["key"] == "rating"
+    ]
+    assert "is not resolved by majority" in err
+
+
+def test_agreement_matches_the_krippendorff_package(example: Path) -> None:
+    krippendorff = pytest.importorskip("krippendorff")
+    numpy = pytest.importorskip("numpy")
+    code, out, _ = run(example, "agreement", "--format", "json")
+    assert code == 0
+    figures = {item["key"]: item for item in json.loads(out)["keys"]}
+    votes = votes_of(example)
+    reviewers = ["alice", "bob", "carol"]
+    for key, level, code_of in (
+        ("rating", "nominal", {"good": 0, "bad": 1}.__getitem__),
+        ("confidence", "interval", float),
+    ):
+        spans = sorted(votes[key])
+        matrix = numpy.full((3, len(spans)), numpy.nan)
+        for column, span in enumerate(spans):
+            for row, reviewer in enumerate(reviewers):
+                if reviewer in votes[key][span]:
+                    matrix[row, column] = code_of(votes[key][span][reviewer])
+        expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level)
+        assert figures[key]["krippendorff_alpha"] == pytest.approx(expected, abs=1e-9)
+        assert figures[key]["metric"] == level
+        assert (figures[key]["items"], figures[key]["reviewers"]) == (30, 3)
+    assert figures["defects"]["metric"] == "masi"
+    code, text, _ = run(example, "agreement", "--key", "rating")
+    assert code == 0 and text.splitlines()[1].startswith("rating")
+
+
+DEFINITIONS = """\
+version: 1
+definitions:
+  rating: {type: single_select, options: [good, bad]}
+  score: {type: range, min: 0, max: 1}
+"""
+
+
+def with_reviews(make_project: MakeProject, reviews: str, **files: str) -> Project:
+    project = make_project(definitions=DEFINITIONS, **files)
+    config = project.root / "orqsync.yaml"
+    config.write_text(config.read_text() + reviews)
+    return project
+
+
+def span_file(reviewer: str | None, value: str = "good") -> str:
+    metadata = f"metadata: {{reviewerId: {reviewer}}}\n" if reviewer else ""
+    return (
+        f"version: 1\n{metadata}spans:\n  - trace_id: t1\n    span_id: s1\n"
+        f"    annotations: {{rating: {value}}}\n"
+    )
+
+
+def test_one_reviewer_twice_and_a_vote_without_reviewer_are_refused_where_they_are(
+    make_project: MakeProject,
+) -> None:
+    project = with_reviews(
+        make_project,
+        "reviews: {rule: majority}\n",
+        **{
+            "annotations/a.yaml": span_file("alice"),
+            "annotations/b.yaml": span_file("alice", "bad"),
+            "annotations/c.yaml": span_file(None),
+        },
+    )
+    code, _, err = run(project.root, "validate")
+    assert code == 1
+    assert (
+        'annotations/b.yaml:6:19: "rating" of span t1/s1 is declared twice by reviewer alice '
+        "(also at annotations/a.yaml:6)"
+    ) in err
+    assert 'annotations/c.yaml:5:19: "rating" of span t1/s1 names no reviewer' in err
+
+
+@pytest.mark.parametrize(
+    ("reviews", "expected"),
+    [
+        ("reviews: {keys: {rating: median}}\n", "reviews.keys: median does not resolve rating"),
+        ("reviews: {rule: priority}\n", "the priority rule needs reviews.priority"),
+        ("reviews: {keys: {ratings: majority}}\n", 'reviews.keys: "ratings" is not a key'),
+        ("reviews: {rule: average}\n", "reviews.rule"),
+    ],
+)
+def test_a_reviews_setting_that_cannot_work_is_refused(
+    make_project: MakeProject, reviews: str, expected: str
+) -> None:
+    project = with_reviews(make_project, reviews, **{"annotations/a.yaml": span_file("alice")})
+    code, _, err = run(project.root, "validate")
+    assert code == 1
+    assert expected in err
+
+
+def test_priority_takes_the_first_listed_reviewer(make_project: MakeProject) -> None:
+    project = with_reviews(
+        make_project,
+        "reviews: {rule: priority, priority: [bob, alice]}\n",
+        **{"annotations/a.yaml": span_file("alice"), "annotations/b.yaml": span_file("bob", "bad")},
+    )
+    code, out, err = run(project.root, "apply", "--auto-approve")
+    assert code == 0, out + err
+    assert applied_labels(project.root)[("t1", "s1")]["rating"] == "bad"
