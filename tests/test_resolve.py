@@ -19,7 +19,7 @@ from orqsync.source.resolve import (
 def test_majority_takes_the_value_with_the_most_votes_and_leaves_a_tie_open() -> None:
     assert resolve({"a": "bad", "b": "bad", "c": "good"}, MAJORITY).value == "bad"
     tie = resolve({"a": "bad", "b": "good"}, MAJORITY)
-    assert (tie.value, tie.resolved, tie.why) == (None, False, "a tie: 2 values have 1 votes")
+    assert (tie.value, tie.resolved, tie.why) == (None, False, "a tie: 2 values have 1 vote")
     assert tie.votes == (("a", "bad"), ("b", "good"))  # every vote, for the listing
     # true is never 1
     assert resolve({"a": True, "b": 1, "c": True}, MAJORITY).value is True

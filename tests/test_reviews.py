@@ -60,7 +60,7 @@ def test_the_example_applies_resolved_values_and_lists_the_tie(example: Path) ->
     assert code == 0
     assert (
         f'warning: "rating" of span {TIED[0]}/{TIED[1]} is not resolved by majority (a tie: '
-        '2 values have 1 votes): alice "good", bob "bad"'
+        '2 values have 1 vote): alice "good", bob "bad"'
     ) in err
     code, out, err = run(example, "apply", "--auto-approve")
     assert code == 0, out + err
@@ -218,3 +218,31 @@ def test_priority_takes_the_first_listed_reviewer(make_project: MakeProject) -> 
     code, out, err = run(project.root, "apply", "--auto-approve")
     assert code == 0, out + err
     assert applied_labels(project.root)[("t1", "s1")]["rating"] == "bad"
+
+
+def test_the_pull_request_comment_lists_the_keys_not_resolved_from_a_saved_plan(
+    example: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert run(example, "plan", "--out", str(saved))[0] == 0
+    (item,) = json.loads(saved.read_text())["unresolved"]
+    assert item == {
+        "trace_id": TIED[0],
+        "span_id": TIED[1],
+        "key": "rating",
+        "rule": "majority",
+        "why": "a tie: 2 values have 1 vote",
+        "votes": {"alice": "good", "bob": "bad"},
+        "source": "annotations/alice.yaml:171",
+    }
+    code, out, _ = run(example, "show", str(saved), "--format", "markdown")
+    assert code == 0
+    assert "### Not resolved: 1 key (not applied)" in out
+    assert (
+        f'| `{TIED[0]}/{TIED[1]}` | `rating` | `alice` "good", `bob` "bad" | '
+        "a tie: 2 values have 1 vote |"
+    ) in out
+    # applied, the plan is empty but for the tie: the comment still lists it
+    assert run(example, "apply", "--auto-approve")[0] == 0
+    code, out, _ = run(example, "plan", "--format", "markdown")
+    assert "No changes." in out and "### Not resolved: 1 key" in out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orqsync.commands.common import project_hash
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
@@ -162,6 +162,8 @@ def plan(
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
     if whole:  # --target and --exclude choose spans: the queues are left as they are
         result = with_queues(settings, result, queues, desired, state, reader.definitions)
+    if desired.unresolved:
+        result = replace(result, unresolved=tuple(desired.unresolved))
     left_out = None
     if not whole:
         left_out = (

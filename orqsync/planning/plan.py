@@ -28,6 +28,7 @@ from orqsync.model import (
     same_value,
 )
 from orqsync.source.desired import DesiredState, Feedback, owned
+from orqsync.source.reviews import Unresolved
 from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
 BATCH_LIMIT = 10
@@ -118,6 +119,8 @@ class Plan:
     changes: tuple[Change, ...]
     requests: tuple[Request, ...]
     queues: tuple[QueueChange, ...] = ()
+    # keys whose reviewers' votes do not resolve (reviews): not planned, listed for review
+    unresolved: tuple[Unresolved, ...] = ()
     # Changes by action, counted once: a big plan's renderers ask for them many times.
     counts: Counter[str] = field(init=False, compare=False, repr=False)
 

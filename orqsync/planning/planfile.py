@@ -36,6 +36,8 @@ from orqsync.planning.plan import (
     Request,
 )
 from orqsync.planning.wire import method_and_path, request_body
+from orqsync.source.resolve import Resolution
+from orqsync.source.reviews import Unresolved
 from orqsync.state.model import InSync, State, feedback_pairs
 from orqsync.text import plural
 
@@ -172,6 +174,8 @@ def plan_document(
     }
     if plan.queues:
         document["queues"] = [queue_change_json(change) for change in plan.queues]
+    if plan.unresolved:
+        document["unresolved"] = [unresolved_json(item) for item in plan.unresolved]
     if in_sync is not None:
         document["in_sync"] = {"context": in_sync.context, "files": in_sync.files_json()}
     return document
@@ -224,6 +228,32 @@ def _item_from_json(item: dict[str, Any]) -> tuple[str, Value]:
             raise ValueError("not a correction orqsync writes")
         return correction_key(str(item["parent_annotation_id"])), Correction(label, explanation)
     return str(item["key"]), value_from_json(item["value"])
+
+
+def unresolved_json(item: Unresolved) -> dict[str, object]:
+    """A key whose votes do not resolve, with every vote."""
+    return {
+        "trace_id": item.span[0],
+        "span_id": item.span[1],
+        "key": item.key,
+        "rule": item.resolution.rule,
+        "why": item.resolution.why,
+        "votes": {who: value_json(value) for who, value in item.resolution.votes},
+        "source": f"{item.path}:{item.line}",
+    }
+
+
+def _unresolved_from_json(data: dict[str, Any]) -> Unresolved:
+    path, _, line = str(data["source"]).rpartition(":")
+    votes = tuple((str(who), value_from_json(v)) for who, v in data["votes"].items())
+    resolution = Resolution(None, str(data["rule"]), votes, str(data["why"]))  # type: ignore[arg-type]
+    return Unresolved(
+        (str(data["trace_id"]), str(data["span_id"])),
+        str(data["key"]),
+        resolution,
+        path,
+        int(line) if line.isdigit() else 0,
+    )
 
 
 def queue_change_json(change: QueueChange) -> dict[str, object]:
@@ -322,6 +352,7 @@ def load_plan(path: str) -> SavedPlan:
             tuple(_change_from_json(item) for item in data["changes"]),
             tuple(_request_from_json(item) for item in data["requests"]),
             tuple(_queue_change_from_json(item) for item in data.get("queues", [])),
+            tuple(_unresolved_from_json(item) for item in data.get("unresolved", [])),
         )
         base = Base(
             base_data["lineage"],

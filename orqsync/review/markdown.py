@@ -149,10 +149,14 @@ def render_plan_markdown(
     """
     if plan.empty:
         text = f"{MARKER}\n## orqsync plan\n\n{NO_CHANGES}\n"
+        unresolved = _unresolved_table(plan, frozenset(text_keys) if redact else frozenset())
+        if unresolved and len(text) + 1 + len(unresolved) <= limit:
+            text += "\n" + unresolved.rstrip("\n") + "\n"
         return _checked(text, limit)
     head = _head(plan, max_removals)
     tables = [
         _summary_table(plan),
+        _unresolved_table(plan, text_keys if redact else frozenset()),
         _queue_table(plan),
         _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
     ]
@@ -252,6 +256,39 @@ def _summary_table(plan: Plan) -> str:
     if rest:
         lines.append(_counts_row(f"*{plural(len(rows) - SUMMARY_KEYS, 'more key')}*", rest))
     lines.append(_counts_row("**total**", plan.counts))
+    return "\n".join(lines) + "\n\n"
+
+
+UNRESOLVED_ROWS = 20  # keys listed; the JSON plan has every one
+
+
+def _unresolved_table(plan: Plan, hidden: frozenset[str]) -> str:
+    """The keys whose reviewers' votes do not resolve (not applied), with every vote; a
+    text key's votes are hidden with --redact."""
+    if not plan.unresolved:
+        return ""
+    lines = [
+        f"### Not resolved: {plural(len(plan.unresolved), 'key')} (not applied)",
+        "",
+        "| span | key | votes | why |",
+        "|---|---|---|---|",
+    ]
+    for item in plan.unresolved[:UNRESOLVED_ROWS]:
+        votes = ", ".join(
+            f"{_code(who)} {_value(value, item.key in hidden)}"
+            for who, value in item.resolution.votes
+        )
+        span = "/".join(item.span)
+        cells = [votes, _plain(item.resolution.why)]
+        votes_cell, why_cell = (cell.replace("|", "\\|") for cell in cells)
+        lines.append(
+            f"| {_code(span, table=True)} | {_code(item.key, table=True)} | {votes_cell} | "
+            f"{why_cell} |"
+        )
+    if len(plan.unresolved) > UNRESOLVED_ROWS:
+        lines.append(f"| *{len(plan.unresolved) - UNRESOLVED_ROWS:,} more* | | | |")
+    lines.append("")
+    lines.append("An adjudication file (`reviews.adjudication`) settles a key.")
     return "\n".join(lines) + "\n\n"
 
 

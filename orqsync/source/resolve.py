@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orqsync.model import Label, same_value
+from orqsync.text import plural
 
 MAJORITY = "majority"
 UNANIMOUS = "unanimous"
@@ -108,7 +109,8 @@ def _majority(cast: tuple[tuple[str, Label], ...]) -> Resolution:
     most = max(count for _, count in tally)
     leaders = [value for value, count in tally if count == most]
     if len(leaders) > 1:
-        return Resolution(None, MAJORITY, cast, f"a tie: {len(leaders)} values have {most} votes")
+        why = f"a tie: {len(leaders)} values have {plural(most, 'vote', grouped=False)}"
+        return Resolution(None, MAJORITY, cast, why)
     return Resolution(leaders[0], MAJORITY, cast)
 
 
