@@ -31,4 +31,5 @@ def test_example_applies_and_then_plans_no_changes(tmp_path, name):
     assert "Apply complete" in applied.stdout
     planned = runner.invoke(cli, ["-C", str(root), "plan", "--detailed-exitcode"])
     assert planned.exit_code == 0
-    assert planned.stdout == NO_CHANGES + "\n"
+    # (a project with reviews lists the keys its reviewers leave open after that)
+    assert planned.stdout.split("Not resolved, so not applied")[0] == NO_CHANGES + "\n"

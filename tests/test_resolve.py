@@ -70,3 +70,18 @@ def test_each_rule_names_the_types_it_fits() -> None:
     assert fits(MEDIAN, "range") and not fits(MEDIAN, "single_select")
     assert fits(OPTION_MAJORITY, "multi_select") and not fits(OPTION_MAJORITY, "range")
     assert not fits("average", "range")
+
+
+def test_an_option_majority_that_keeps_no_option_stays_open() -> None:
+    # orq.ai takes no empty multi select
+    split = resolve({"a": ("a",), "b": ("a",), "c": ("c",), "d": ("b",)}, OPTION_MAJORITY)
+    assert split.value is None and "a tie on a" in split.why
+    none = resolve({"a": ("a",), "b": ("b",), "c": ("c",)}, OPTION_MAJORITY)
+    assert (none.value, none.why) == (None, "no option has more than half the votes")
+
+
+def test_a_median_is_written_as_the_votes_are() -> None:
+    assert resolve({"a": 0.1, "b": 0.2}, MEDIAN).value == 0.15
+    assert resolve({"a": 0.81, "b": 0.8}, MEDIAN).value == 0.805
+    two = resolve({"a": 1, "b": 3}, MEDIAN).value
+    assert two == 2 and type(two) is int

@@ -83,7 +83,12 @@ def test_the_example_applies_resolved_values_and_lists_the_tie(example: Path) ->
     median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2  # type: ignore[operator]
     assert labels[some]["confidence"] == pytest.approx(median)
     code, out, _ = run(example, "plan", "--detailed-exitcode")
-    assert (code, out) == (0, NO_CHANGES + "\n")
+    assert code == 0  # the tie is listed, not planned
+    assert out == NO_CHANGES + "\n" + (
+        "Not resolved, so not applied (1 key):\n"
+        f"  {TIED[0]}/{TIED[1]} rating  (annotations/alice.yaml:171): a tie: 2 values have "
+        '1 vote: alice "good", bob "bad"\n\n'
+    )
 
 
 def test_an_adjudication_settles_a_tie(example: Path) -> None:
@@ -239,10 +244,87 @@ def test_the_pull_request_comment_lists_the_keys_not_resolved_from_a_saved_plan(
     assert code == 0
     assert "### Not resolved: 1 key (not applied)" in out
     assert (
-        f'| `{TIED[0]}/{TIED[1]}` | `rating` | `alice` "good", `bob` "bad" | '
+        f'| `{TIED[0]}/{TIED[1]}` | `rating` | `alice` `"good"`, `bob` `"bad"` | '
         "a tie: 2 values have 1 vote |"
     ) in out
     # applied, the plan is empty but for the tie: the comment still lists it
     assert run(example, "apply", "--auto-approve")[0] == 0
     code, out, _ = run(example, "plan", "--format", "markdown")
     assert "No changes." in out and "### Not resolved: 1 key" in out
+
+
+def test_votes_and_their_metadata_edge_cases(make_project: MakeProject, tmp_path: Path) -> None:
+    def file(reviewer: str, value: str, extra: str = "") -> str:
+        return (
+            f"version: 1\nmetadata: {{reviewerId: '{reviewer}'{extra}}}\nspans:\n"
+            f"  - trace_id: t1\n    span_id: s1\n    annotations: {{rating: {value}}}\n"
+        )
+
+    # a reviewerId that would pass for the adjudication is refused
+    project = with_reviews(
+        make_project,
+        "reviews: {rule: majority}\n",
+        **{"annotations/a.yaml": file("@adjudication", "bad")},
+    )
+    code, _, err = run(project.root, "validate")
+    assert code == 1 and 'reviewerId "@adjudication" starts with @' in err
+    # what every vote's metadata shares is sent; no one reviewer's id
+    project.write("annotations/a.yaml", file("alice", "good", ", identityId: u-42"))
+    project.write("annotations/b.yaml", file("bob", "good", ", identityId: u-42"))
+    code, out, _ = run(project.root, "plan", "--format", "json")
+    (request,) = json.loads(out)["requests"]
+    assert request["body"]["metadata"] == {"identityId": "u-42", "source": "orqsync"}
+    # an adjudication file outside `sources` is read all the same
+    config = project.root / "orqsync.yaml"
+    config.write_text(
+        config.read_text().replace("{rule: majority}", "{adjudication: [judge/*.yaml]}")
+    )
+    project.write("annotations/b.yaml", file("bob", "bad"))
+    project.write("judge/j.yaml", file("lead", "bad"))
+    code, out, err = run(project.root, "plan", "--format", "json")
+    assert code == 0 and "not resolved" not in err
+    (request,) = json.loads(out)["requests"]
+    assert request["body"]["annotations"] == [{"key": "rating", "value": "bad"}]
+    assert request["body"]["metadata"]["reviewerId"] == "lead"  # the adjudicator's own
+
+
+def test_text_votes_stay_inert_in_the_comment(make_project: MakeProject) -> None:
+    hostile = "'[Approve](https://evil.example) @acme/admins <img src=x>'"
+    definitions = DEFINITIONS + "  note: {type: text}\n"
+    project = make_project(
+        definitions=definitions,
+        **{
+            "annotations/a.yaml": "version: 1\nmetadata: {reviewerId: alice}\nspans:\n"
+            f"  - trace_id: t1\n    span_id: s1\n    annotations: {{note: {hostile}}}\n",
+            "annotations/b.yaml": "version: 1\nmetadata: {reviewerId: bob}\nspans:\n"
+            "  - trace_id: t1\n    span_id: s1\n    annotations: {note: fine}\n",
+        },
+    )
+    config = project.root / "orqsync.yaml"
+    config.write_text(config.read_text() + "reviews: {rule: majority}\n")
+    code, out, _ = run(project.root, "plan", "--format", "markdown")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("| `t1/s1`"))
+    assert '`"[Approve](https://evil.example) @acme/admins <img src=x>"`' in row
+    code, out, _ = run(project.root, "plan", "--format", "markdown", "--redact")
+    assert code == 0
+    assert "evil.example" not in out and "(redacted, 56 chars)" in out
+
+
+def test_kappa_holds_for_two_reviewers_whatever_a_third_labels_alone() -> None:
+    from orqsync.review.agreement import agreement
+
+    ratings = {
+        1: {"alice": "good", "bob": "good"},
+        2: {"alice": "bad", "bob": "good"},
+        3: {"alice": "bad", "bob": "bad"},
+        4: {"carol": "good"},  # alone: not pairable
+    }
+    figures = agreement(ratings)
+    assert figures.reviewers == 2 and figures.kappa is not None
+
+
+def test_targets_list_only_their_spans_unresolved_keys(example: Path) -> None:
+    code, out, _ = run(example, "plan", "--target", "ffe6*", "--format", "json")
+    assert code == 0
+    assert "unresolved" not in json.loads(out)  # (the files' warnings still say it)

@@ -30,7 +30,8 @@ def key_agreement(settings: Settings, only: tuple[str, ...] = ()) -> dict[str, A
             votes: dict[str, Hashable] = {
                 who: vote.value for who, vote in by.items() if who != ADJUDICATOR
             }
-            ratings.setdefault(key, {})[span] = votes
+            if votes:  # an adjudication alone is no vote
+                ratings.setdefault(key, {})[span] = votes
     unknown = [key for key in only if key not in ratings]
     if unknown:
         raise OrqsyncError(

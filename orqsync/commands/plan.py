@@ -74,6 +74,10 @@ def _matches(span: tuple[str, str], patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(joined, p) or fnmatch.fnmatchcase(span[0], p) for p in patterns)
 
 
+def _chosen(span: tuple[str, str], targets: tuple[str, ...], excludes: tuple[str, ...]) -> bool:
+    return (not targets or _matches(span, targets)) and not _matches(span, excludes)
+
+
 def select(
     desired: DesiredState, state: State, targets: tuple[str, ...], excludes: tuple[str, ...]
 ) -> tuple[DesiredState, State]:
@@ -93,7 +97,7 @@ def select(
             )
 
     def keep(span: tuple[str, str]) -> bool:
-        return (not targets or _matches(span, targets)) and not _matches(span, excludes)
+        return _chosen(span, targets, excludes)
 
     chosen_desired = DesiredState(
         {k: v for k, v in desired.spans.items() if keep(k)},
@@ -162,8 +166,9 @@ def plan(
     result = make_plan(chosen_desired, chosen_state, settings.owned_keys)
     if whole:  # --target and --exclude choose spans: the queues are left as they are
         result = with_queues(settings, result, queues, desired, state, reader.definitions)
-    if desired.unresolved:
-        result = replace(result, unresolved=tuple(desired.unresolved))
+    unresolved = [u for u in desired.unresolved if whole or _chosen(u.span, targets, excludes)]
+    if unresolved:
+        result = replace(result, unresolved=tuple(unresolved))
     left_out = None
     if not whole:
         left_out = (

@@ -90,7 +90,8 @@ def agreement(ratings: Mapping[_Item, Mapping[str, Hashable]], metric: str = NOM
     units = [list(votes.values()) for votes in ratings.values() if len(votes) >= 2]
     reviewers = {who for votes in ratings.values() if len(votes) >= 2 for who in votes}
     values = sum(len(unit) for unit in units)
-    kappa = cohen_kappa(ratings) if len(reviewers) == 2 else None
+    pairable = {item: votes for item, votes in ratings.items() if len(votes) >= 2}
+    kappa = cohen_kappa(pairable) if len(reviewers) == 2 else None
     return Agreement(
         metric,
         len(units),

@@ -275,7 +275,7 @@ def _unresolved_table(plan: Plan, hidden: frozenset[str]) -> str:
     ]
     for item in plan.unresolved[:UNRESOLVED_ROWS]:
         votes = ", ".join(
-            f"{_code(who)} {_value(value, item.key in hidden)}"
+            f"{_code(who)} {_code(_value(value, item.key in hidden))}"
             for who, value in item.resolution.votes
         )
         span = "/".join(item.span)

@@ -173,6 +173,20 @@ def queue_lines(change: QueueChange) -> list[str]:
     return lines
 
 
+def unresolved_lines(plan: Plan) -> Iterator[str]:
+    """The keys whose reviewers' votes do not resolve (reviews): not applied."""
+    if not plan.unresolved:
+        return
+    lines = [f"Not resolved, so not applied ({plural(len(plan.unresolved), 'key')}):"]
+    for item in plan.unresolved:
+        votes = ", ".join(f"{who} {value_text(value)}" for who, value in item.resolution.votes)
+        lines.append(
+            f"  {'/'.join(item.span)} {item.key}  ({item.path}:{item.line}): "
+            f"{item.resolution.why}: {votes}"
+        )
+    yield "\n".join(lines) + "\n\n"
+
+
 def _body_text(body: dict[str, object], shown: int = 2) -> str:
     """A body as JSON, a list of a queue's items cut to its first few (up to 1,000 spans a
     request: the JSON plan has every one)."""
@@ -321,6 +335,7 @@ def iter_plan_text(
     written as it is rendered instead of being held whole."""
     if plan.empty:
         yield NO_CHANGES + "\n"
+        yield from unresolved_lines(plan)
         return
     yield "orqsync will make these changes:\n\n"
     groups, rest = _groups(plan.changes, MAX_SPAN_BLOCKS)
@@ -338,6 +353,7 @@ def iter_plan_text(
         yield "\n".join(lines)
     for queue in plan.queues:
         yield "\n".join([*queue_lines(queue), "\n"])
+    yield from unresolved_lines(plan)
     out = []
     if rest < len(plan.changes):
         hidden_changes = plan.changes[rest:]

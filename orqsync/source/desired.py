@@ -123,6 +123,8 @@ def find_sources(settings: Settings) -> list[str]:
     orqsync.yaml, the queue files) left out."""
     skip = {settings.definitions_path, settings.path(PROJECT_FILE)}
     found = glob_files(settings, settings.sources) - skip
+    if settings.reviews is not None:  # adjudication files are annotation files too
+        found |= glob_files(settings, settings.reviews.adjudication) - skip
     if found and settings.queues:
         found -= glob_files(settings, settings.queues)
     return sorted(found)
@@ -493,6 +495,15 @@ class _Builder:
             reviewer = ADJUDICATOR
         else:
             reviewer = dict(vote.metadata).get("reviewerId", "")
+            if reviewer.startswith("@"):
+                doc.problem(
+                    node,
+                    f'reviewerId "{reviewer}" starts with @, which orqsync keeps for the '
+                    "adjudication files",
+                    "name the reviewer without @; a file that settles votes goes in "
+                    "reviews.adjudication",
+                )
+                return
         if not reviewer:
             doc.problem(
                 node,

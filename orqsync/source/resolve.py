@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orqsync.model import Label, same_value
+from orqsync.source.values import canonical_number
 from orqsync.text import plural
 
 MAJORITY = "majority"
@@ -91,7 +92,7 @@ def resolve(
         numbers = [value for _, value in cast]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
             raise ValueError("median resolves numbers only")
-        return Resolution(statistics.median(numbers), rule, cast)  # type: ignore[type-var]
+        return Resolution(_median(numbers), rule, cast)  # type: ignore[arg-type]
     if rule == OPTION_MAJORITY:
         return _option_majority(cast)
     raise ValueError(f"unknown rule {rule!r}")
@@ -130,8 +131,22 @@ def _option_majority(cast: tuple[tuple[str, Label], ...]) -> Resolution:
             cast,
             f"a tie on {', '.join(halves)}: exactly half the reviewers chose it",
         )
-    return Resolution(
-        tuple(sorted(option for option, count in chosen.items() if 2 * count > reviewers)),
-        OPTION_MAJORITY,
-        cast,
-    )
+    kept = tuple(sorted(option for option, count in chosen.items() if 2 * count > reviewers))
+    if not kept:  # orq.ai takes no empty multi select, and none was written
+        return Resolution(None, OPTION_MAJORITY, cast, "no option has more than half the votes")
+    return Resolution(kept, OPTION_MAJORITY, cast)
+
+
+def _median(numbers: list[int | float]) -> int | float:
+    """The median, as the votes write numbers: 0.1 and 0.2 give 0.15 (not
+    0.15000000000000002), 1 and 3 give 2 (not 2.0)."""
+    middle = statistics.median(numbers)
+    places = max(_decimals(number) for number in numbers) + 1  # a mean of two halves
+    return canonical_number(round(float(middle), places))
+
+
+def _decimals(number: int | float) -> int:
+    text = repr(number)
+    if "e" in text or "E" in text:
+        return 15
+    return len(text.partition(".")[2])

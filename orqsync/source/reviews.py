@@ -21,7 +21,8 @@ from orqsync.source.definitions import Definitions
 from orqsync.source.project import PROJECT_FILE, Reviews, Settings
 from orqsync.source.resolve import PRIORITY, Resolution, fits, resolve
 
-ADJUDICATOR = "@adjudication"  # the reviewer an adjudication file votes as (no reviewerId can)
+ADJUDICATOR = "@adjudication"  # the reviewer an adjudication file votes as (a reviewerId
+# cannot start with @: desired.py refuses it)
 
 
 def check_reviews(settings: Settings, definitions: Definitions) -> list[Problem]:
@@ -121,10 +122,23 @@ class Ballot:
                 if resolution.value is None:
                     unresolved.append(Unresolved(span, key, resolution, where.path, where.line))
                     continue
+                sent = adjudicated.metadata if adjudicated else _shared(by.values(), metadata)
                 spans.setdefault(span, {})[key] = Annotation(
-                    resolution.value, metadata, where.path, where.line
+                    resolution.value, sent, where.path, where.line
                 )
         return unresolved
+
+
+def _shared(votes: Iterable[Annotation], defaults: Metadata) -> Metadata:
+    """The metadata a value resolved from votes is sent with: what every vote's metadata
+    says alike (its source, an identityId they share), no reviewerId (it is no one
+    reviewer's); the project's defaults when the votes share nothing."""
+    common: set[tuple[str, str]] | None = None
+    for vote in votes:
+        pairs = set(vote.metadata)
+        common = pairs if common is None else common & pairs
+    kept = {name: value for name, value in (common or set()) if name != "reviewerId"}
+    return tuple(sorted(kept.items())) if kept else defaults
 
 
 def warnings_of(unresolved: Iterable[Unresolved]) -> list[Problem]:
