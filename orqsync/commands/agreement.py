@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from orqsync.commands.common import load_definitions_or_fail
 from orqsync.errors import OrqsyncError
 from orqsync.model import SpanId
 from orqsync.review.agreement import Agreement, agreement, metric_for
-from orqsync.source.desired import load_desired
+from orqsync.source.desired import DesiredReader
 from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.source.reviews import ADJUDICATOR
 
@@ -23,7 +22,10 @@ def key_agreement(settings: Settings, only: tuple[str, ...] = ()) -> dict[str, A
             "add `reviews: {rule: majority}` to orqsync.yaml and give each reviewer's files "
             "`metadata: {reviewerId: NAME}`",
         )
-    desired = load_desired(settings)
+    reader = DesiredReader(settings)
+    for path in reader.paths:
+        reader.add(path)
+    desired = reader.result()
     ratings: dict[str, dict[SpanId, dict[str, Hashable]]] = {}
     for span, keys in desired.votes.items():
         for key, by in keys.items():
@@ -38,9 +40,8 @@ def key_agreement(settings: Settings, only: tuple[str, ...] = ()) -> dict[str, A
             f"no reviewer voted on {', '.join(unknown)}",
             f"keys with votes: {', '.join(sorted(ratings)) or 'none'}",
         )
-    definitions = load_definitions_or_fail(settings)
     return {
-        key: agreement(ratings[key], metric_for(definitions[key].type))
+        key: agreement(ratings[key], metric_for(reader.definitions[key].type))
         for key in sorted(ratings)
         if not only or key in only
     }

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from orqsync.commands.common import load_definitions_or_fail
 from orqsync.commands.plan import read_queues
 from orqsync.commands.state import write_edit
 from orqsync.errors import ApiError, OrqsyncError
 from orqsync.model import SpanId
 from orqsync.planning.queues import match
 from orqsync.remote.client import OrqClient
-from orqsync.source.desired import load_desired
+from orqsync.source.desired import DesiredReader
 from orqsync.source.project import Settings
 from orqsync.source.queues import DesiredQueue
 from orqsync.state.files import StateFile
@@ -87,9 +86,13 @@ def queue_status(
     settings: Settings, client: OrqClient, name: str | None = None
 ) -> list[QueueStatus]:
     """The status of every declared queue (or the one named)."""
-    desired = load_desired(settings)
-    definitions = load_definitions_or_fail(settings)
+    reader = DesiredReader(settings)
+    definitions = reader.definitions
     queues = read_queues(settings, definitions)
+    # the labels matter only to queues that route spans by rule
+    for path in reader.paths if queues.needs_labels else ():
+        reader.add(path)
+    desired = reader.result()
     chosen: tuple[DesiredQueue, ...] = queues.queues
     if name is not None:
         chosen = tuple(queue for queue in queues.queues if queue.name == name)
@@ -168,12 +171,13 @@ def _page(answer: object, path: str) -> tuple[list[Any], bool]:
 
 def _item(raw: object, path: str, keys: dict[str, str]) -> Item:
     try:
-        assert isinstance(raw, dict)
+        if not isinstance(raw, dict):
+            raise TypeError("not an object")
         ids = [str(i) for i in raw.get("used_human_review_ids") or []]
         used = tuple(keys[i] for i in ids if i in keys)
         unknown = tuple(i for i in ids if i not in keys)
         return Item(str(raw["_id"]), (str(raw["trace_id"]), str(raw["span_id"])), used, unknown)
-    except (AssertionError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise OrqsyncError(
             f"GET {path}: an item of the answer has no _id, trace_id or span_id",
             "check api.base_url in orqsync.yaml: it should be orq.ai's API",

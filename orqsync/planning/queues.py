@@ -161,37 +161,25 @@ def _plan_queue(
         was = held_name if held_name != name else ""
         had, queue_id = record.spans | record.foreign, record.id
         old, old_ids = _record_fields(record), record.human_review_ids
-        changed = tuple((k, v) for k, v in declared.items() if old[k] != v)
-        moved_project = any(k == "project_id" for k, _ in changed)
-        ids_change = review_ids != old_ids and (review_ids or not moved_project)
-        if moved_project and review_ids:
-            ids_change = True  # a new project clears them: set them again
-        if changed and ids_change and not moved_project:
-            requests.append(
-                _request(
-                    Operation.QUEUE_UPDATE,
-                    name,
-                    queue_id,
-                    (*changed, ("human_review_ids", review_ids)),
-                    was,
-                )
-            )
-        else:
-            if changed or (was and not ids_change):
-                # a rename of the queue in the repository alone still sends an update: it is
-                # what moves the state's record, and sets the name reviewers see
-                fields = changed or (("display_name", queue.display_name),)
-                requests.append(_request(Operation.QUEUE_UPDATE, name, queue_id, fields, was))
-            if ids_change:
-                requests.append(
-                    _request(
-                        Operation.QUEUE_UPDATE,
-                        name,
-                        queue_id,
-                        (("human_review_ids", review_ids),),
-                        "" if requests else was,
-                    )
-                )
+        changed = [(k, v) for k, v in declared.items() if old[k] != v]
+        moved = any(k == "project_id" for k, _ in changed)
+        # A new project clears the definitions (so none left is what a move gives), and
+        # orq.ai reads them only in a request without project_id: then a request of their own.
+        ids_change = review_ids != old_ids or (moved and bool(review_ids))
+        if moved and not review_ids:
+            ids_change = False
+        first: list[tuple[str, object]] = list(changed)
+        if ids_change and not moved:
+            first.append(("human_review_ids", review_ids))
+        if not first and was:
+            # a rename in the repository alone still sends an update: it is what moves the
+            # state's record, and sets the name reviewers see
+            first.append(("display_name", queue.display_name))
+        if first:
+            requests.append(_request(Operation.QUEUE_UPDATE, name, queue_id, tuple(first), was))
+        if ids_change and moved:
+            ids_fields = (("human_review_ids", review_ids),)
+            requests.append(_request(Operation.QUEUE_UPDATE, name, queue_id, ids_fields))
         action = UPDATE if requests else MEMBERS
     ours = found[1].spans if found is not None else frozenset[SpanId]()
     leaving = sorted_spans(ours - wanted)  # only what orqsync added: never someone else's
@@ -208,17 +196,14 @@ def _plan_queue(
         requests.append(Request(Operation.QUEUE_ADD, "", queue=ref))
     if not requests:
         return None, []
-    shown: tuple[tuple[str, object, object], ...] = tuple(
-        (k, old.get(k, ""), v) for k, v in declared.items() if action != CREATE and old.get(k) != v
-    )
-    # definitions are shown by key (the state holds ids only)
-    if review_ids != old_ids:
-        old_keys = tuple(keys.get(review_id, review_id) for review_id in old_ids)
-        shown += (("definitions", old_keys, queue.definitions),)
+    shown: tuple[tuple[str, object, object], ...]
     if action == CREATE:
         shown = tuple((k, "", v) for k, v in declared.items() if v)
-        if review_ids:
-            shown += (("definitions", (), queue.definitions),)
+    else:
+        shown = tuple((k, old.get(k, ""), v) for k, v in declared.items() if old.get(k) != v)
+    if review_ids != old_ids:  # shown by key (the state holds ids only)
+        old_keys = tuple(keys.get(review_id, review_id) for review_id in old_ids)
+        shown += (("definitions", old_keys, queue.definitions),)
     return (
         QueueChange(
             action,

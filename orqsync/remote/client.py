@@ -176,16 +176,24 @@ class OrqClient:
     # The one way out ---------------------------------------------------------------------
 
     def send(self, request: Request) -> object:
-        """Send one request, retrying what can be retried; the server's answer (parsed JSON,
-        None for an empty body). Raise ApiError when it fails, and ApiHaltError (now and on
-        every later call) when no request can succeed.
+        """Send one request, retrying what can be retried; for a request on a queue, the
+        server's answer (parsed JSON, None for an empty body). Raise ApiError when it
+        fails, and ApiHaltError (now and on every later call) when no request can succeed.
 
         A queue's create is not repeated once it may have reached the server (a timeout, a
         5xx, a dropped connection): a second one would make a second queue."""
         method, path = method_and_path(request)
         body = request_body(request, self.metadata_style)
         content = None if body is None else json.dumps(body).encode("utf-8")
-        return self._exchange(method, path, content, repeatable=request.kind != QUEUE_CREATE)
+        # Only a queue's answer says something the applier needs (an id, the items made):
+        # the answers of a hundred thousand annotation requests are not parsed.
+        return self._exchange(
+            method,
+            path,
+            content,
+            repeatable=request.kind != QUEUE_CREATE,
+            parse=request.queue is not None,
+        )
 
     def repeated(self) -> bool:
         """Whether the last request this thread sent went again after an attempt that may
@@ -205,6 +213,7 @@ class OrqClient:
         *,
         params: Mapping[str, str] | None = None,
         repeatable: bool = True,
+        parse: bool = True,
     ) -> object:
         failures = 0  # answers that count against max_attempts
         self._local.repeated = False
@@ -219,7 +228,7 @@ class OrqClient:
                     raise self._halt
                 outcome = self._once(ticket, method, path, content, params)
             if isinstance(outcome, httpx.Response):
-                return _answer(outcome)
+                return _answer(outcome) if parse else None
             error = outcome
             if not error.retryable:
                 if error.status in (401, 403):

@@ -149,7 +149,7 @@ def render_plan_markdown(
     """
     if plan.empty:
         text = f"{MARKER}\n## orqsync plan\n\n{NO_CHANGES}\n"
-        unresolved = _unresolved_table(plan, frozenset(text_keys) if redact else frozenset())
+        unresolved = _unresolved_table(plan, text_keys if redact else frozenset())
         if unresolved and len(text) + 1 + len(unresolved) <= limit:
             text += "\n" + unresolved.rstrip("\n") + "\n"
         return _checked(text, limit)

@@ -22,7 +22,7 @@ METADATA_FIELDS = ("identityId", "source", "reviewerId")
 @dataclass(frozen=True, slots=True)
 class Reviews:
     """orqsync.yaml `reviews`: several reviewers per span, and how their votes resolve
-    (planning/resolve.py)."""
+    (source/resolve.py)."""
 
     rule: str = "majority"
     priority: tuple[str, ...] = ()

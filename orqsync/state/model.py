@@ -190,20 +190,12 @@ class QueueRecord:
 
     def changed(self, fields: tuple[tuple[str, object], ...]) -> QueueRecord:
         """The record with the fields a create or an update sent."""
-        values = {name: tuple(v) if isinstance(v, list) else v for name, v in fields}
+        values: dict[str, Any] = {
+            name: tuple(v) if isinstance(v, list) else v for name, v in fields
+        }
         if "project_id" in values and "human_review_ids" not in values:
             values["human_review_ids"] = ()  # orq.ai: a new project clears the selection
-        return QueueRecord(
-            self.id,
-            str(values.get("display_name", self.display_name)),
-            str(values.get("description", self.description)),
-            str(values.get("project_id", self.project_id)),
-            tuple(values.get("human_review_ids", self.human_review_ids)),  # type: ignore[arg-type]
-            self.spans,
-            self.foreign,
-            self.attempted,
-            self.adopted,
-        )
+        return replace(self, **{name: values[name] for name in QUEUE_FIELDS if name in values})
 
 
 def queue_entry(kind: Operation, ref: QueueRef) -> dict[str, object]:
