@@ -12,6 +12,10 @@ content is meant to look like what a support team writes by hand:
   colons, `#` or double quotes; a text is quoted only when YAML needs it;
 - a `metadata: {reviewerId: ...}` per file and, on some spans, metadata of their own;
 - K keys per span picked from the definitions, written in the definitions' order.
+
+For scenario 10 (several reviewers), `generate_panel` writes the same files once per reviewer
+of a panel of three: alice's values are the corpus's, bob and carol each give another value
+on a seeded ~10% of the span's keys.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -318,7 +323,15 @@ def render_definitions(corpus: Corpus) -> str:
     return "\n".join(out) + "\n"
 
 
-def project_yaml(base_url: str, api_key_env: str = "ORQ_API_KEY", parallelism: int = 8) -> str:
+def project_yaml(
+    base_url: str,
+    api_key_env: str = "ORQ_API_KEY",
+    parallelism: int = 8,
+    sources: str = "annotations/**/*.yaml",
+    reviews: str | None = None,
+) -> str:
+    """The project's orqsync.yaml; with `reviews`, the votes resolve by that rule."""
+    extra = ["reviews:", f"  rule: {reviews}"] if reviews else []
     return "\n".join(
         [
             "version: 1",
@@ -331,12 +344,13 @@ def project_yaml(base_url: str, api_key_env: str = "ORQ_API_KEY", parallelism: i
             f"  parallelism: {parallelism}",
             "  requests_per_minute: null",
             "definitions: definitions.yaml",
-            'sources: ["annotations/**/*.yaml"]',
+            f'sources: ["{sources}"]',
             "state: .orqsync/state.json",
             "metadata: {source: orqsync}",
             "policy:",
             "  max_removals: 10000000",
             '  owned_keys: ["*"]',
+            *extra,
             "",
         ]
     )
@@ -433,3 +447,168 @@ def pull_request_change(corpus: Corpus) -> PullRequestChange:
     return PullRequestChange(
         data.relpath, render_file(data), len(flip), len(drop), 1, len(new.annotations)
     )
+
+
+# The panel of scenario 10: three reviewers on every span ---------------------------------------
+
+PANEL = ("alice", "bob", "carol")  # alice writes the corpus's values
+PANEL_SOURCES = "reviewers/**/*.yaml"
+DISSENT = 0.1  # the share of a span's keys on which bob, and carol, give another value
+
+
+def other_value(rng: random.Random, kind: str, spec: object, value: object) -> object:
+    """Another valid value of the definition than `value` (a multi select: another set of
+    options, written in the definition's order)."""
+    if kind == "single_select":
+        assert isinstance(spec, list)
+        return rng.choice([option for option in spec if option != value])
+    if kind == "boolean":
+        return not value
+    if kind == "range":
+        assert isinstance(spec, tuple)
+        low, high = spec
+        if isinstance(low, int) and high - low > 1:
+            return rng.choice([n for n in range(low, high + 1) if n != value])
+    while True:
+        found = make_value(rng, kind, spec)
+        if isinstance(found, list):
+            assert isinstance(spec, list)
+            found.sort(key=spec.index)
+        if canonical(found) != canonical(value):
+            return found
+
+
+def canonical(value: object) -> object:
+    """A value as orqsync compares votes: a multi select as its sorted options."""
+    return tuple(sorted(value)) if isinstance(value, list) else value
+
+
+def majority(votes: list[object]) -> object | None:
+    """The value most votes give, None on a tie (orqsync's rule `majority`)."""
+    tally: dict[object, int] = {}
+    for vote in votes:
+        tally[canonical(vote)] = tally.get(canonical(vote), 0) + 1
+    most = max(tally.values())
+    leaders = [value for value, count in tally.items() if count == most]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def panel_files(corpus: Corpus, index: int) -> list[AnnotationFile]:
+    """File `index` as each reviewer of the panel writes it, under reviewers/<name>/."""
+    definitions = {key: (kind, spec) for key, kind, spec in corpus.definitions()}
+    files = []
+    for reviewer in PANEL:
+        data = corpus.make_file(index)
+        if reviewer != PANEL[0]:
+            rng = random.Random(f"orqsync-bench/{corpus.seed}/{index}/{reviewer}")
+            for span in data.spans:
+                for key, value in span.annotations.items():
+                    if rng.random() < DISSENT:
+                        kind, spec = definitions[key]
+                        span.annotations[key] = other_value(rng, kind, spec, value)
+        files.append(AnnotationFile(f"reviewers/{reviewer}/{data.relpath}", reviewer, data.spans))
+    return files
+
+
+@dataclass
+class Tally:
+    """What the panel's votes come to, as a plan with no state must find it."""
+
+    unresolved: int = 0  # span keys with a three-way tie: not planned
+    resolved: int = 0  # span keys planned
+    requests: int = 0  # one per span with a resolved key (per 10 such keys)
+
+    def count(self, files: list[AnnotationFile]) -> None:
+        for spans in zip(*(data.spans for data in files), strict=True):
+            planned = 0
+            for key, value in spans[0].annotations.items():
+                votes = [value, *(span.annotations[key] for span in spans[1:])]
+                if majority(votes) is None:
+                    self.unresolved += 1
+                else:
+                    planned += 1
+            self.resolved += planned
+            self.requests += -(-planned // 10)
+
+
+@dataclass
+class PanelWritten:
+    directory: str
+    files: list[str]
+    size: int
+    tally: Tally
+
+
+def generate_panel(corpus: Corpus, directory: str, check: bool = True) -> PanelWritten:
+    """Write reviewers/<name>/annotations/... for each reviewer of the panel under
+    `directory` (definitions.yaml is the corpus's), and count what the votes come to."""
+    if os.path.isdir(directory):
+        shutil.rmtree(directory)
+    os.makedirs(directory)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    relpaths: list[str] = []
+    size = 0
+    tally = Tally()
+    for index in range(corpus.files):
+        files = panel_files(corpus, index)
+        tally.count(files)
+        for data in files:
+            text = render_file(data)
+            write_text(os.path.join(directory, data.relpath), text)
+            relpaths.append(data.relpath)
+            size += len(text.encode("utf-8"))
+            if check and yaml.load(text, Loader=loader) != expected_data(data):
+                raise AssertionError(f"{data.relpath}: does not read back as generated")
+    return PanelWritten(directory, relpaths, size, tally)
+
+
+@dataclass
+class PanelChange:
+    relpath: str
+    text: str
+    moved: int  # bob now sides with carol against alice: the resolved value changes
+    outvoted: int  # bob leaves alice and carol, who agree: nothing changes
+
+    @property
+    def expected(self) -> dict[str, int]:
+        return {"create": 0, "update": self.moved, "delete": 0, "requests": self.moved}
+
+
+def panel_change(corpus: Corpus) -> PanelChange:
+    """Bob's file of scenario 2's index edited in a pull request: on five spans he changes
+    his vote to carol's where she alone differed from alice (the value planned changes), on
+    five others he leaves a value all three gave (alice and carol still carry it)."""
+    index = corpus.files // 2
+    alice, bob, carol = panel_files(corpus, index)
+    rng = random.Random(f"orqsync-bench/{corpus.seed}/panel-pull-request")
+    spans = list(zip(alice.spans, bob.spans, carol.spans, strict=True))
+
+    def keys_where(test: Callable[[object, object, object], bool]) -> list[tuple[int, str]]:
+        found = []
+        for number, (a, b, c) in enumerate(spans):
+            for key in a.annotations:
+                if test(*(canonical(s.annotations[key]) for s in (a, b, c))):
+                    found.append((number, key))
+        return found
+
+    def one_per_span(
+        pairs: list[tuple[int, str]], count: int, taken: set[int]
+    ) -> list[tuple[int, str]]:
+        chosen: list[tuple[int, str]] = []
+        for number, key in rng.sample(pairs, len(pairs)):
+            if number not in taken and len(chosen) < count:
+                taken.add(number)
+                chosen.append((number, key))
+        return chosen
+
+    taken: set[int] = set()
+    moved = one_per_span(keys_where(lambda a, b, c: a == b != c), 5, taken)
+    outvoted = one_per_span(keys_where(lambda a, b, c: a == b == c), 5, taken)
+    definitions = {key: (kind, spec) for key, kind, spec in corpus.definitions()}
+    for number, key in moved:
+        bob.spans[number].annotations[key] = carol.spans[number].annotations[key]
+    for number, key in outvoted:
+        kind, spec = definitions[key]
+        span = bob.spans[number]
+        span.annotations[key] = other_value(rng, kind, spec, span.annotations[key])
+    return PanelChange(bob.relpath, render_file(bob), len(moved), len(outvoted))

@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                      # the full corpus: 100 x 1,000 x 4
     .venv/bin/python bench/run.py --quick              # a smoke run in seconds (10 x 200 x 4)
     .venv/bin/python bench/run.py --scenarios 2,7      # some scenarios only
+    .venv/bin/python bench/run.py --scenarios 10       # several reviewers (brings in 1 and 2)
     .venv/bin/python bench/run.py --update-doc         # also rewrite the results in BENCHMARKS.md
 
 Generates a deterministic synthetic repository (cached in the work directory), runs every
@@ -11,6 +12,15 @@ with the wall clock, reads the child's peak RSS from wait4, and prints each figu
 of the runs with its ratio to the reference measured in the same run, first as a text table,
 then in the markdown form BENCHMARKS.md uses. Everything is also written as JSON to the work
 directory. A failing command stops the run with its stderr; nothing is hidden.
+
+Scenario 10, several reviewers (README, Several reviewers), is not in BENCHMARKS.md yet: the
+corpus of scenario 1 written once per reviewer of a panel of three (reviewers/<name>/..., the
+file's `reviewerId` the reviewer's; alice's values are the corpus's, bob and carol give another
+value on a seeded ~10% of the keys), with `reviews: {rule: majority}` in orqsync.yaml. A
+three-way tie is not planned. 10a: the full plan with no state, against scenario 1 (goal
+≤ 1.5 ×), after a check that the plan adds every annotation but the ties. 10b: in a fresh clone
+with the state one apply of this project left, a pull-request plan after bob changed ten votes
+in one file (five change the value planned), against scenario 2b (goal ≤ 1.5 ×).
 """
 
 from __future__ import annotations
@@ -43,16 +53,20 @@ sys.path.insert(0, str(BENCH))
 
 from corpus import (  # noqa: E402
     GENERATOR_VERSION,
+    PANEL_SOURCES,
     Corpus,
+    PanelChange,
     PullRequestChange,
     generate,
+    generate_panel,
+    panel_change,
     project_yaml,
     pull_request_change,
     write_text,
 )
 from pacing import pacing_runs  # noqa: E402
 
-ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 KEY_ENV = "ORQSYNC_BENCH_KEY"
 EMULATOR_KEY = "bench-emulator-key"
 PARALLELISM = 8
@@ -60,6 +74,11 @@ DOC_START = "<!-- bench:results:start -->"
 DOC_END = "<!-- bench:results:end -->"
 SUMMARY_SCRIPT = (
     "import json, sys; print(json.dumps(json.load(open(sys.argv[1], encoding='utf-8'))['summary']))"
+)
+# the summary and the number of keys listed as not resolved (scenario 10)
+UNRESOLVED_SCRIPT = (
+    "import json, sys; d = json.load(open(sys.argv[1], encoding='utf-8')); "
+    "print(json.dumps({**d['summary'], 'unresolved': len(d.get('unresolved', []))}))"
 )
 
 
@@ -341,6 +360,57 @@ def make_project(prepared: Prepared, name: str, files: list[str], project_file: 
     return root
 
 
+@dataclass
+class Panel:
+    """Scenario 10's reviewer files, cached across runs, and what their votes come to."""
+
+    source: Path  # holds reviewers/<name>/annotations/...
+    size: int
+    unresolved: int
+    resolved: int
+    requests: int
+
+
+def prepare_panel(prepared: Prepared, workdir: Path) -> Panel:
+    source = workdir / f"panel-{prepared.fingerprint}"
+    manifest_path = source / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        say(f"  panel: reusing {source}")
+    else:
+        say(f"  panel: writing the corpus once per reviewer in {source} ...")
+        start = time.perf_counter()
+        written = generate_panel(prepared.corpus, str(source))
+        tally = written.tally
+        manifest = {
+            "size": written.size,
+            "unresolved": tally.unresolved,
+            "resolved": tally.resolved,
+            "requests": tally.requests,
+        }
+        manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        say(f"  panel: written and read back in {time.perf_counter() - start:.1f} s")
+    return Panel(
+        source, manifest["size"], manifest["unresolved"], manifest["resolved"], manifest["requests"]
+    )
+
+
+def make_panel_project(
+    prepared: Prepared, panel: Panel, name: str, project_file: str, change: PanelChange | None
+) -> Path:
+    """A fresh copy of definitions and every reviewer's files, with `change` made."""
+    root = prepared.projects / name
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    shutil.copyfile(prepared.source / "definitions.yaml", root / "definitions.yaml")
+    shutil.copytree(panel.source / "reviewers", root / "reviewers", copy_function=shutil.copyfile)
+    write_text(str(root / "orqsync.yaml"), project_file)
+    if change is not None:
+        write_text(str(root / change.relpath), change.text)
+    return root
+
+
 def clear_state(project: Path) -> None:
     shutil.rmtree(project / ".orqsync", ignore_errors=True)
 
@@ -414,8 +484,11 @@ class Bench:
     def embedded_project(self, name: str, files: list[str]) -> Path:
         return make_project(self.prepared, name, files, project_yaml("embedded"))
 
-    def plan_summary(self, project: Path, out: Path) -> dict[str, int]:
-        """`plan --format json` (untimed) into `out`, for the checks; returns its summary.
+    def plan_summary(
+        self, project: Path, out: Path, script: str = SUMMARY_SCRIPT
+    ) -> dict[str, int]:
+        """`plan --format json` (untimed) into `out`, for the checks; returns its summary
+        (with UNRESOLVED_SCRIPT, also the number of keys not resolved).
 
         The document is read in a subprocess: at full scale it takes more than 1 GB in memory,
         which this process is better without.
@@ -423,7 +496,7 @@ class Bench:
         argv = [*self.orqsync, "-C", str(project), "plan", "--format", "json"]
         self.runner.run("plan-json", argv, stdout=str(out))
         read = subprocess.run(
-            [sys.executable, "-c", SUMMARY_SCRIPT, str(out)],
+            [sys.executable, "-c", script, str(out)],
             capture_output=True,
             text=True,
             check=False,
@@ -661,7 +734,9 @@ class Bench:
         )
         return project
 
-    def one_apply(self, project: Path, number: int, times: int) -> tuple[Run, int]:
+    def one_apply(
+        self, project: Path, number: int, times: int, cache: Path | None = None
+    ) -> tuple[Run, int]:
         self.emulator_call("POST", "reset")
         clear_state(project)
         argv = [*self.orqsync, "-C", str(project), "apply", "--auto-approve"]
@@ -671,14 +746,13 @@ class Bench:
             f"  apply {number}/{times}: {seconds_text(run.seconds)}, {run.rss_mb:.0f} MB, "
             f"the emulator received {count:,} requests {by_status}"
         )
-        self.cache_state(project)
+        self.cache_state(project, cache or self.state_cache())
         return run, count
 
     def state_cache(self) -> Path:
         return self.workdir / f"state-{self.prepared.fingerprint}"
 
-    def cache_state(self, project: Path) -> None:
-        cache = self.state_cache()
+    def cache_state(self, project: Path, cache: Path) -> None:
         cache.mkdir(exist_ok=True)
         shutil.copyfile(project / ".orqsync" / "state.json", cache / "state.json.tmp")
         shutil.copyfile(project / "orqsync.yaml", cache / "orqsync.yaml")
@@ -971,6 +1045,119 @@ class Bench:
             )
         )
 
+    # scenario 10
+
+    def scenario_reviewers(self) -> None:
+        """Three reviewers on every span, resolved by majority: every plan reads every
+        reviewer's file with the strict reader (README: not yet incremental)."""
+        corpus = self.corpus
+        say(
+            f"\n[10] Several reviewers: the corpus written by alice, bob and carol "
+            f"({3 * corpus.files} files, {3 * corpus.annotations:,} votes), rule majority"
+        )
+        panel = prepare_panel(self.prepared, self.workdir)
+        say(
+            f"  panel: {panel.size / 1e6:.1f} MB of YAML; the votes resolve {panel.resolved:,} "
+            f"keys, {panel.unresolved:,} are three-way ties"
+        )
+        project_file = project_yaml("embedded", sources=PANEL_SOURCES, reviews="majority")
+        # 10a: a full plan, as scenario 1
+        project = make_panel_project(self.prepared, panel, "full-panel", project_file, None)
+        summary = self.plan_summary(project, self.workdir / "plan-panel.json", UNRESOLVED_SCRIPT)
+        expected = {
+            "create": corpus.annotations - panel.unresolved,
+            "update": 0,
+            "delete": 0,
+            "requests": panel.requests,
+            "unresolved": panel.unresolved,
+        }
+        if summary != expected:
+            raise BenchError(f"the plan of three reviewers has {summary}, expected {expected}")
+        say(
+            f"  check: plan --format json summary {summary} as expected (create: every "
+            f"annotation but the {summary['unresolved']} listed as not resolved)"
+        )
+        argv = [*self.orqsync, "-C", str(project), "plan"]
+        runs = []
+        for number in range(1, self.args.repeat + 1):
+            clear_state(project)
+            runs.extend(self._once("plan-full-panel", argv, number))
+        self.results.raw["full_plan_panel"] = [r.__dict__ for r in runs]
+        full = statistics.median(r.seconds for r in self.full_plan)
+        median = statistics.median(r.seconds for r in runs)
+        self.results.add(
+            Row(
+                "10a",
+                "Full plan, no state, three reviewers per span (majority)",
+                seconds_text(median),
+                f"{seconds_text(full)} (scenario 1: the same plan with one reviewer)",
+                median / full,
+                "≤ 1.5 × scenario 1",
+                median / full <= 1.5,
+                runs_text([r.seconds for r in runs]),
+            )
+        )
+        # 10b: the pull-request plan of a fresh clone, as 2b, after bob changed his votes
+        change = panel_change(corpus)
+        say(
+            f"  pull request: {change.relpath}, bob sides with carol on {change.moved} keys "
+            f"and leaves alice and carol on {change.outvoted}"
+        )
+        cache = self.workdir / f"state-panel-{self.prepared.fingerprint}"
+        if not (cache / "state.json").is_file():
+            say("  no cached state for this panel: one apply against the emulator makes it")
+            self.one_apply(self.panel_apply_project(panel), 1, 1, cache)
+        else:
+            say(f"  state: {cache / 'state.json'} (left by a complete apply of this panel)")
+        project_file = (cache / "orqsync.yaml").read_text(encoding="utf-8")
+        project = make_panel_project(
+            self.prepared, panel, "pull-request-panel", project_file, change
+        )
+        self.restore_state(project, cache)
+        summary = self.plan_summary(project, self.workdir / "plan-pr-panel.json", UNRESOLVED_SCRIPT)
+        expected = {**change.expected, "unresolved": panel.unresolved}
+        if summary != expected:
+            raise BenchError(
+                f"the pull-request plan of three reviewers has {summary}, expected {expected}"
+            )
+        say(f"  check: plan --format json summary {summary} as expected")
+        argv = [*self.orqsync, "-C", str(project), "plan"]
+        cold = []
+        for number in range(1, self.args.repeat + 1):
+            self.restore_state(project, cache)
+            cold.extend(self._once("plan-pr-panel", argv, number))
+        self.results.raw["pr_plan_panel"] = [r.__dict__ for r in cold]
+        reference = statistics.median(r.seconds for r in self.pr_plan_cold)
+        median = statistics.median(r.seconds for r in cold)
+        self.results.add(
+            Row(
+                "10b",
+                "Pull-request plan in a fresh clone, three reviewers (one reviewer's file changed)",
+                seconds_text(median),
+                f"{seconds_text(reference)} (scenario 2b: the same plan with one reviewer)",
+                median / reference,
+                "≤ 1.5 × scenario 2b",
+                median / reference <= 1.5,
+                runs_text([r.seconds for r in cold]),
+            )
+        )
+
+    def panel_apply_project(self, panel: Panel) -> Path:
+        """Scenario 10's project against the emulator, for the apply that makes its state."""
+        project = make_panel_project(self.prepared, panel, "apply-panel", "", None)
+        url = self.start_emulator(project / "definitions.yaml")
+        write_text(
+            str(project / "orqsync.yaml"),
+            project_yaml(
+                url,
+                api_key_env=KEY_ENV,
+                parallelism=PARALLELISM,
+                sources=PANEL_SOURCES,
+                reviews="majority",
+            ),
+        )
+        return project
+
     # scenario 5
 
     def scenario_memory(self) -> None:
@@ -1051,6 +1238,12 @@ def markdown(meta: dict[str, object], rows: list[Row]) -> str:
     return "\n".join(out) + "\n"
 
 
+def row_order(row: Row) -> tuple[int, str]:
+    """By scenario number (10a after 9b), then by id."""
+    digits = len(row.id) - len(row.id.lstrip("0123456789"))
+    return int(row.id[:digits]), row.id
+
+
 def load_text(load: object) -> str:
     """The 1-minute load average before and after: other work on the machine skews figures."""
     if not isinstance(load, list) or load[0] is None:
@@ -1083,7 +1276,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--startup-repeat", type=int, help="runs of scenario 7 (default 20; quick 5)"
     )
     parser.add_argument(
-        "--scenarios", default="1,2,3,4,5,6,7,8,9", help="which scenarios, e.g. 1,2 (default all)"
+        "--scenarios",
+        default=",".join(map(str, ALL_SCENARIOS)),
+        help="which scenarios, e.g. 1,2 (default all)",
     )
     parser.add_argument(
         "--workdir",
@@ -1109,7 +1304,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--scenarios: {args.scenarios!r} is not a list of numbers like 1,2,7")
     if not chosen or not chosen <= set(ALL_SCENARIOS):
         parser.error(f"--scenarios: choose among {','.join(map(str, ALL_SCENARIOS))}")
-    if 5 in chosen:
+    if 5 in chosen or 10 in chosen:
         chosen |= {1, 2}
     if 6 in chosen or 9 in chosen:
         chosen.add(1)
@@ -1164,6 +1359,7 @@ def main(argv: list[str]) -> int:
         (4, bench.scenario_apply),
         (2, bench.scenario_pull_request),
         (9, bench.scenario_queues),
+        (10, bench.scenario_reviewers),
         (5, bench.scenario_memory),
         (8, bench.scenario_pacing),
     ]
@@ -1179,7 +1375,7 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         bench.stop_emulator()
-    rows = sorted(bench.results.rows, key=lambda row: (int(row.id[0]), row.id))
+    rows = sorted(bench.results.rows, key=row_order)
     duration = time.perf_counter() - started
     meta: dict[str, object] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

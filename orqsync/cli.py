@@ -660,12 +660,14 @@ def state_show(ctx: click.Context, span: str) -> int:
     from orqsync.commands.state import span_keys
     from orqsync.review import render
 
-    keys = span_keys(_settings(ctx), _span_arg(span))
+    keys, reviews = span_keys(_settings(ctx), _span_arg(span))
     for key in sorted(keys):
         applied = keys[key]
         _out(f"{render.key_text(key)} = {render.value_text(applied.value, limit=10_000)}\n")
         if applied.metadata:
             _out(f"    metadata: {render.metadata_text(applied.metadata)}\n")
+        if key in reviews:
+            _out(f"    review: {render.review_text(reviews[key])}\n")
         for name, value in applied.provenance.to_json().items():
             _out(f"    {name}: {value}\n")
     return EXIT_OK
@@ -813,6 +815,11 @@ def agreement_command(ctx: click.Context, keys: tuple[str, ...], fmt: str) -> in
 )
 @click.option("--at", "rev", help="The labels as applied at this git revision.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option(
+    "--votes",
+    is_flag=True,
+    help="With each label resolved from reviewers' votes, its rule and every vote.",
+)
 @click.pass_context
 def export_command(
     ctx: click.Context,
@@ -821,12 +828,13 @@ def export_command(
     where: tuple[str, ...],
     rev: str | None,
     out_path: str | None,
+    votes: bool,
 ) -> int:
     """The applied labels as a dataset: one row per span, with provenance and a manifest."""
     from orqsync.commands.export import export_labels
 
     result = export_labels(
-        _settings(ctx), fmt=fmt, keys=keys, where=where, at=rev, out_path=out_path
+        _settings(ctx), fmt=fmt, keys=keys, where=where, at=rev, out_path=out_path, votes=votes
     )
     if out_path:
         commit = str(result.manifest["commit"])

@@ -115,6 +115,35 @@ class Annotation(NamedTuple):
     line: int
 
 
+class Review(NamedTuple):
+    """How a value was resolved from several reviewers' votes (orqsync.yaml `reviews`): the
+    rule that decided (`adjudicated` for an adjudication file's value) and every reviewer's
+    vote, sorted by reviewer. Plans carry it with the value; the state records it beside the
+    value it decided."""
+
+    rule: str
+    votes: tuple[tuple[str, Label], ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"rule": self.rule, "votes": {who: value_json(v) for who, v in self.votes}}
+
+    @classmethod
+    def from_json(cls, data: object) -> Review:
+        """The inverse of to_json; a TypeError or ValueError for anything else."""
+        if not isinstance(data, dict) or not isinstance(data.get("rule"), str):
+            raise TypeError("reviews")
+        votes = data.get("votes")
+        if not isinstance(votes, dict):
+            raise TypeError("reviews")
+        pairs = []
+        for who, raw in sorted(votes.items()):
+            value = value_from_json(raw)
+            if isinstance(value, Correction):
+                raise ValueError("a vote is a label, not a correction")
+            pairs.append((str(who), value))
+        return cls(data["rule"], tuple(pairs))
+
+
 class Operation(str, enum.Enum):
     """What one API request does. The values are what saved plans and the JSON plan write."""
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orqsync.audit.export import CSV_COLUMNS, FORMAT
+from orqsync.audit.export import CSV_COLUMNS, FORMAT, REVIEW_COLUMNS
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.model import (
     CORRECTION_MARK,
@@ -270,7 +270,7 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
         return [], [Problem(display, header_line, None, "the file has no header row")]
     columns = {name: index for index, name in enumerate(header)}
     if export:
-        info = {f"{k}.{c}" for k in header for c in CSV_COLUMNS}
+        info = {f"{k}.{c}" for k in header for c in (*CSV_COLUMNS, *REVIEW_COLUMNS)}
         keys = [name for name in header if name not in ("trace_id", "span_id") and name not in info]
         needed: tuple[str, ...] = ("trace_id", "span_id")
     else:

@@ -9,14 +9,14 @@ because a state can hold 100,000 spans and the history hundreds of revisions.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orqsync.audit import gitrev
 from orqsync.audit.gitrev import Commit
 from orqsync.audit.history import Entry, history_path, load_history, short_sha
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.model import SpanId, same_value, value_json
-from orqsync.review.render import key_text, metadata_text, value_text
+from orqsync.model import Review, SpanId, same_value, value_json
+from orqsync.review.render import key_text, metadata_text, review_text, value_text
 from orqsync.source.project import Settings
 from orqsync.state.files import StateFile
 from orqsync.state.model import Applied, Provenance, State
@@ -32,6 +32,7 @@ class Version:
     recorded_in: Commit | None
     serial: int
     removed_by: tuple[Entry, ...] = ()  # applies in the history that removed labels meanwhile
+    review: Review | None = None  # how the value was resolved from reviewers' votes
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class _Snapshot:
     lineage: str
     serial: int
     record: dict[str, Applied] | None
+    reviews: dict[str, Review] = field(default_factory=dict)
 
 
 def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = None) -> Blame:
@@ -81,14 +83,19 @@ def blame(settings: Settings, trace_id: str, span_id: str, key: str | None = Non
             except StateError:  # e.g. merge conflict markers committed by mistake
                 unreadable.append(sha[:7])
                 continue
-            snapshots.append(_Snapshot(by_sha[sha], header.lineage, header.serial, record))
+            snapshots.append(
+                _Snapshot(
+                    by_sha[sha], header.lineage, header.serial, record, header.reviews.get(span, {})
+                )
+            )
         if unreadable:
             note = (
                 f"{rel} could not be read in {'commits' if len(unreadable) > 1 else 'commit'} "
                 f"{', '.join(unreadable)}, left out of this history"
             )
     if (snapshots[-1].record != current) if snapshots else (files.exists() or files.has_journal()):
-        snapshots.append(_Snapshot(None, working.lineage, working.serial, current))
+        reviews = working.reviews.get(span, {})
+        snapshots.append(_Snapshot(None, working.lineage, working.serial, current, reviews))
     history = load_history(history_path(settings.state_path)).entries
     versions = _versions(snapshots, history)
     if not versions:
@@ -142,7 +149,9 @@ def _versions(
         record = snap.record or {}
         for key, applied in sorted(record.items()):
             if not _same(previous.get(key), applied):
-                found.setdefault(key, []).append(Version(key, applied, snap.commit, snap.serial))
+                review = snap.reviews.get(key)
+                version = Version(key, applied, snap.commit, snap.serial, review=review)
+                found.setdefault(key, []).append(version)
         for key in sorted(set(previous) - set(record)):
             before = seen_at[key]
             removers = tuple(
@@ -230,6 +239,8 @@ def _detail(version: Version) -> str:
         parts.append(f"run {prov.run_url}")
     if applied.metadata:
         parts.append("metadata " + metadata_text(applied.metadata))
+    if version.review is not None:
+        parts.append(review_text(version.review))
     parts.append(recorded)
     return "  ".join(parts)
 
@@ -272,6 +283,8 @@ def blame_json(result: Blame) -> dict[str, object]:
                 item["value"] = value_json(version.applied.value)
                 item["metadata"] = dict(version.applied.metadata)
                 item["provenance"] = version.applied.provenance.to_json()
+                if version.review is not None:
+                    item["review"] = version.review.to_json()
             else:
                 item["removed_by"] = [entry.to_json() for entry in version.removed_by]
             items.append(item)

@@ -26,6 +26,14 @@ CSV: line 1 `# {"manifest": {...}}` (read with pandas' `skiprows=1`, or `comment
   need be): then the label is an empty text. Lines end with `\\n`. Exports written before
   the `.uncommitted` column existed lack it; `orqsync import` reads both.
 
+`--votes` (projects with reviews): how each label resolved from reviewers' votes was resolved,
+as the apply that sent it recorded it: JSONL rows get `"reviews": {KEY: {"rule": RULE,
+"votes": {REVIEWER: VALUE}}}` (keys not resolved from votes left out), CSV rows the columns
+`<key>.rule` and `<key>.votes` (a JSON object) after each key's others, empty for a label not
+resolved from votes; the manifest says `"votes": true`. RULE is the rule that decided
+(majority, unanimous, priority, median, option_majority) or `adjudicated` when an adjudication
+file's value won over the votes. `orqsync import` reads both and leaves the votes out.
+
 `uncommitted` is the sha256 of the applied files whose changes `commit` does not hold ("" when
 all were committed: left out of JSONL, an empty cell in CSV).
 """
@@ -40,7 +48,7 @@ from dataclasses import dataclass
 
 from orqsync.audit import gitrev
 from orqsync.errors import OrqsyncError, StateError
-from orqsync.model import Correction, SpanId, value_json
+from orqsync.model import Correction, Review, SpanId, value_json
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.project import Settings
 from orqsync.state.codec import parse_state
@@ -52,6 +60,7 @@ VERSION = 1
 FORMATS = ("jsonl", "csv")
 PROVENANCE_COLUMNS = ("commit", "author", "applied_at", "plan_id", "run_url", "uncommitted")
 CSV_COLUMNS = (*PROVENANCE_COLUMNS, "metadata")
+REVIEW_COLUMNS = ("rule", "votes")  # with --votes
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +144,11 @@ def _check_filters(
             raise OrqsyncError(f"{text}: {condition.key} is a boolean", "give true or false")
 
 
-def select_rows(
-    state: State, keys: tuple[str, ...], where: tuple[Where, ...]
-) -> list[tuple[SpanId, dict[str, Applied]]]:
+Rows = list[tuple[SpanId, dict[str, Applied]]]
+Reviewed = dict[SpanId, dict[str, Review]]
+
+
+def select_rows(state: State, keys: tuple[str, ...], where: tuple[Where, ...]) -> Rows:
     """The spans that pass `where`, with only `keys` (all when empty), sorted by ids."""
     rows = []
     wanted = set(keys)
@@ -160,21 +171,21 @@ def _dumps(data: object) -> str:
     return text.translate(_SEPARATORS)
 
 
-def render_jsonl(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
+def render_jsonl(rows: Rows, reviewed: Reviewed | None = None) -> str:
+    """The rows as JSON lines; with `reviewed` (--votes), each row's "reviews" too."""
     lines = []
     for (trace_id, span_id), labels in rows:
-        lines.append(
-            _dumps(
-                {
-                    "trace_id": trace_id,
-                    "span_id": span_id,
-                    "annotations": {k: value_json(a.value) for k, a in labels.items()},
-                    "metadata": {k: dict(a.metadata) for k, a in labels.items() if a.metadata},
-                    "provenance": {k: a.provenance.to_json() for k, a in labels.items()},
-                }
-            )
-            + "\n"
-        )
+        row: dict[str, object] = {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "annotations": {k: value_json(a.value) for k, a in labels.items()},
+            "metadata": {k: dict(a.metadata) for k, a in labels.items() if a.metadata},
+            "provenance": {k: a.provenance.to_json() for k, a in labels.items()},
+        }
+        if reviewed is not None:
+            held = reviewed.get((trace_id, span_id), {})
+            row["reviews"] = {k: held[k].to_json() for k in labels if k in held}
+        lines.append(_dumps(row) + "\n")
     return "".join(lines)
 
 
@@ -193,18 +204,22 @@ def csv_value(value: object) -> str:
     return str(value)
 
 
-def render_csv(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
+def render_csv(rows: Rows, reviewed: Reviewed | None = None) -> str:
+    """The rows as CSV; with `reviewed` (--votes), each key's `.rule` and `.votes` too."""
     keys = sorted({key for _, labels in rows for key in labels})
+    columns = CSV_COLUMNS if reviewed is None else (*CSV_COLUMNS, *REVIEW_COLUMNS)
     header = ["trace_id", "span_id", *keys]
-    header += [f"{key}.{column}" for key in keys for column in CSV_COLUMNS]
+    header += [f"{key}.{column}" for key in keys for column in columns]
     lines = [",".join(_cell(name) for name in header)]
+    no_reviews: dict[str, Review] = {}
     for (trace_id, span_id), labels in rows:
         cells = [trace_id, span_id]
         cells += [csv_value(labels[k].value) if k in labels else "" for k in keys]
+        held = no_reviews if reviewed is None else reviewed.get((trace_id, span_id), no_reviews)
         for key in keys:
             applied = labels.get(key)
             if applied is None:
-                cells += [""] * len(CSV_COLUMNS)
+                cells += [""] * len(columns)
                 continue
             prov = applied.provenance
             info = [getattr(prov, column) for column in PROVENANCE_COLUMNS]
@@ -212,6 +227,9 @@ def render_csv(rows: list[tuple[SpanId, dict[str, Applied]]]) -> str:
             # key empty, which reads as no label: its metadata cell then says `{}`.
             present = applied.metadata or (applied.value == "" and not any(info))
             cells += [*info, _dumps(dict(applied.metadata)) if present else ""]
+            if reviewed is not None:
+                review = held.get(key)
+                cells += [review.rule, _dumps(review.to_json()["votes"])] if review else ["", ""]
         lines.append(",".join(_cell(cell) for cell in cells))
     return "".join(line + "\n" for line in lines)
 
@@ -274,8 +292,10 @@ def export(
     keys: tuple[str, ...] = (),
     where: tuple[str, ...] = (),
     at: str | None = None,
+    votes: bool = False,
 ) -> Export:
-    """The dataset of the state in the working copy, or as of the git revision `at`."""
+    """The dataset of the state in the working copy, or as of the git revision `at`; with
+    `votes`, how each label resolved from reviewers' votes was resolved."""
     if fmt not in FORMATS:
         raise OrqsyncError(f"unknown export format {fmt}", "use jsonl or csv")
     state, commit = _read_at(settings, at) if at else _read_working(settings)
@@ -288,7 +308,8 @@ def export(
     # needs only the state, so a broken definitions file does not block it.
     _check_filters(wanted, conditions, state, Definitions() if problems else definitions)
     rows = select_rows(state, wanted, conditions)
-    body = render_jsonl(rows) if fmt == "jsonl" else render_csv(rows)
+    reviewed = state.reviews if votes else None
+    body = render_jsonl(rows, reviewed) if fmt == "jsonl" else render_csv(rows, reviewed)
     data = body.encode("utf-8")
     manifest: dict[str, object] = {
         "format": FORMAT,
@@ -301,6 +322,8 @@ def export(
         "content_sha256": hashlib.sha256(data).hexdigest(),
         "filters": {"keys": list(wanted), "where": [f"{w.key}={w.value}" for w in conditions]},
     }
+    if votes:
+        manifest["votes"] = True
     line = _dumps({"manifest": manifest})
     head = (line if fmt == "jsonl" else "# " + line) + "\n"
     return Export(head.encode("utf-8") + data, manifest, len(rows))

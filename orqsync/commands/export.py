@@ -14,9 +14,10 @@ def export_labels(
     where: tuple[str, ...],
     at: str | None,
     out_path: str | None,
+    votes: bool = False,
 ) -> Export:
     """The dataset, written to `out_path` when given (else the caller prints `data`)."""
-    result = export(settings, fmt=fmt, keys=keys, where=where, at=at)
+    result = export(settings, fmt=fmt, keys=keys, where=where, at=at, votes=votes)
     if out_path:
         with open(out_path, "wb") as handle:
             handle.write(result.data)

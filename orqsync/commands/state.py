@@ -19,7 +19,7 @@ from orqsync.audit.history import (
     utc_now,
 )
 from orqsync.errors import OrqsyncError
-from orqsync.model import SpanId
+from orqsync.model import Review, SpanId
 from orqsync.planning.reassert import oldest_first
 from orqsync.source.project import Settings
 from orqsync.state.files import StateFile
@@ -46,12 +46,14 @@ def least_recently_asserted(
     ]
 
 
-def span_keys(settings: Settings, span_id: SpanId) -> dict[str, Applied]:
-    """The keys the state records for one span; an error when it records none."""
-    keys = StateFile.of(settings).load().spans.get(span_id)
+def span_keys(settings: Settings, span_id: SpanId) -> tuple[dict[str, Applied], dict[str, Review]]:
+    """The keys the state records for one span, and how those resolved from reviewers' votes
+    were resolved; an error when it records none."""
+    state = StateFile.of(settings).load()
+    keys = state.spans.get(span_id)
     if keys is None:
         raise OrqsyncError(f"{'/'.join(span_id)} is not in the state", "see `orqsync state list`")
-    return keys
+    return keys, state.reviews.get(span_id, {})
 
 
 def blame(settings: Settings, span_id: SpanId, key: str | None = None) -> blame_.Blame:

@@ -64,6 +64,16 @@ def context_hash(settings: Settings, definitions_hash: str) -> str:
         settings.string_limit,
         list(settings.owned_keys),
     ]
+    reviews = settings.reviews
+    if reviews is not None:  # how votes resolve decides what the files declare, too
+        context.append(
+            [
+                reviews.rule,
+                list(reviews.priority),
+                sorted(reviews.keys.items()),
+                list(reviews.adjudication),
+            ]
+        )
     return hashlib.sha256(json.dumps(context).encode("utf-8")).hexdigest()
 
 

@@ -22,6 +22,7 @@ from orqsync.model import (
     Metadata,
     Operation,
     QueueRef,
+    Review,
     SpanId,
     Value,
     parent_id,
@@ -61,6 +62,9 @@ class Request(NamedTuple):
     metadata: Metadata = ()
     feedback: tuple[tuple[str, object], ...] = ()  # the Feedback body, sorted pairs
     queue: QueueRef | None = None  # a request on an annotation queue (planning/queues.py)
+    # How some of `items` were resolved from reviewers' votes (reviews): (key, review); the
+    # state records it. Never sent.
+    reviews: tuple[tuple[str, Review], ...] = ()
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -292,7 +296,25 @@ def make_plan(desired: DesiredState, state: State, owned_keys: tuple[str, ...] =
     for change, request in _feedback_changes(desired.feedback, state):
         changes.append(change)
         requests.append(request)
+    if desired.reviewed:
+        requests = with_reviews(requests, desired.reviewed)
     return Plan(tuple(changes), tuple(requests))
+
+
+def with_reviews(
+    requests: Iterable[Request], reviewed: dict[SpanId, dict[str, Review]]
+) -> list[Request]:
+    """The requests, each set carrying how its resolved values were resolved."""
+    carried = []
+    for request in requests:
+        by_key = (
+            reviewed.get((request.trace_id, request.span_id)) if request.kind == ANNOTATE else None
+        )
+        if by_key:
+            reviews = tuple((key, by_key[key]) for key, _ in request.items if key in by_key)
+            request = request._replace(reviews=reviews)
+        carried.append(request)
+    return carried
 
 
 # The two common cases of a big plan, a span with nothing applied yet and a span in sync,
@@ -337,11 +359,15 @@ def _only_creations(
     )
     items = tuple([(key, got.value) for key, got in chosen])
     if len(items) <= BATCH_LIMIT:
-        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, (), None)))
+        requests.append(
+            _new(Request, (ANNOTATE, trace_id, span_id, items, (), metadata, (), None, ()))
+        )
         return True
     for start in range(0, len(items), BATCH_LIMIT):
         batch = items[start : start + BATCH_LIMIT]
-        requests.append(_new(Request, (ANNOTATE, trace_id, span_id, batch, (), metadata, (), None)))
+        requests.append(
+            _new(Request, (ANNOTATE, trace_id, span_id, batch, (), metadata, (), None, ()))
+        )
     return True
 
 

@@ -19,6 +19,7 @@ from orqsync.model import (
     Correction,
     Operation,
     QueueRef,
+    Review,
     Value,
     correction_key,
     value_from_json,
@@ -94,6 +95,8 @@ def request_json(request: Request, metadata_style: str) -> dict[str, object]:
         data["span_id"] = request.span_id
     if request.metadata:
         data["metadata"] = dict(request.metadata)
+    if request.reviews:  # what the state records; not sent
+        data["reviews"] = {key: review.to_json() for key, review in request.reviews}
     return data
 
 
@@ -209,7 +212,12 @@ def _request_from_json(data: dict[str, Any]) -> Request:
     if kind == ANNOTATE:
         items = tuple(_item_from_json(item) for item in body["annotations"])
         metadata = tuple(sorted(data.get("metadata", {}).items()))
-        return Request(kind, data["trace_id"], data["span_id"], items=items, metadata=metadata)
+        reviews = tuple(
+            (str(key), Review.from_json(review)) for key, review in data.get("reviews", {}).items()
+        )
+        return Request(
+            kind, data["trace_id"], data["span_id"], items=items, metadata=metadata, reviews=reviews
+        )
     if kind == REMOVE:
         parents = body.get("parent_annotation_ids", [])
         keys = tuple(body.get("keys", [])) + tuple(correction_key(p) for p in parents)

@@ -121,7 +121,7 @@ def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
     if request.queue is not None:
         return queue_entry(request.kind, request.queue)
     if request.kind == ANNOTATE:
-        return {
+        entry: dict[str, object] = {
             "op": request.kind.journal_op,
             "trace_id": request.trace_id,
             "span_id": request.span_id,
@@ -129,6 +129,9 @@ def _effect(request: Request, provenance: Provenance) -> dict[str, object]:
             "metadata": dict(request.metadata),
             "provenance": provenance.to_json(),
         }
+        if request.reviews:
+            entry["reviews"] = {key: review.to_json() for key, review in request.reviews}
+        return entry
     if request.kind == REMOVE:
         return {
             "op": request.kind.journal_op,
@@ -150,7 +153,7 @@ def fold_success(
     at hand (its values and metadata are already in the state's form: a third of the cost)."""
     if request.kind == ANNOTATE:
         span = (request.trace_id, request.span_id)
-        state.set_keys(span, request.items, request.metadata, provenance)
+        state.set_keys(span, request.items, request.metadata, provenance, request.reviews)
     elif request.kind == REMOVE:
         state.remove_keys((request.trace_id, request.span_id), request.keys)
     elif request.queue is not None:

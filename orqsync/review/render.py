@@ -9,12 +9,13 @@ from json.encoder import encode_basestring
 from operator import attrgetter
 
 from orqsync.errors import Problem
-from orqsync.model import CORRECTION_MARK, Correction, value_json
+from orqsync.model import CORRECTION_MARK, Correction, Review, value_json
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan, QueueChange, Request
 from orqsync.planning.planfile import summary
 from orqsync.planning.reassert import Reassertion
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.apply import Failure, Report
+from orqsync.source.resolve import ADJUDICATED
 from orqsync.text import duration_text, plural
 
 MAX_REQUEST_LINES = 100
@@ -556,3 +557,13 @@ def problems_json(problems: list[Problem], warnings: list[Problem] | None = None
         "warnings": as_json(warnings or []),
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def review_text(review: Review) -> str:
+    """`resolved by majority from 3 votes: alice "good", bob "good", carol "bad"`."""
+    votes = ", ".join(f"{who} {value_text(value)}" for who, value in review.votes)
+    if review.rule == ADJUDICATED:
+        how = "settled by adjudication over"
+    else:
+        how = f"resolved by {review.rule} from"
+    return f"{how} {plural(len(review.votes), 'vote', grouped=False)}: {votes}"

@@ -18,6 +18,7 @@ from orqsync.model import (
     Annotation,
     Correction,
     Metadata,
+    Review,
     SpanId,
     Value,
     correction_key,
@@ -87,6 +88,8 @@ class DesiredState:
     # every vote: span -> key -> reviewer (reviews.ADJUDICATOR for an adjudication) -> vote
     unresolved: list[Unresolved] = field(default_factory=list)
     votes: dict[SpanId, dict[str, dict[str, Annotation]]] = field(default_factory=dict)
+    # and how each resolved key of `spans` was resolved: span -> key -> review
+    reviewed: dict[SpanId, dict[str, Review]] = field(default_factory=dict)
 
     @property
     def annotation_count(self) -> int:
@@ -259,9 +262,10 @@ class DesiredReader:
         builder = self.builder
         if builder.problems:
             raise ProblemsError(builder.problems, builder.warnings)
-        unresolved = []
+        unresolved: list[Unresolved] = []
+        reviewed: dict[SpanId, dict[str, Review]] = {}
         if builder.ballot is not None:
-            unresolved = builder.ballot.resolve(builder.spans, builder.defaults)
+            unresolved, reviewed = builder.ballot.resolve(builder.spans, builder.defaults)
             builder.warnings.extend(warnings_of(unresolved))
         return DesiredState(
             builder.spans,
@@ -273,6 +277,7 @@ class DesiredReader:
             builder.corrections,
             unresolved,
             builder.ballot.votes if builder.ballot is not None else {},
+            reviewed,
         )
 
 

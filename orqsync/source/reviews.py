@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from orqsync.errors import Problem
-from orqsync.model import Annotation, Metadata, SpanId, value_json
+from orqsync.model import Annotation, Metadata, Review, SpanId, value_json
 from orqsync.source.definitions import Definitions
 from orqsync.source.project import PROJECT_FILE, Reviews, Settings
 from orqsync.source.resolve import PRIORITY, Resolution, fits, resolve
@@ -103,10 +103,12 @@ class Ballot:
 
     def resolve(
         self, spans: dict[SpanId, dict[str, Annotation]], metadata: Metadata
-    ) -> list[Unresolved]:
+    ) -> tuple[list[Unresolved], dict[SpanId, dict[str, Review]]]:
         """Put each resolved value into `spans` (with `metadata`, where its first vote or
-        the adjudication is declared); the keys that do not resolve."""
+        the adjudication is declared); the keys that do not resolve, and how those that do
+        were resolved (span -> key -> review)."""
         unresolved = []
+        reviewed: dict[SpanId, dict[str, Review]] = {}
         reviews = self.reviews
         for span, keys in self.votes.items():
             for key, by in keys.items():
@@ -126,7 +128,8 @@ class Ballot:
                 spans.setdefault(span, {})[key] = Annotation(
                     resolution.value, sent, where.path, where.line
                 )
-        return unresolved
+                reviewed.setdefault(span, {})[key] = Review(resolution.rule, resolution.votes)
+        return unresolved, reviewed
 
 
 def _shared(votes: Iterable[Annotation], defaults: Metadata) -> Metadata:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from orqsync.errors import StateError
-from orqsync.model import Metadata, SpanId, Value, value_from_json, value_json
+from orqsync.model import Metadata, Review, SpanId, Value, value_from_json, value_json
 from orqsync.state.model import (
     FORMAT_VERSION,
     Applied,
@@ -100,7 +100,7 @@ def _span_lines(state: State, by: Callable[[Provenance], str]) -> list[str]:
     values: dict[tuple[type, Value], str] = {}
     span_lines = []
     labels = state.spans
-    extra = state.asserted or state.removed  # spans' records beyond their labels
+    extra = state.asserted or state.removed or state.reviews  # records beyond the labels
     spans = labels.keys() | state.asserted.keys() | state.removed.keys() if extra else labels
     no_keys: dict[str, Applied] = {}
     for trace_id, span_id in sorted_spans(spans):
@@ -136,7 +136,8 @@ def _dumps_ordered(data: dict[str, object]) -> str:
 
 def _span_record(span: SpanId, state: State) -> str:
     """What a state line says of a span besides its labels: when a reassertion last sent it,
-    and the keys orqsync removed from it (each absent when there is nothing to say)."""
+    the keys orqsync removed from it, and how its labels resolved from reviewers' votes were
+    resolved (each absent when there is nothing to say)."""
     text = ""
     asserted = state.asserted.get(span)
     if asserted is not None:
@@ -144,6 +145,10 @@ def _span_record(span: SpanId, state: State) -> str:
     removed = state.removed.get(span)
     if removed:
         text += f',"removed":{_dumps(list(removed))}'
+    reviews = state.reviews.get(span)
+    if reviews:
+        by_key = {key: review.to_json() for key, review in reviews.items()}
+        text += f',"reviews":{_dumps(by_key)}'
     return text
 
 
@@ -301,6 +306,12 @@ def _state_of(
                 if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
                     raise TypeError("removed")
                 state.removed[ids] = tuple(sorted(removed))
+            if "reviews" in record:
+                reviews = {str(k): Review.from_json(v) for k, v in record["reviews"].items()}
+                if not set(reviews) <= set(span):
+                    raise ValueError("reviews")  # of keys the span does not hold
+                if reviews:
+                    state.reviews[ids] = reviews
         for record in data["feedback"]:
             body = record["body"]
             state.feedback[body["id"]] = AppliedFeedback(

@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from orqsync.errors import StateError
-from orqsync.model import Metadata, Operation, QueueRef, SpanId, Value, value_from_json
+from orqsync.model import Metadata, Operation, QueueRef, Review, SpanId, Value, value_from_json
 
 FORMAT_VERSION = 1
 
@@ -248,6 +248,9 @@ class State:
     removed: dict[SpanId, tuple[str, ...]] = field(default_factory=dict)
     # The annotation queues orqsync manages, by their names in the repository.
     queues: dict[str, QueueRecord] = field(default_factory=dict)
+    # How the labels resolved from reviewers' votes (reviews) were resolved, as applied:
+    # span -> key -> review. A key set without review, or removed, leaves it.
+    reviews: dict[SpanId, dict[str, Review]] = field(default_factory=dict)
 
     @classmethod
     def new(cls) -> State:
@@ -275,7 +278,12 @@ class State:
         if op == Operation.ANNOTATE.journal_op:
             values = [(key, value_from_json(value)) for key, value in entry["values"].items()]
             metadata = _metadata(entry.get("metadata", {}))
-            self.set_keys((entry["trace_id"], entry["span_id"]), values, metadata, provenance)
+            reviews = tuple(
+                (key, Review.from_json(review)) for key, review in entry.get("reviews", {}).items()
+            )
+            self.set_keys(
+                (entry["trace_id"], entry["span_id"]), values, metadata, provenance, reviews
+            )
         elif op == Operation.REMOVE.journal_op:
             self.remove_keys((entry["trace_id"], entry["span_id"]), entry["keys"])
         elif op == Operation.FEEDBACK_PUT.journal_op:
@@ -297,13 +305,17 @@ class State:
         values: Iterable[tuple[str, Value]],
         metadata: Metadata,
         provenance: Provenance,
+        reviews: tuple[tuple[str, Review], ...] = (),
     ) -> None:
-        """Keys set on a span (a successful annotate request; `metadata` sorted)."""
+        """Keys set on a span (a successful annotate request; `metadata` sorted), and how
+        those resolved from votes were resolved."""
         keys = self.spans.get(span)
         if keys is None:
             keys = self.spans[span] = {}
         for key, value in values:
             keys[key] = Applied(value, metadata, provenance)
+        if reviews or (self.reviews and span in self.reviews):
+            self._reviewed(span, [key for key, _ in values], dict(reviews))
         if self.removed and span in self.removed:
             left = tuple(key for key in self.removed[span] if key not in keys)
             self._tombstones(span, left)
@@ -348,6 +360,8 @@ class State:
         if not held:
             self.spans.pop(span, None)
         self._tombstones(span, tuple(sorted(removed)))
+        if self.reviews and span in self.reviews:
+            self._reviewed(span, removed, {})
 
     def forget(self, span: SpanId, keys: Iterable[str] | None = None) -> None:
         """Drop keys (None: the whole span, with its record of removals and reassertion) from
@@ -356,9 +370,12 @@ class State:
             self.spans.pop(span, None)
             self.removed.pop(span, None)
             self.asserted.pop(span, None)
+            self.reviews.pop(span, None)
             return
         held = self.spans.get(span, {})
         forgotten = set(keys)
+        if self.reviews and span in self.reviews:
+            self._reviewed(span, forgotten, {})
         for key in forgotten:
             held.pop(key, None)
         if not held:
@@ -367,6 +384,21 @@ class State:
         self._tombstones(span, left)
         if span not in self.spans and span not in self.removed:
             self.asserted.pop(span, None)  # nothing left to reassert
+
+    def _reviewed(self, span: SpanId, keys: Iterable[str], reviews: dict[str, Review]) -> None:
+        """Of `keys` (just set, removed or forgotten), record the reviews given and drop
+        the others'."""
+        held = self.reviews.get(span, {})
+        for key in keys:
+            review = reviews.get(key)
+            if review is None:
+                held.pop(key, None)
+            else:
+                held[key] = review
+        if held:
+            self.reviews[span] = held
+        else:
+            self.reviews.pop(span, None)
 
     def _tombstones(self, span: SpanId, keys: tuple[str, ...]) -> None:
         if keys:

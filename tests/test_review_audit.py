@@ -1,0 +1,242 @@
+"""The audit of values resolved from several reviewers' votes: the state records each value's
+rule and votes (through saved plans and the journal), `state show` and `state blame` show
+them, and `export --votes` writes them, in a form `import` reads back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import gitrepo
+import pytest
+from click.testing import CliRunner
+from conftest import Project
+
+from orqsync.cli import cli
+from orqsync.errors import StateError
+from orqsync.model import Operation, Review
+from orqsync.planning.plan import Request
+from orqsync.remote.apply import journal_entry
+from orqsync.state.codec import parse_state, render_state
+from orqsync.state.model import Provenance, State
+
+MakeProject = Callable[..., Project]
+EXAMPLE = Path(__file__).parent.parent / "examples" / "three-reviewers"
+TIED = ("1ed0a191ac80f1034c186fd49c0c9731", "34caa08d10f6242e")  # alice good, bob bad
+ADJUDICATED = ("0e0b6ff8b45aedfe29856bf8a5e0cadd", "9214e01cd5376a07")  # adjudication/ties.yaml
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["-C", str(root), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    root = tmp_path / "three-reviewers"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".orqsync"))
+    return root
+
+
+def state_lines(root: Path) -> dict[tuple[str, str], dict[str, object]]:
+    state = json.loads((root / ".orqsync" / "state.json").read_text())
+    return {(line["trace_id"], line["span_id"]): line for line in state["spans"]}
+
+
+def test_the_state_records_the_rule_and_votes_of_each_resolved_value(
+    example: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert run(example, "plan", "--out", str(saved))[0] == 0
+    requests = json.loads(saved.read_text())["requests"]
+    carried = [r for r in requests if "reviews" in r]
+    assert len(carried) == len(requests) == 31  # every value comes from votes
+    for request in carried:  # what the state records; never sent
+        assert "reviews" not in request["body"]
+        keys = {item["key"] for item in request["body"]["annotations"]}
+        assert set(request["reviews"]) == keys
+    code, out, err = run(example, "apply", str(saved), "--auto-approve")
+    assert code == 0, out + err
+    lines = state_lines(example)
+    tied = lines[TIED]
+    assert set(tied["annotations"]) == set(tied["reviews"]) == {"confidence", "defects"}
+    assert lines[ADJUDICATED]["reviews"]["rating"] == {
+        "rule": "adjudicated",
+        "votes": {"alice": "good", "bob": "bad"},
+    }
+    assert lines[ADJUDICATED]["reviews"]["confidence"] == {
+        "rule": "median",
+        "votes": {"alice": 0.79, "bob": 0.82},
+    }
+    # a state with reviews reads back to the same state, and plans nothing
+    text = (example / ".orqsync" / "state.json").read_text()
+    state = parse_state(text, "state.json")
+    assert parse_state(render_state(state), "again") == state
+    assert text.startswith(render_state(state).removesuffix("\n}\n"))
+    assert run(example, "plan", "--detailed-exitcode")[0] == 0
+    code, out, _ = run(example, "state", "show", "/".join(ADJUDICATED))
+    assert code == 0
+    assert '    review: settled by adjudication over 2 votes: alice "good", bob "bad"\n' in out
+    assert "    review: resolved by median from 2 votes: alice 0.79, bob 0.82\n" in out
+
+
+FILES = {
+    "alice": "good",
+    "bob": "good",
+    "carol": "bad",
+}
+
+
+def reviewer_file(reviewer: str, value: str) -> str:
+    return (
+        f"version: 1\nmetadata: {{reviewerId: {reviewer}}}\nspans:\n"
+        "  - trace_id: t1\n    span_id: s1\n    annotations: {rating: %s}\n" % value
+    )
+
+
+def three_reviewers(make_project: MakeProject) -> Project:
+    project = make_project(
+        **{f"annotations/{who}.yaml": reviewer_file(who, value) for who, value in FILES.items()}
+    )
+    config = project.root / "orqsync.yaml"
+    config.write_text(config.read_text() + "reviews: {rule: majority}\n")
+    return project
+
+
+def test_blame_shows_the_votes_behind_each_version(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.isolate(monkeypatch)
+    project = three_reviewers(make_project)
+    gitrepo.init(project.root)
+    gitrepo.commit(project.root, "three reviewers")
+    gitrepo.apply_and_commit(project)
+    project.write("annotations/bob.yaml", reviewer_file("bob", "bad"))  # bob changes his mind
+    gitrepo.commit(project.root, "bob: bad", gitrepo.BOB)
+    gitrepo.apply_and_commit(project)
+    code, out, err = run(project.root, "state", "blame", "t1/s1", "rating", "--format", "json")
+    assert code == 0, err
+    versions = json.loads(out)["keys"]["rating"]
+    assert [(v["value"], v["review"]) for v in versions] == [
+        ("bad", {"rule": "majority", "votes": {"alice": "good", "bob": "bad", "carol": "bad"}}),
+        ("good", {"rule": "majority", "votes": {"alice": "good", "bob": "good", "carol": "bad"}}),
+    ]
+    code, out, _ = run(project.root, "state", "blame", "t1/s1")
+    assert out.count("resolved by majority from 3 votes: ") == 2
+    assert 'alice "good", bob "bad", carol "bad"' in out
+    # the value comes back to "good" without reviews: the state keeps no votes for it
+    config = project.root / "orqsync.yaml"
+    config.write_text(config.read_text().replace("reviews: {rule: majority}\n", ""))
+    for who in ("bob", "carol"):
+        (project.root / "annotations" / f"{who}.yaml").unlink()
+    project.write("annotations/alice.yaml", reviewer_file("alice", "good"))
+    code, out, err = run(project.root, "apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "reviews" not in state_lines(project.root)[("t1", "s1")]
+    code, out, _ = run(project.root, "state", "show", "t1/s1")
+    assert "review:" not in out
+
+
+def test_export_with_votes_writes_each_rule_and_vote_and_import_reads_it_back(
+    example: Path,
+) -> None:
+    assert run(example, "apply", "--auto-approve")[0] == 0
+    code, plain, _ = run(example, "export")
+    assert code == 0 and '"reviews"' not in plain and '"votes"' not in plain
+    code, out, _ = run(example, "export", "--votes")
+    assert code == 0
+    manifest, *rows = (json.loads(line) for line in out.splitlines())
+    assert manifest["manifest"]["votes"] is True
+    by_span = {(row["trace_id"], row["span_id"]): row for row in rows}
+    assert by_span[ADJUDICATED]["reviews"]["rating"] == {
+        "rule": "adjudicated",
+        "votes": {"alice": "good", "bob": "bad"},
+    }
+    assert set(by_span[TIED]["reviews"]) == {"confidence", "defects"}  # the tie: no rating
+    for row in rows:
+        assert set(row["reviews"]) <= set(row["annotations"])
+        # without --votes, the same rows less their reviews
+    assert [{k: v for k, v in row.items() if k != "reviews"} for row in rows] == [
+        json.loads(line) for line in plain.splitlines()[1:]
+    ]
+    code, csv_text, _ = run(example, "export", "--votes", "--format", "csv")
+    assert code == 0
+    header = csv_text.splitlines()[1].split(",")
+    assert header[-2:] == ["rating.rule", "rating.votes"]
+    assert "confidence.rule" in header and "defects.votes" in header
+    adjudicated_line = next(line for line in csv_text.splitlines() if ADJUDICATED[1] in line)
+    assert adjudicated_line.endswith(',adjudicated,"{""alice"":""good"",""bob"":""bad""}"')
+    (example / "votes.jsonl").write_text(out)
+    (example / "votes.csv").write_text(csv_text)
+
+    def values() -> dict[tuple[str, str], dict[str, object]]:
+        return {
+            span: {key: label["value"] for key, label in line["annotations"].items()}
+            for span, line in state_lines(example).items()
+        }
+
+    before = values()  # import adopts the values, not the votes: into a project without reviews
+    for name in ("votes.jsonl", "votes.csv"):
+        shutil.rmtree(example / ".orqsync")
+        shutil.rmtree(example / "annotations")
+        shutil.rmtree(example / "adjudication", ignore_errors=True)
+        (example / "annotations").mkdir()
+        config = example / "orqsync.yaml"
+        config.write_text(config.read_text().split("reviews:")[0])
+        code, out, err = run(example, "import", str(example / name))
+        assert code == 0, out + err
+        assert values() == before
+        assert "reviews" not in (example / ".orqsync" / "state.json").read_text()
+
+
+def set_request(reviews: tuple[tuple[str, Review], ...]) -> Request:
+    return Request(
+        Operation.ANNOTATE,
+        "t1",
+        "s1",
+        items=(("rating", "good"), ("score", 0.5)),
+        reviews=reviews,
+    )
+
+
+MAJORITY = Review("majority", (("alice", "good"), ("bob", "good"), ("carol", "bad")))
+
+
+def test_the_journal_carries_reviews_and_a_later_set_or_removal_drops_them() -> None:
+    provenance = Provenance(author="a")
+    state = State("lineage")
+    state.fold(journal_entry(set_request((("rating", MAJORITY),)), provenance))
+    assert state.reviews == {("t1", "s1"): {"rating": MAJORITY}}
+    assert parse_state(render_state(state), "s").reviews == state.reviews
+    state.fold(journal_entry(set_request(()), provenance))  # set again, not from votes
+    assert state.reviews == {}
+    state.fold(journal_entry(set_request((("rating", MAJORITY),)), provenance))
+    state.fold({"op": "remove", "trace_id": "t1", "span_id": "s1", "keys": ["rating"]})
+    assert state.reviews == {}
+    state.fold(journal_entry(set_request((("score", Review("median", ())),)), provenance))
+    state.forget(("t1", "s1"))
+    assert state.reviews == {}
+
+
+@pytest.mark.parametrize(
+    "reviews",
+    [
+        '{"rating":{"rule":"majority","votes":["good"]}}',
+        '{"rating":{"votes":{"alice":"good"}}}',
+        '{"other":{"rule":"majority","votes":{"alice":"good"}}}',  # a key the span lacks
+        '{"rating":{"rule":"majority","votes":{"alice":{"value":"good"}}}}',
+    ],
+)
+def test_a_damaged_review_record_is_refused(reviews: str) -> None:
+    state = State("lineage")
+    state.fold(journal_entry(set_request((("rating", MAJORITY),)), Provenance()))
+    good = render_state(state)
+    text = good.replace(
+        '"reviews":{"rating":{"rule":"majority","votes":{"alice":"good","bob":"good","carol":"bad"}}}',
+        f'"reviews":{reviews}',
+    )
+    assert text != good
+    with pytest.raises(StateError, match="the state file is damaged"):
+        parse_state(text, "state.json")
