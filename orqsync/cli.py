@@ -324,6 +324,13 @@ def _check_redact(redact: bool, fmt: str) -> None:
     type=click.IntRange(min=1),
     help="With --reassert: only the oldest spans whose requests fit in N.",
 )
+@click.option(
+    "--base",
+    "base_rev",
+    metavar="REV",
+    help="With reviews: show how the changes move agreement between reviewers from this git "
+    "revision (in a pull-request job, HEAD^1: the base of GitHub's merge commit).",
+)
 @_plan_options
 @click.pass_context
 def plan(
@@ -334,6 +341,7 @@ def plan(
     detailed_exitcode: bool,
     reassert: bool,
     max_requests: int | None,
+    base_rev: str | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
 ) -> int:
@@ -351,7 +359,7 @@ def plan(
         return _show_reassertion(settings, fmt, max_requests, detailed_exitcode)
     if max_requests is not None:
         raise click.UsageError("--max-requests goes with plan --reassert, or with apply")
-    planned = run_plan(settings, target, exclude)
+    planned = run_plan(settings, target, exclude, base_rev=base_rev)
     process.keep_until_exit(planned)
     _warn(list(planned.warnings))
     if out_path or fmt == "json":

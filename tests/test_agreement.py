@@ -1,4 +1,4 @@
-"""Agreement between reviewers (orqsync/review/agreement.py), against the `krippendorff`
+"""Agreement between reviewers (orqsync/source/agreement.py), against the `krippendorff`
 package on random data, a brute-force reference for the set distances, and known examples."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from orqsync.review.agreement import (
+from orqsync.source.agreement import (
     INTERVAL,
     JACCARD,
     MASI,

@@ -317,7 +317,12 @@ def test_plan_workflow_runs_what_it_claims():
     assert "secrets." not in PLAN.read_text()  # validate and plan need no key
     assert step(workflow, "Validate")["run"] == 'orqsync -C "$ORQSYNC_DIR" validate --format github'
     plan = step(workflow, "Plan")["run"]
-    assert 'orqsync -C "$ORQSYNC_DIR" plan --out plan.json --detailed-exitcode' in plan
+    assert (
+        'orqsync -C "$ORQSYNC_DIR" plan --out plan.json --base HEAD^1 --detailed-exitcode' in plan
+    )
+    # HEAD^1, the base branch the plan compares agreement with, is in the checkout
+    (checkout,) = uses(workflow, "actions/checkout")
+    assert checkout["with"] == {"fetch-depth": 2}
     render = step(workflow, "Render the plan")["run"]
     assert 'orqsync -C "$ORQSYNC_DIR" show plan.json --format markdown > plan.md' in render
     (upload,) = uses(workflow, "actions/upload-artifact")
@@ -417,7 +422,16 @@ def test_plan_step_passes_on_no_changes_and_on_changes_only(checkout, fake_orqsy
     assert (done.returncode == 0) == passes
     assert ("::error title=orqsync plan::" in done.stdout) != passes
     args = (checkout.parent / "args").read_text().split()
-    assert args == ["-C", ".", "plan", "--out", "plan.json", "--detailed-exitcode"]
+    assert args == [
+        "-C",
+        ".",
+        "plan",
+        "--out",
+        "plan.json",
+        "--base",
+        "HEAD^1",
+        "--detailed-exitcode",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -240,3 +240,96 @@ def test_a_damaged_review_record_is_refused(reviews: str) -> None:
     assert text != good
     with pytest.raises(StateError, match="the state file is damaged"):
         parse_state(text, "state.json")
+
+
+def test_the_comment_shows_how_a_pull_request_moves_agreement(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.isolate(monkeypatch)
+    gitrepo.init(example)
+    base = gitrepo.commit(example, "three reviewers")
+    carol = example / "annotations" / "carol.yaml"
+    text = carol.read_text()
+    assert text.count("rating: bad") > 1
+    carol.write_text(text.replace("rating: bad", "rating: good", 1))  # one vote moves
+    gitrepo.commit(example, "carol changes a vote")
+    saved = tmp_path / "plan.json"
+    code, _, err = run(example, "plan", "--base", "HEAD^1", "--out", str(saved))
+    assert code == 0, err
+    moved = json.loads(saved.read_text())["agreement"]
+    assert moved["base"] == base
+    by_key = {item["key"]: item for item in moved["keys"]}
+    assert set(by_key) == {"confidence", "defects", "rating"}
+    assert by_key["confidence"]["base"] == by_key["confidence"]["head"]  # untouched
+    rating = by_key["rating"]
+    assert rating["head"]["krippendorff_alpha"] != rating["base"]["krippendorff_alpha"]
+    # each side is what `orqsync agreement` says of the files at that commit
+    code, now, _ = run(example, "agreement", "--format", "json")
+    assert {i["key"]: i for i in json.loads(now)["keys"]}["rating"] == {
+        "key": "rating",
+        **rating["head"],
+    }
+    gitrepo.git(example, "stash", "-q", "--include-untracked")
+    gitrepo.git(example, "checkout", "-q", base)
+    code, then, _ = run(example, "agreement", "--format", "json")
+    assert {i["key"]: i for i in json.loads(then)["keys"]}["rating"] == {
+        "key": "rating",
+        **rating["base"],
+    }
+    gitrepo.git(example, "checkout", "-q", "main")
+    code, out, _ = run(example, "show", str(saved), "--format", "markdown")
+    assert code == 0
+    assert f"### Agreement between reviewers, against `{base[:12]}`" in out
+    before, after = rating["base"]["krippendorff_alpha"], rating["head"]["krippendorff_alpha"]
+    sign = "+" if after >= before else "−"
+    change = f"{before:.3f} → {after:.3f} ({sign}{abs(after - before):.3f})"
+    assert f"| `rating` | nominal | 30 | {change} |" in out
+    confidence = by_key["confidence"]["head"]
+    assert f"| `confidence` | interval | 30 | {confidence['krippendorff_alpha']:.3f} |" in out
+
+
+def test_a_base_without_reviews_or_with_problems_gives_a_note_and_a_bad_rev_an_error(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.isolate(monkeypatch)
+    gitrepo.init(example)
+    config = example / "orqsync.yaml"
+    with_reviews = config.read_text()
+    config.write_text(with_reviews.split("reviews:")[0])
+    (example / "adjudication" / "ties.yaml").unlink()
+    for name in ("bob", "carol"):
+        (example / "annotations" / f"{name}.yaml").rename(example / f"{name}.yaml.off")
+    gitrepo.commit(example, "one reviewer")
+    config.write_text(with_reviews)
+    for name in ("bob", "carol"):
+        (example / f"{name}.yaml.off").rename(example / "annotations" / f"{name}.yaml")
+    gitrepo.commit(example, "reviews")
+    code, out, err = run(example, "plan", "--base", "HEAD^1", "--format", "json")
+    assert code == 0, err
+    moved = json.loads(out)["agreement"]
+    assert moved["note"] == f"orqsync.yaml at {moved['base'][:7]} has no `reviews`"
+    assert all(item["base"] is None and item["head"] for item in moved["keys"])
+    code, out, _ = run(example, "plan", "--base", "HEAD^1", "--format", "markdown")
+    assert "| `rating` | nominal | – → 30 | – → " in out
+    (example / "annotations" / "bob.yaml").write_text("version: 1\nspans: [oops]\n")
+    gitrepo.commit(example, "a broken file")
+    (example / "annotations" / "bob.yaml").write_text(
+        "version: 1\nmetadata: {reviewerId: bob}\nspans: []\n"
+    )
+    code, out, err = run(example, "plan", "--base", "HEAD", "--format", "json")
+    assert code == 0, err
+    note = json.loads(out)["agreement"]["note"]
+    assert note.startswith("the annotation files at ") and note.endswith(
+        ": no figures for the base"
+    )
+    code, _, err = run(example, "plan", "--base", "no-such-branch")
+    assert code == 1
+    assert "unknown revision 'no-such-branch'" in err
+    # without reviews, --base reads nothing (a workflow passes it whatever the project)
+    config.write_text(with_reviews.split("reviews:")[0])
+    shutil.rmtree(example / "adjudication")
+    for name in ("bob", "carol"):
+        (example / "annotations" / f"{name}.yaml").unlink()
+    code, out, err = run(example, "plan", "--base", "no-such-branch", "--format", "json")
+    assert code == 0, err
+    assert "agreement" not in json.loads(out)

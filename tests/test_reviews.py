@@ -312,7 +312,7 @@ def test_text_votes_stay_inert_in_the_comment(make_project: MakeProject) -> None
 
 
 def test_kappa_holds_for_two_reviewers_whatever_a_third_labels_alone() -> None:
-    from orqsync.review.agreement import agreement
+    from orqsync.source.agreement import agreement
 
     ratings = {
         1: {"alice": "good", "bob": "good"},

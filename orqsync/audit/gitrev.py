@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -222,3 +224,45 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def extract(root: str, rev: str, path: str, dest: str) -> int:
+    """Write the files under `path` (relative to the repository root; "" for all) as commit
+    `rev` holds them into `dest`, at their paths relative to the root; how many were
+    written. Only regular files are written (no links), and only inside `dest`."""
+    args = ["git", "-C", root, "archive", "--format=tar", rev]
+    if path and path != ".":
+        args += ["--", path]
+    try:
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise OrqsyncError("git is not installed (or not on PATH)", _NO_GIT_HINT) from None
+    assert process.stdout is not None and process.stderr is not None
+    written = 0
+    top = os.path.realpath(dest)
+    try:
+        with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
+            for member in archive:
+                target = os.path.realpath(os.path.join(top, member.name))
+                if not member.isfile() or not target.startswith(top + os.sep):
+                    continue
+                source = archive.extractfile(member)
+                if source is None:
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+                written += 1
+    except tarfile.TarError:
+        pass  # git failed before writing an archive: its message follows
+    finally:
+        _close(process.stdout)
+        error = process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+        _close(process.stderr)
+        code = process.wait()
+    if code != 0:
+        raise OrqsyncError(
+            f"git archive {rev[:12]} failed in {root}: {error[-1] if error else f'exit {code}'}",
+            "check that the revision is in this clone (fetch it, or a deeper history)",
+        )
+    return written

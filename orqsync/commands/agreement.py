@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import os
+import tempfile
 
-from orqsync.errors import OrqsyncError
-from orqsync.model import SpanId
-from orqsync.review.agreement import Agreement, agreement, metric_for
+from orqsync.audit import gitrev
+from orqsync.errors import OrqsyncError, ProblemsError
+from orqsync.source.agreement import Agreement
+from orqsync.source.definitions import Definitions
 from orqsync.source.desired import DesiredReader
-from orqsync.source.project import PROJECT_FILE, Settings
-from orqsync.source.reviews import ADJUDICATOR
+from orqsync.source.project import PROJECT_FILE, Settings, load_project
+from orqsync.source.reviews import Movement, Votes, figures, movement
+from orqsync.text import plural
 
 
 def key_agreement(settings: Settings, only: tuple[str, ...] = ()) -> dict[str, Agreement]:
@@ -25,44 +28,55 @@ def key_agreement(settings: Settings, only: tuple[str, ...] = ()) -> dict[str, A
     reader = DesiredReader(settings)
     for path in reader.paths:
         reader.add(path)
-    desired = reader.result()
-    ratings: dict[str, dict[SpanId, dict[str, Hashable]]] = {}
-    for span, keys in desired.votes.items():
-        for key, by in keys.items():
-            votes: dict[str, Hashable] = {
-                who: vote.value for who, vote in by.items() if who != ADJUDICATOR
-            }
-            if votes:  # an adjudication alone is no vote
-                ratings.setdefault(key, {})[span] = votes
-    unknown = [key for key in only if key not in ratings]
+    found = figures(reader.result().votes, reader.definitions)
+    unknown = [key for key in only if key not in found]
     if unknown:
         raise OrqsyncError(
             f"no reviewer voted on {', '.join(unknown)}",
-            f"keys with votes: {', '.join(sorted(ratings)) or 'none'}",
+            f"keys with votes: {', '.join(found) or 'none'}",
         )
-    return {
-        key: agreement(ratings[key], metric_for(reader.definitions[key].type))
-        for key in sorted(ratings)
-        if not only or key in only
-    }
+    return {key: item for key, item in found.items() if not only or key in only}
+
+
+def moved_since(settings: Settings, votes: Votes, definitions: Definitions, rev: str) -> Movement:
+    """How the annotation files as they are (`votes`) move agreement from git revision `rev`
+    (plan --base): each key's figures there and here. The project's files at `rev` are read
+    into a temporary folder; when they cannot be read, or have no reviews, the movement says
+    why (`note`) and the base has no figures."""
+    head = figures(votes, definitions)
+    root = gitrev.toplevel(settings.root)
+    if root is None:
+        raise OrqsyncError(
+            f"--base {rev}: {settings.root} is not in a git repository",
+            "--base compares with the annotation files of a commit; leave it out outside git",
+        )
+    sha = gitrev.resolve(root, rev)
+    rel = gitrev.relative(root, settings.root)
+    with tempfile.TemporaryDirectory(prefix="orqsync-base-") as folder:
+        gitrev.extract(root, sha, rel, folder)
+        where = os.path.join(folder, rel)
+        try:
+            base = load_project(where)
+            if base.reviews is None:
+                return movement(sha, {}, head, f"{PROJECT_FILE} at {sha[:7]} has no `reviews`")
+            reader = DesiredReader(base)
+            for path in reader.paths:
+                reader.add(path)
+            before = figures(reader.result().votes, reader.definitions)
+        except ProblemsError as exc:
+            note = (
+                f"the annotation files at {sha[:7]} have "
+                f"{plural(len(exc.problems), 'problem')}: no figures for the base"
+            )
+            return movement(sha, {}, head, note)
+        except OrqsyncError as exc:
+            note = f"the project at {sha[:7]} cannot be read ({exc.message}): no figures for it"
+            return movement(sha, {}, head, note.replace(folder + os.sep, ""))
+    return movement(sha, before, head)
 
 
 def agreement_json(figures: dict[str, Agreement]) -> dict[str, object]:
-    return {
-        "keys": [
-            {
-                "key": key,
-                "metric": item.metric,
-                "items": item.items,
-                "reviewers": item.reviewers,
-                "values": item.values,
-                "observed_agreement": item.observed,
-                "krippendorff_alpha": item.alpha,
-                "cohen_kappa": item.kappa,
-            }
-            for key, item in figures.items()
-        ]
-    }
+    return {"keys": [{"key": key, **item.to_json()} for key, item in figures.items()]}
 
 
 def agreement_text(figures: dict[str, Agreement]) -> str:

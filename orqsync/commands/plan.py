@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, replace
 
+from orqsync.commands.agreement import moved_since
 from orqsync.commands.common import project_hash
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.model import Annotation, SpanId
@@ -121,8 +122,10 @@ def plan(
     excludes: tuple[str, ...] = (),
     *,
     incremental: bool = True,
+    base_rev: str | None = None,
 ) -> Planned:
-    """The plan. Files proved in sync (by an earlier plan's cache, or by the record of the
+    """The plan; with reviews and `base_rev`, how it moves agreement from that revision.
+    Files proved in sync (by an earlier plan's cache, or by the record of the
     apply that wrote the state) and unchanged are left out with their spans' state lines
     (planning/cache.py); the plan is the one a full read gives."""
     reader = DesiredReader(settings)
@@ -169,6 +172,9 @@ def plan(
     unresolved = [u for u in desired.unresolved if whole or _chosen(u.span, targets, excludes)]
     if unresolved:
         result = replace(result, unresolved=tuple(unresolved))
+    if base_rev is not None and reviews:
+        moved = moved_since(settings, desired.votes, reader.definitions, base_rev)
+        result = replace(result, agreement=moved)
     left_out = None
     if not whole:
         left_out = (

@@ -29,7 +29,7 @@ from orqsync.model import (
     same_value,
 )
 from orqsync.source.desired import DesiredState, Feedback, owned
-from orqsync.source.reviews import Unresolved
+from orqsync.source.reviews import Movement, Unresolved
 from orqsync.state.model import Applied, State, feedback_pairs, sorted_spans
 
 BATCH_LIMIT = 10
@@ -125,6 +125,8 @@ class Plan:
     queues: tuple[QueueChange, ...] = ()
     # keys whose reviewers' votes do not resolve (reviews): not planned, listed for review
     unresolved: tuple[Unresolved, ...] = ()
+    # how the changes move agreement between reviewers (plan --base REV), for the comment
+    agreement: Movement | None = None
     # Changes by action, counted once: a big plan's renderers ask for them many times.
     counts: Counter[str] = field(init=False, compare=False, repr=False)
 

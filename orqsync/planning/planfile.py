@@ -37,8 +37,9 @@ from orqsync.planning.plan import (
     Request,
 )
 from orqsync.planning.wire import method_and_path, request_body
+from orqsync.source.agreement import Agreement
 from orqsync.source.resolve import Resolution
-from orqsync.source.reviews import Unresolved
+from orqsync.source.reviews import Moved, Movement, Unresolved
 from orqsync.state.model import InSync, State, feedback_pairs
 from orqsync.text import plural
 
@@ -179,6 +180,8 @@ def plan_document(
         document["queues"] = [queue_change_json(change) for change in plan.queues]
     if plan.unresolved:
         document["unresolved"] = [unresolved_json(item) for item in plan.unresolved]
+    if plan.agreement is not None:
+        document["agreement"] = movement_json(plan.agreement)
     if in_sync is not None:
         document["in_sync"] = {"context": in_sync.context, "files": in_sync.files_json()}
     return document
@@ -262,6 +265,34 @@ def _unresolved_from_json(data: dict[str, Any]) -> Unresolved:
         path,
         int(line) if line.isdigit() else 0,
     )
+
+
+def movement_json(moved: Movement) -> dict[str, object]:
+    """How the plan moves agreement: each key's figures at the base and with the changes."""
+
+    def figures(item: Agreement | None) -> dict[str, object] | None:
+        return None if item is None else item.to_json()
+
+    data: dict[str, object] = {
+        "base": moved.base,
+        "keys": [
+            {"key": key.key, "base": figures(key.base), "head": figures(key.head)}
+            for key in moved.keys
+        ],
+    }
+    if moved.note:
+        data["note"] = moved.note
+    return data
+
+
+def _movement_from_json(data: dict[str, Any]) -> Movement:
+    def figures(item: dict[str, Any] | None) -> Agreement | None:
+        return None if item is None else Agreement.from_json(item)
+
+    keys = tuple(
+        Moved(str(key["key"]), figures(key["base"]), figures(key["head"])) for key in data["keys"]
+    )
+    return Movement(str(data["base"]), keys, str(data.get("note", "")))
 
 
 def queue_change_json(change: QueueChange) -> dict[str, object]:
@@ -361,6 +392,7 @@ def load_plan(path: str) -> SavedPlan:
             tuple(_request_from_json(item) for item in data["requests"]),
             tuple(_queue_change_from_json(item) for item in data.get("queues", [])),
             tuple(_unresolved_from_json(item) for item in data.get("unresolved", [])),
+            _movement_from_json(data["agreement"]) if "agreement" in data else None,
         )
         base = Base(
             base_data["lineage"],

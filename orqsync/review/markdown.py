@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
@@ -149,14 +149,18 @@ def render_plan_markdown(
     """
     if plan.empty:
         text = f"{MARKER}\n## orqsync plan\n\n{NO_CHANGES}\n"
-        unresolved = _unresolved_table(plan, text_keys if redact else frozenset())
-        if unresolved and len(text) + 1 + len(unresolved) <= limit:
-            text += "\n" + unresolved.rstrip("\n") + "\n"
+        for table in (
+            _unresolved_table(plan, text_keys if redact else frozenset()),
+            _agreement_table(plan),
+        ):
+            if table and len(text) + 1 + len(table) <= limit:
+                text += "\n" + table.rstrip("\n") + "\n"
         return _checked(text, limit)
     head = _head(plan, max_removals)
     tables = [
         _summary_table(plan),
         _unresolved_table(plan, text_keys if redact else frozenset()),
+        _agreement_table(plan),
         _queue_table(plan),
         _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
     ]
@@ -290,6 +294,61 @@ def _unresolved_table(plan: Plan, hidden: frozenset[str]) -> str:
     lines.append("")
     lines.append("An adjudication file (`reviews.adjudication`) settles a key.")
     return "\n".join(lines) + "\n\n"
+
+
+AGREEMENT_ROWS = 20  # keys listed; the JSON plan has every one
+
+
+def _agreement_table(plan: Plan) -> str:
+    """How the pull request moves agreement between reviewers (plan --base REV), per key:
+    Krippendorff's alpha and observed agreement at the base and with the changes."""
+    moved = plan.agreement
+    if moved is None or (not moved.keys and not moved.note):
+        return ""
+    lines = [f"### Agreement between reviewers, against {_code(moved.base[:12])}", ""]
+    if moved.note:
+        lines += [f"*{_plain(moved.note, 300)}*", ""]
+    if moved.keys:
+        lines += [
+            "| key | metric | items | Krippendorff's alpha | observed agreement |",
+            "|---|---|---|---|---|",
+        ]
+    for key in moved.keys[:AGREEMENT_ROWS]:
+        either = key.head or key.base
+        assert either is not None  # a key is listed because one side has votes on it
+        base, head = key.base, key.head
+        items = _moving(
+            None if base is None else base.items,
+            None if head is None else head.items,
+            lambda n: f"{n:,.0f}",
+        )
+        alpha = _moving(
+            None if base is None else base.alpha,
+            None if head is None else head.alpha,
+            lambda a: f"{a:.3f}",
+        )
+        observed = _moving(
+            None if base is None else base.observed,
+            None if head is None else head.observed,
+            lambda a: f"{a:.3f}",
+        )
+        lines.append(
+            f"| {_code(key.key, table=True)} | {either.metric} | {items} | {alpha} | {observed} |"
+        )
+    if len(moved.keys) > AGREEMENT_ROWS:
+        lines.append(f"| *{len(moved.keys) - AGREEMENT_ROWS:,} more* | | | | |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _moving(before: float | None, after: float | None, shown: Callable[[float], str]) -> str:
+    """`0.227 → 0.310 (+0.083)`, `0.227` when unchanged, `–` for no figure."""
+    old = "–" if before is None else shown(before)
+    new = "–" if after is None else shown(after)
+    if old == new:
+        return new
+    if before is None or after is None:
+        return f"{old} → {new}"
+    return f"{old} → {new} ({'+' if after >= before else '−'}{shown(abs(after - before))})"
 
 
 def _queues_summary(plan: Plan) -> str:

@@ -12,11 +12,13 @@ vote, as a warning.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from orqsync.errors import Problem
 from orqsync.model import Annotation, Metadata, Review, SpanId, value_json
+from orqsync.source.agreement import Agreement, agreement, metric_for
 from orqsync.source.definitions import Definitions
 from orqsync.source.project import PROJECT_FILE, Reviews, Settings
 from orqsync.source.resolve import PRIORITY, Resolution, fits, resolve
@@ -146,3 +148,51 @@ def _shared(votes: Iterable[Annotation], defaults: Metadata) -> Metadata:
 
 def warnings_of(unresolved: Iterable[Unresolved]) -> list[Problem]:
     return [item.problem() for item in unresolved]
+
+
+Votes = dict[SpanId, dict[str, dict[str, Annotation]]]  # span -> key -> reviewer -> vote
+
+
+def figures(votes: Votes, definitions: Definitions) -> dict[str, Agreement]:
+    """How far the reviewers agree on each key they voted on (source/agreement.py), with the
+    metric that fits its type; adjudications are not votes and are left out."""
+    ratings: dict[str, dict[SpanId, dict[str, Hashable]]] = {}
+    for span, keys in votes.items():
+        for key, by in keys.items():
+            cast: dict[str, Hashable] = {
+                who: vote.value for who, vote in by.items() if who != ADJUDICATOR
+            }
+            if cast:  # an adjudication alone is no vote
+                ratings.setdefault(key, {})[span] = cast
+    found = {}
+    for key in sorted(ratings):
+        definition = definitions.get(key)
+        metric = metric_for(definition.type if definition is not None else "text")
+        found[key] = agreement(ratings[key], metric)
+    return found
+
+
+class Moved(NamedTuple):
+    """One key's agreement at the base of a pull request and with its changes (None: no
+    votes on the key there)."""
+
+    key: str
+    base: Agreement | None
+    head: Agreement | None
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """How a pull request moves agreement (`plan --base REV`): `base` the revision compared
+    with, `note` why the base gives no figures when it gives none."""
+
+    base: str
+    keys: tuple[Moved, ...]
+    note: str = ""
+
+
+def movement(
+    base: str, before: dict[str, Agreement], after: dict[str, Agreement], note: str = ""
+) -> Movement:
+    keys = sorted(before.keys() | after.keys())
+    return Movement(base, tuple(Moved(k, before.get(k), after.get(k)) for k in keys), note)

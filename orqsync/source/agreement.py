@@ -24,7 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 NOMINAL = "nominal"
 INTERVAL = "interval"
@@ -82,6 +82,35 @@ class Agreement:
     observed: float | None  # share of equal pairs of values within items
     alpha: float | None
     kappa: float | None = None  # Cohen's, with exactly two reviewers
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "items": self.items,
+            "reviewers": self.reviewers,
+            "values": self.values,
+            "observed_agreement": self.observed,
+            "krippendorff_alpha": self.alpha,
+            "cohen_kappa": self.kappa,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Agreement:
+        """The inverse of to_json; KeyError, TypeError or ValueError for anything else."""
+
+        def share(name: str) -> float | None:
+            value = data[name]
+            return None if value is None else float(value)
+
+        return cls(
+            str(data["metric"]),
+            int(data["items"]),
+            int(data["reviewers"]),
+            int(data["values"]),
+            share("observed_agreement"),
+            share("krippendorff_alpha"),
+            share("cohen_kappa"),
+        )
 
 
 def agreement(ratings: Mapping[_Item, Mapping[str, Hashable]], metric: str = NOMINAL) -> Agreement:
