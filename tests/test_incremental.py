@@ -78,22 +78,30 @@ steps = st.one_of(
 )
 
 
-def outcome(root: Path, incremental: bool) -> tuple[object, ...]:
+def outcome(root: Path, incremental: bool, listed: bool = True) -> tuple[object, ...]:
+    """The plan's changes, requests and base, or its problems; with reviews, the keys not
+    resolved: listed (`listed`: the full read and the plan cache list each one), or counted
+    (a fresh clone's record counts those of the files it leaves out)."""
     try:
         planned = plan_command.plan(load_project(str(root)), incremental=incremental)
     except ProblemsError as error:
         return ("problems", [problem.render() for problem in error.problems])
-    return ("plan", planned.plan.changes, planned.plan.requests, planned.base)
+    the_plan = planned.plan
+    unresolved = len(the_plan.unresolved) + the_plan.unresolved_left_out
+    if listed:
+        assert not the_plan.unresolved_left_out
+        unresolved = the_plan.unresolved  # type: ignore[assignment]
+    return ("plan", the_plan.changes, the_plan.requests, planned.base, unresolved)
 
 
-def fresh_clone_outcome(root: Path) -> tuple[object, ...]:
+def fresh_clone_outcome(root: Path, listed: bool = True) -> tuple[object, ...]:
     """The incremental plan without the plan cache (as in a fresh clone); the cache is put
     back after, so that the next steps still test it."""
     cache = Path(cache_path(load_project(str(root))))
     kept = cache.read_bytes() if cache.exists() else None
     cache.unlink(missing_ok=True)
     try:
-        return outcome(root, incremental=True)
+        return outcome(root, incremental=True, listed=listed)
     finally:
         cache.unlink(missing_ok=True)
         if kept is not None:
@@ -170,6 +178,46 @@ def test_incremental_plan_equals_full_plan_after_any_edits(first: list, sequence
             full = outcome(root, incremental=False)
             assert fresh_clone_outcome(root) == full, step
             assert outcome(root, incremental=True) == full, step
+
+
+REVIEWERS = {"a": "alice", "b": "bob", "c": "carol", "d": "lead"}  # d.yaml adjudicates
+
+
+def as_votes(name: str, text: str) -> str:
+    """A file of file_texts as one reviewer's (or, d.yaml, the adjudication's): its
+    reviewerId, unless the file or a span names another."""
+    if "metadata: {reviewerId" in text.split("spans:")[0]:
+        return text
+    who = REVIEWERS[Path(name).stem]
+    return text.replace("version: 1\n", f"version: 1\nmetadata: {{reviewerId: {who}}}\n", 1)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(st.tuples(st.sampled_from(FILES), file_texts()), min_size=1, max_size=4),
+       sequence=st.lists(steps, min_size=1, max_size=14))  # fmt: skip
+def test_with_reviews_the_incremental_plan_equals_the_full_plan(
+    first: list, sequence: list
+) -> None:
+    """As above, with several reviewers' votes on the same spans: a file read again pulls in
+    every file that votes on its spans, and a fresh clone leaves out whole groups of them."""
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        (root / "orqsync.yaml").write_text(
+            PROJECT + "reviews: {rule: majority, adjudication: [annotations/d.yaml]}\n",
+            encoding="utf-8",
+        )
+        (root / "definitions.yaml").write_text(DEFINITIONS, encoding="utf-8")
+        (root / "annotations").mkdir()
+        for name, text in first:
+            (root / name).write_text(as_votes(name, text), encoding="utf-8")
+        for step in sequence:
+            if step[0] == "write":
+                step = (*step[:2], as_votes(step[1], step[2]))
+            run(root, step)
+            full = outcome(root, incremental=False)
+            counted = (*full[:-1], len(full[-1])) if full[0] == "plan" else full
+            assert fresh_clone_outcome(root, listed=False) == counted, step
+            assert outcome(root, incremental=True, listed=False) == counted, step
 
 
 def four_files(root: Path) -> None:

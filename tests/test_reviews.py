@@ -82,13 +82,28 @@ def test_the_example_applies_resolved_values_and_lists_the_tie(example: Path) ->
     middle = len(ordered) // 2
     median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2  # type: ignore[operator]
     assert labels[some]["confidence"] == pytest.approx(median)
-    code, out, _ = run(example, "plan", "--detailed-exitcode")
-    assert code == 0  # the tie is listed, not planned
-    assert out == NO_CHANGES + "\n" + (
+    listed = (
         "Not resolved, so not applied (1 key):\n"
         f"  {TIED[0]}/{TIED[1]} rating  (annotations/alice.yaml:171): a tie: 2 values have "
         '1 vote: alice "good", bob "bad"\n\n'
     )
+    code, out, _ = run(example, "plan", "--detailed-exitcode")
+    assert code == 0  # the tie is counted, not planned: the apply vouched for every file
+    assert out == NO_CHANGES + "\n" + (
+        "Not resolved, so not applied (1 key):\n"
+        "  1 key in files unchanged since the state was written, which this plan did not read "
+        "(`orqsync validate` lists every one)\n\n"
+    )
+    code, out, err = run(example, "validate")
+    assert code == 0
+    assert f'"rating" of span {TIED[0]}/{TIED[1]} is not resolved by majority' in err
+    # a file read again (bob's, edited) lists the tie it shares in a plan again
+    bob = example / "annotations" / "bob.yaml"
+    bob.write_text(bob.read_text() + "\n")
+    code, out, _ = run(example, "plan", "--detailed-exitcode")
+    assert code == 0 and out == NO_CHANGES + "\n" + listed
+    # and the plan cache keeps it: the next plan, which leaves the file out, lists it too
+    assert run(example, "plan")[1] == NO_CHANGES + "\n" + listed
 
 
 def test_an_adjudication_settles_a_tie(example: Path) -> None:
@@ -307,8 +322,10 @@ def test_text_votes_stay_inert_in_the_comment(make_project: MakeProject) -> None
     row = next(line for line in out.splitlines() if line.startswith("| `t1/s1`"))
     assert '`"[Approve](https://evil.example) @acme/admins <img src=x>"`' in row
     code, out, _ = run(project.root, "plan", "--format", "markdown", "--redact")
-    assert code == 0
+    assert code == 0  # the file is left out on the plan cache's word: the cache lists it
     assert "evil.example" not in out and "(redacted, 56 chars)" in out
+    cache = (project.root / ".orqsync" / "state.json.cache").read_text()
+    assert "evil.example" in cache  # it holds votes as the files do (never committed)
 
 
 def test_kappa_holds_for_two_reviewers_whatever_a_third_labels_alone() -> None:
@@ -328,3 +345,54 @@ def test_targets_list_only_their_spans_unresolved_keys(example: Path) -> None:
     code, out, _ = run(example, "plan", "--target", "ffe6*", "--format", "json")
     assert code == 0
     assert "unresolved" not in json.loads(out)  # (the files' warnings still say it)
+
+
+def test_a_change_to_one_reviewers_file_reads_only_the_files_voting_on_its_spans(
+    make_project: MakeProject,
+) -> None:
+    """Two batches of spans, each voted on by alice and bob in a file each: after an apply,
+    an edit of bob's first batch reads the two files of that batch, in a fresh clone (the
+    state's record) and with the plan cache alike."""
+    from orqsync.commands import plan as plan_command
+    from orqsync.planning.cache import cache_path
+    from orqsync.source.project import load_project
+
+    def batch(reviewer: str, spans: str, value: str = "good") -> str:
+        body = "".join(
+            f"  - trace_id: t1\n    span_id: {span}\n    annotations: {{rating: {value}}}\n"
+            for span in spans.split()
+        )
+        return f"version: 1\nmetadata: {{reviewerId: {reviewer}}}\nspans:\n{body}"
+
+    project = with_reviews(
+        make_project,
+        "reviews: {rule: unanimous}\n",
+        **{
+            "annotations/alice-1.yaml": batch("alice", "s1 s2"),
+            "annotations/bob-1.yaml": batch("bob", "s1 s2"),
+            "annotations/alice-2.yaml": batch("alice", "s3 s4"),
+            "annotations/bob-2.yaml": batch("bob", "s3 s4", "bad"),  # disagrees: unresolved
+        },
+    )
+    code, out, err = run(project.root, "apply", "--auto-approve")
+    assert code == 0, out + err
+    state = (project.root / ".orqsync" / "state.json").read_text()
+    record = json.loads(state)["in_sync"]["files"]
+    assert record["annotations/bob-1.yaml"]["group"] == "annotations/alice-1.yaml"
+    # the keys not resolved are counted on the file that names them (the first to vote)
+    assert record["annotations/alice-2.yaml"]["unresolved"] == "2"
+    project.write("annotations/bob-1.yaml", batch("bob", "s1 s2", "bad"))  # now unresolved
+    settings = load_project(str(project.root))
+    Path(cache_path(settings)).unlink(missing_ok=True)  # as in a fresh clone
+    planned = plan_command.plan(settings)
+    assert planned.files_read == 2
+    assert planned.plan.changes == ()  # unanimous: a disagreement keeps what is applied
+    assert [item.span for item in planned.plan.unresolved] == [("t1", "s1"), ("t1", "s2")]
+    assert planned.plan.unresolved_left_out == 2  # batch 2's, counted by the state's record
+    full = plan_command.plan(settings, incremental=False)
+    assert full.files_read == 4 and len(full.plan.unresolved) == 4
+    # the plan cache: the next plan reads nothing, and lists batch 1's keys from the cache
+    again = plan_command.plan(settings)
+    assert again.files_read == 0
+    assert [item.span for item in again.plan.unresolved] == [("t1", "s1"), ("t1", "s2")]
+    assert again.plan.unresolved_left_out == 2

@@ -137,10 +137,14 @@ def plan(
     whole = not targets and not excludes
     # --target/--exclude choose among every span: all are read, as a target may be anywhere;
     # and so does a queue that routes spans by their labels.
-    # And so do reviews: a key's value depends on every reviewer's file (not yet kept per file).
+    # And so does a comparison of agreement with a base revision: it takes every vote.
     reviews = settings.reviews is not None
     incremental = (
-        incremental and snapshot.indexed and whole and not queues.needs_labels and not reviews
+        incremental
+        and snapshot.indexed
+        and whole
+        and not queues.needs_labels
+        and not (reviews and base_rev is not None)
     )
     held = cache.holding(hashes, snapshot) if incremental else {}
     vouched_for = vouched(snapshot, context, hashes, held) if incremental else {}
@@ -170,8 +174,12 @@ def plan(
     if whole:  # --target and --exclude choose spans: the queues are left as they are
         result = with_queues(settings, result, queues, desired, state, reader.definitions)
     unresolved = [u for u in desired.unresolved if whole or _chosen(u.span, targets, excludes)]
-    if unresolved:
-        result = replace(result, unresolved=tuple(unresolved))
+    if held and reviews:  # the keys the files left out name, as the plan that read them found
+        unresolved += [item for fact in held.values() for item in fact.unresolved]
+    unresolved.sort(key=lambda item: (item.path, item.line, item.key))
+    left_unlisted = _unresolved_left_out(snapshot, vouched_for) if reviews else 0
+    if unresolved or left_unlisted:
+        result = replace(result, unresolved=tuple(unresolved), unresolved_left_out=left_unlisted)
     if base_rev is not None and reviews:
         moved = moved_since(settings, desired.votes, reader.definitions, base_rev)
         result = replace(result, agreement=moved)
@@ -188,7 +196,10 @@ def plan(
         cache.prune(hashes)
         cache.record(desired, result, snapshot, desired.files)
         cache.save()
-    covered = coverage(desired, hashes, held, vouched_for, context) if whole else None
+    covered = None
+    if whole:
+        previous = snapshot.in_sync() if vouched_for else None
+        covered = coverage(desired, hashes, held, vouched_for, context, previous, snapshot)
     return Planned(
         result,
         base,
@@ -199,6 +210,15 @@ def plan(
         left_out,
         tuple(desired.warnings),
     )
+
+
+def _unresolved_left_out(snapshot: StateSnapshot, vouched_for: dict[str, int]) -> int:
+    """How many keys not resolved by their votes the files left out on the state's word
+    name (reviews): its record counts them, without listing them."""
+    record = snapshot.in_sync() if vouched_for else None
+    if record is None:
+        return 0
+    return sum(record.unresolved.get(name, 0) for name in vouched_for)
 
 
 def hold_unresolved(desired: DesiredState, state: State) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -40,8 +41,10 @@ from typing import Any
 from orqsync import __version__
 from orqsync.model import SpanId
 from orqsync.planning.plan import Plan
+from orqsync.planning.planfile import unresolved_from_json, unresolved_json
 from orqsync.source.desired import DesiredState
 from orqsync.source.project import Settings
+from orqsync.source.reviews import Unresolved
 from orqsync.state.disk import atomic_write
 from orqsync.state.model import InSync, span_sum, sum_difference
 from orqsync.state.snapshot import StateSnapshot, provenance_refs
@@ -97,6 +100,9 @@ class Fact:
     shares: dict[str, str]  # other files declaring some of these spans -> their hashes
     state: str  # the whole state file's hash then: when it is unchanged, so are the lines
     by: tuple[str, ...]  # the provenance records those lines name; they must still be there
+    # keys named here whose reviewers' votes did not resolve (reviews): listed by the plans
+    # that leave the file out
+    unresolved: tuple[Unresolved, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,6 +112,7 @@ class Fact:
             "spans": [list(span) for span in self.spans],
             "state": self.state,
             "by": list(self.by),
+            "unresolved": [unresolved_json(item) for item in self.unresolved],
         }
 
     @classmethod
@@ -117,6 +124,7 @@ class Fact:
             {str(k): str(v) for k, v in data["shares"].items()},
             str(data["state"]),
             tuple(str(record) for record in data["by"]),
+            tuple(unresolved_from_json(item) for item in data.get("unresolved", [])),
         )
 
 
@@ -176,12 +184,10 @@ class PlanCache:
         with_feedback = {record.path for record in desired.feedback.values()}
         if not set(read) - changed_files - with_feedback:
             return  # every file read has changes (a first plan): nothing to prove
-        declared: dict[str, set[SpanId]] = {}
-        declarers: dict[SpanId, set[str]] = {}
-        for span, keys in desired.spans.items():
-            for annotation in keys.values():
-                declared.setdefault(annotation.path, set()).add(span)
-                declarers.setdefault(span, set()).add(annotation.path)
+        declared, declarers = declarations(desired)
+        unresolved: dict[str, list[Unresolved]] = {}
+        for item in desired.unresolved:
+            unresolved.setdefault(item.path, []).append(item)
         changed_spans = {(change.trace_id, change.span_id) for change in plan.changes}
         for name in read:
             spans = declared.get(name, set())
@@ -202,9 +208,14 @@ class PlanCache:
                 shares,
                 snapshot.hash,
                 provenance_refs(lines),
+                tuple(unresolved.get(name, ())),
             )
             previous = self.facts.get(name)
-            if previous is None or previous.lines != fact.lines or previous.hash != fact.hash:
+            if previous is None or (previous.lines, previous.hash, previous.unresolved) != (
+                fact.lines,
+                fact.hash,
+                fact.unresolved,
+            ):
                 self.facts[name] = fact
                 self.changed = True
 
@@ -225,6 +236,23 @@ class PlanCache:
         self.changed = False
 
 
+def declarations(desired: DesiredState) -> tuple[dict[str, set[SpanId]], dict[SpanId, set[str]]]:
+    """The spans each file read declares, and the files that declare each span: by their
+    values and, with reviews, by their reviewers' votes (a resolved value names one file)."""
+    declared: dict[str, set[SpanId]] = {}
+    declarers: dict[SpanId, set[str]] = {}
+    for span, keys in desired.spans.items():
+        for annotation in keys.values():
+            declared.setdefault(annotation.path, set()).add(span)
+            declarers.setdefault(span, set()).add(annotation.path)
+    for span, by_key in desired.votes.items():
+        for votes in by_key.values():
+            for vote in votes.values():
+                declared.setdefault(vote.path, set()).add(span)
+                declarers.setdefault(span, set()).add(vote.path)
+    return declared, declarers
+
+
 def vouched(
     snapshot: StateSnapshot, context: str, hashes: dict[str, str], held: dict[str, Fact]
 ) -> dict[str, int]:
@@ -234,11 +262,12 @@ def vouched(
     record = snapshot.in_sync()
     if record is None or record.context != context:
         return {}
-    return {
-        name: spans
-        for name, (digest, spans) in record.files.items()
+    unchanged = [
+        name
+        for name, (digest, _) in record.files.items()
         if name not in held and hashes.get(name) == digest
-    }
+    ]
+    return {name: record.files[name][1] for name in record.only(unchanged).files}
 
 
 def accounted(snapshot: StateSnapshot, known: Iterable[SpanId], left_out: dict[str, int]) -> bool:
@@ -254,53 +283,100 @@ def accounted(snapshot: StateSnapshot, known: Iterable[SpanId], left_out: dict[s
 @dataclass(slots=True)
 class Coverage:
     """The files a complete apply of a plan leaves in sync, with what the state's InSync
-    record needs of each: the files read that share no span and declare no feedback (all in
-    sync once applied), and the files left out. Worked out on demand: a plan that is only
-    shown never needs it, and on a big repository finding each file's spans and their sums
-    is a visible part of a plan (BENCHMARKS.md)."""
+    record needs of each: the files read and those the plan cache held, each alone or, when
+    they share spans, as a group (none with a file that declares feedback: all in sync once
+    applied), and the files left out on the state's word, as it grouped them. Worked out on
+    demand: a plan that is only shown never needs it, and on a big repository finding each
+    file's spans and their sums is a visible part of a plan (BENCHMARKS.md)."""
 
     context: str
     desired: DesiredState
     hashes: dict[str, str]
     held: dict[str, Fact]  # files left out on the plan cache's word
     vouched_for: dict[str, int]  # files left out on the state's word: their span sums
+    previous: InSync | None = None  # the state's record that vouched for them
+    snapshot: StateSnapshot | None = None  # the state planned against
     _record: InSync | None = None
 
     def record(self) -> InSync:
         if self._record is None:
             files = {name: (self.hashes[name], total) for name, total in self.vouched_for.items()}
-            for name, (digest, spans) in self._read_in_sync().items():
-                files[name] = (digest, span_sum(spans))
-            for name, fact in self.held.items():
-                if not fact.shares:
-                    files[name] = (fact.hash, span_sum(fact.spans))
-            self._record = InSync(self.context, files)
+            groups = {}
+            unresolved = Counter(item.path for item in self.desired.unresolved)
+            unresolved.update({name: len(fact.unresolved) for name, fact in self.held.items()})
+            if self.previous is not None:
+                groups = {n: g for n, g in self.previous.groups.items() if n in self.vouched_for}
+                unresolved.update(
+                    {n: c for n, c in self.previous.unresolved.items() if n in self.vouched_for}
+                )
+            declared = self._declared()
+            for members in _groups(declared):
+                union: set[SpanId] = set().union(*(declared[name] for name in members))
+                total = span_sum(span for span in union if self._kept(span))
+                first = min(members)
+                for name in members:
+                    files[name] = (self.hashes[name], total if name == first else 0)
+                    if len(members) > 1:
+                        groups[name] = first
+            counts = {name: unresolved[name] for name in files if unresolved[name]}
+            self._record = InSync(self.context, files, groups=groups, unresolved=counts)
         return self._record
 
-    def _read_in_sync(self) -> dict[str, tuple[str, list[SpanId]]]:
-        """The files read that share no span with another and declare no feedback: each
-        one's content hash and spans."""
+    def _kept(self, span: SpanId) -> bool:
+        """Whether the state holds `span` once the plan is applied: it has values (those
+        read), or a line now (those held). A span whose only keys are votes that do not
+        resolve, never applied, has none."""
+        if self.desired.spans.get(span):
+            return True
+        return (
+            self.snapshot is not None
+            and span not in self.desired.spans
+            and (bool(self.snapshot.line(span)))
+        )
+
+    def _declared(self) -> dict[str, set[SpanId]]:
+        """The spans of each file read or held, but for files that declare feedback and
+        those that share a span with one."""
         desired = self.desired
-        declared: dict[str, list[SpanId]] = {name: [] for name in desired.files}
-        sharing: set[str] = set()
-        for span, keys in desired.spans.items():
-            annotations = iter(keys.values())
-            first = next(annotations, None)
-            if first is None:
-                continue
-            path = first.path
-            for annotation in annotations:
-                if annotation.path != path:  # a span declared in several files
-                    sharing.update(other.path for other in keys.values())
-                    break
-            else:
-                declared[path].append(span)
-        sharing.update(record.path for record in desired.feedback.values())
-        return {
-            name: (self.hashes[name], found)
-            for name, found in declared.items()
-            if name not in sharing
-        }
+        declared: dict[str, set[SpanId]] = {
+            name: set() for name in desired.files
+        }  # a file may declare no span
+        found, _ = declarations(desired)
+        for name, spans in found.items():
+            declared[name] = spans
+        for name, fact in self.held.items():
+            declared[name] = set(fact.spans)
+        with_feedback = {record.path for record in desired.feedback.values()}
+        for members in _groups(declared):
+            if not with_feedback.isdisjoint(members):
+                for name in members:
+                    del declared[name]
+        return declared
+
+
+def _groups(declared: dict[str, set[SpanId]]) -> list[list[str]]:
+    """The files in groups that share spans (connected: a shares with b, b with c), each
+    sorted, in the order of their first files."""
+    leader: dict[str, str] = {name: name for name in declared}
+
+    def find(name: str) -> str:
+        while leader[name] != name:
+            leader[name] = leader[leader[name]]
+            name = leader[name]
+        return name
+
+    first_of: dict[SpanId, str] = {}
+    for name, spans in declared.items():
+        for span in spans:
+            other = first_of.setdefault(span, name)
+            if other != name:
+                a, b = find(name), find(other)
+                if a != b:
+                    leader[max(a, b)] = min(a, b)
+    members: dict[str, list[str]] = {}
+    for name in sorted(declared):
+        members.setdefault(find(name), []).append(name)
+    return list(members.values())
 
 
 def coverage(
@@ -309,6 +385,9 @@ def coverage(
     held: dict[str, Fact],
     vouched_for: dict[str, int],
     context: str,
+    previous: InSync | None = None,
+    snapshot: StateSnapshot | None = None,
 ) -> Coverage:
-    """What a complete apply of this plan may record (see Coverage)."""
-    return Coverage(context, desired, hashes, dict(held), dict(vouched_for))
+    """What a complete apply of this plan may record (see Coverage); `previous`: the
+    state's record that vouched for `vouched_for`; `snapshot`: the state planned against."""
+    return Coverage(context, desired, hashes, dict(held), dict(vouched_for), previous, snapshot)

@@ -125,6 +125,8 @@ class Plan:
     queues: tuple[QueueChange, ...] = ()
     # keys whose reviewers' votes do not resolve (reviews): not planned, listed for review
     unresolved: tuple[Unresolved, ...] = ()
+    # and how many more such keys the files an incremental plan left out name
+    unresolved_left_out: int = 0
     # how the changes move agreement between reviewers (plan --base REV), for the comment
     agreement: Movement | None = None
     # Changes by action, counted once: a big plan's renderers ask for them many times.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orqsync import __version__
@@ -145,12 +145,8 @@ def _in_sync_from_json(data: dict[str, Any] | None, base: Base) -> InSync | None
     if data is None:
         return None
     record = InSync.from_json(data)
-    files = {
-        name: (digest, spans)
-        for name, (digest, spans) in record.files.items()
-        if base.files.get(name) == digest
-    }
-    return InSync(record.context, files)
+    same = [name for name, (digest, _) in record.files.items() if base.files.get(name) == digest]
+    return replace(record.only(same), spans=None)
 
 
 def plan_document(
@@ -180,6 +176,8 @@ def plan_document(
         document["queues"] = [queue_change_json(change) for change in plan.queues]
     if plan.unresolved:
         document["unresolved"] = [unresolved_json(item) for item in plan.unresolved]
+    if plan.unresolved_left_out:
+        document["unresolved_left_out"] = plan.unresolved_left_out
     if plan.agreement is not None:
         document["agreement"] = movement_json(plan.agreement)
     if in_sync is not None:
@@ -254,7 +252,7 @@ def unresolved_json(item: Unresolved) -> dict[str, object]:
     }
 
 
-def _unresolved_from_json(data: dict[str, Any]) -> Unresolved:
+def unresolved_from_json(data: dict[str, Any]) -> Unresolved:
     path, _, line = str(data["source"]).rpartition(":")
     votes = tuple((str(who), value_from_json(v)) for who, v in data["votes"].items())
     resolution = Resolution(None, str(data["rule"]), votes, str(data["why"]))  # type: ignore[arg-type]
@@ -391,7 +389,8 @@ def load_plan(path: str) -> SavedPlan:
             tuple(_change_from_json(item) for item in data["changes"]),
             tuple(_request_from_json(item) for item in data["requests"]),
             tuple(_queue_change_from_json(item) for item in data.get("queues", [])),
-            tuple(_unresolved_from_json(item) for item in data.get("unresolved", [])),
+            tuple(unresolved_from_json(item) for item in data.get("unresolved", [])),
+            int(data.get("unresolved_left_out", 0)),
             _movement_from_json(data["agreement"]) if "agreement" in data else None,
         )
         base = Base(

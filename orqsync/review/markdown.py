@@ -21,7 +21,14 @@ from itertools import groupby
 
 from orqsync.model import Correction, Metadata, parent_id
 from orqsync.planning.plan import CREATE, DELETE, UPDATE, Change, Plan
-from orqsync.review.render import NO_CHANGES, key_text, list_delta, metadata_text, value_text
+from orqsync.review.render import (
+    NO_CHANGES,
+    key_text,
+    left_out_text,
+    list_delta,
+    metadata_text,
+    value_text,
+)
 from orqsync.state.model import State
 from orqsync.text import plural
 
@@ -269,14 +276,14 @@ UNRESOLVED_ROWS = 20  # keys listed; the JSON plan has every one
 def _unresolved_table(plan: Plan, hidden: frozenset[str]) -> str:
     """The keys whose reviewers' votes do not resolve (not applied), with every vote; a
     text key's votes are hidden with --redact."""
-    if not plan.unresolved:
+    if not plan.unresolved and not plan.unresolved_left_out:
         return ""
-    lines = [
-        f"### Not resolved: {plural(len(plan.unresolved), 'key')} (not applied)",
-        "",
-        "| span | key | votes | why |",
-        "|---|---|---|---|",
-    ]
+    total = len(plan.unresolved) + plan.unresolved_left_out
+    lines = [f"### Not resolved: {plural(total, 'key')} (not applied)", ""]
+    if plan.unresolved_left_out:
+        lines += [left_out_text(plan) + ".", ""]
+    if plan.unresolved:
+        lines += ["| span | key | votes | why |", "|---|---|---|---|"]
     for item in plan.unresolved[:UNRESOLVED_ROWS]:
         votes = ", ".join(
             f"{_code(who)} {_code(_value(value, item.key in hidden))}"
@@ -291,7 +298,7 @@ def _unresolved_table(plan: Plan, hidden: frozenset[str]) -> str:
         )
     if len(plan.unresolved) > UNRESOLVED_ROWS:
         lines.append(f"| *{len(plan.unresolved) - UNRESOLVED_ROWS:,} more* | | | |")
-    lines.append("")
+    lines += [""] if plan.unresolved else []
     lines.append("An adjudication file (`reviews.adjudication`) settles a key.")
     return "\n".join(lines) + "\n\n"
 

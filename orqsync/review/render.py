@@ -176,16 +176,28 @@ def queue_lines(change: QueueChange) -> list[str]:
 
 def unresolved_lines(plan: Plan) -> Iterator[str]:
     """The keys whose reviewers' votes do not resolve (reviews): not applied."""
-    if not plan.unresolved:
+    if not plan.unresolved and not plan.unresolved_left_out:
         return
-    lines = [f"Not resolved, so not applied ({plural(len(plan.unresolved), 'key')}):"]
+    total = len(plan.unresolved) + plan.unresolved_left_out
+    lines = [f"Not resolved, so not applied ({plural(total, 'key')}):"]
     for item in plan.unresolved:
         votes = ", ".join(f"{who} {value_text(value)}" for who, value in item.resolution.votes)
         lines.append(
             f"  {'/'.join(item.span)} {item.key}  ({item.path}:{item.line}): "
             f"{item.resolution.why}: {votes}"
         )
+    if plan.unresolved_left_out:
+        lines.append("  " + left_out_text(plan))
     yield "\n".join(lines) + "\n\n"
+
+
+def left_out_text(plan: Plan) -> str:
+    """What an incremental plan says of the keys not resolved in the files it left out."""
+    more = " more" if plan.unresolved else ""
+    return (
+        f"{plural(plan.unresolved_left_out, 'key')}{more} in files unchanged since the state "
+        "was written, which this plan did not read (`orqsync validate` lists every one)"
+    )
 
 
 def _body_text(body: dict[str, object], shown: int = 2) -> str:

@@ -309,8 +309,8 @@ class _Builder:
         if settings.reviews is not None:
             judged = glob_files(settings, settings.reviews.adjudication)
             self.ballot = Ballot(settings.reviews, frozenset(map(settings.display, judged)))
-        # The fast reader takes one declaration of a key; votes go to the strict one.
-        self.use_fast = fast and self.ballot is None
+        self.use_fast = fast
+        self._reviewers: dict[Metadata, str] = {}  # reviewerId of each metadata (reviews)
         self.fast_files = 0  # how many files the fast reader took (for tests and benchmarks)
         self.corrections = 0  # corrections declared (the strict reader reads them all)
 
@@ -325,7 +325,9 @@ class _Builder:
             digest = sha256(raw if raw is not None else text.encode("utf-8"))
         self.files[display] = digest
         fast = self.fast.read(text, display, self._file_metadata, raw) if self.use_fast else None
-        if fast is not None and self._add_fast(fast):
+        if fast is not None and (
+            self._add_fast(fast) if self.ballot is None else self._add_votes(fast, display)
+        ):
             self.fast_files += 1
             return
         doc = parse(text, display)
@@ -389,6 +391,42 @@ class _Builder:
                 spans[span_id] = declared
             else:
                 existing.update(declared)
+        self.warnings.extend(fast.warnings)
+        return True
+
+    def _add_votes(self, fast: FastFile, display: str) -> bool:
+        """Take a file the fast reader vouched for as votes (reviews): what _vote does with
+        each annotation. False (nothing taken) when one would be a problem (no reviewer, a
+        reviewer's second vote...), so that the strict reader reports where."""
+        assert self.ballot is not None
+        if len(dict(fast.spans)) != len(fast.spans):
+            return False  # a span written twice in the file: the strict reader warns
+        votes = self.ballot.votes
+        judged = display in self.ballot.adjudication
+        reviewers = self._reviewers
+        cast: list[tuple[SpanId, str, str, Annotation]] = []
+        for span, declared in fast.spans:
+            held = votes.get(span)
+            for key, vote in declared.items():
+                if judged:
+                    reviewer = ADJUDICATOR
+                else:
+                    reviewer = reviewers.get(vote.metadata, "")
+                    if not reviewer:
+                        reviewer = reviewers[vote.metadata] = dict(vote.metadata).get(
+                            "reviewerId", ""
+                        )
+                    if not reviewer or reviewer.startswith("@"):
+                        return False
+                if held is not None and reviewer in held.get(key, ()):
+                    return False
+                cast.append((span, key, reviewer, vote))
+        spans = self.spans
+        for span, _ in fast.spans:
+            if span not in spans:
+                spans[span] = {}  # as the strict reader leaves a span whose keys are votes
+        for span, key, reviewer, vote in cast:
+            votes.setdefault(span, {}).setdefault(key, {})[reviewer] = vote
         self.warnings.extend(fast.warnings)
         return True
 

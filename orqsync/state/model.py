@@ -51,6 +51,11 @@ class InSync:
     what a plan makes of it): each file's content hash and the span_sum of the spans it
     declares, for one context (definitions, settings, orqsync version).
 
+    Files that share spans (several reviewers' files, a span's keys split over two files) are
+    vouched for as a group: `groups` maps each member to the group's first file, which holds
+    the span_sum of the group's spans (each once); the other members hold 0. A group is left
+    out of a plan whole or not at all.
+
     `spans` is the span_sum of the whole state as written: render_state computes it, with the
     hash of the text before the record (`body`); a snapshot gives the record back only while
     that text is unchanged.
@@ -59,13 +64,22 @@ class InSync:
     context: str
     files: dict[str, tuple[str, int]]
     spans: int | None = None
+    groups: dict[str, str] = field(default_factory=dict)
+    # keys whose reviewers' votes did not resolve, by the file that names them (reviews): a
+    # plan that leaves the file out says how many it did not list
+    unresolved: dict[str, int] = field(default_factory=dict)
 
     def files_json(self) -> dict[str, dict[str, str]]:
         """Each file's record, sorted, as the state file and a saved plan both write it."""
-        return {
-            name: {"hash": digest, "spans": f"{spans:032x}"}
-            for name, (digest, spans) in sorted(self.files.items())
-        }
+        found = {}
+        for name, (digest, spans) in sorted(self.files.items()):
+            item = {"hash": digest, "spans": f"{spans:032x}"}
+            if name in self.groups:
+                item["group"] = self.groups[name]
+            if self.unresolved.get(name):
+                item["unresolved"] = str(self.unresolved[name])
+            found[name] = item
+        return found
 
     @classmethod
     def from_json(cls, data: Any) -> InSync:
@@ -76,8 +90,29 @@ class InSync:
             str(name): (str(item["hash"]), int(item["spans"], 16))
             for name, item in data["files"].items()
         }
+        groups = {
+            str(name): str(item["group"]) for name, item in data["files"].items() if "group" in item
+        }
+        unresolved = {
+            str(name): int(item["unresolved"])
+            for name, item in data["files"].items()
+            if "unresolved" in item
+        }
         spans = int(data["spans"], 16) if "spans" in data else None
-        return cls(str(data["context"]), files, spans)
+        return cls(str(data["context"]), files, spans, groups, unresolved)
+
+    def only(self, names: Iterable[str]) -> InSync:
+        """The record of `names` alone, less every group that loses a member."""
+        kept = set(names) & self.files.keys()
+        lost = {self.groups[name] for name in self.files.keys() - kept if name in self.groups}
+        kept = {name for name in kept if self.groups.get(name) not in lost}
+        return InSync(
+            self.context,
+            {name: self.files[name] for name in kept},
+            self.spans,
+            {name: group for name, group in self.groups.items() if name in kept},
+            {name: count for name, count in self.unresolved.items() if name in kept},
+        )
 
 
 @dataclass(frozen=True, slots=True)
