@@ -33,6 +33,7 @@ from orqsync.errors import (
 from orqsync.text import plural
 
 if TYPE_CHECKING:
+    from orqsync.commands.plan import Planned
     from orqsync.planning.plan import Plan, Request
     from orqsync.remote.apply import Failure, Report
     from orqsync.source.project import Settings
@@ -270,6 +271,16 @@ def _labels(count: int, corrections: int) -> str:
     return f"{annotations} and {plural(corrections, 'correction', grouped=False)}"
 
 
+def _redacted(planned: Planned, settings: Settings) -> list[Problem]:
+    """The plan's warnings with the votes of text keys not resolved as their lengths."""
+    from orqsync.commands.common import text_keys
+    from orqsync.source.reviews import UNRESOLVED
+
+    hidden = text_keys(settings)
+    kept = [warning for warning in planned.warnings if warning.kind != UNRESOLVED]
+    return kept + [item.problem(item.key in hidden) for item in planned.plan.unresolved]
+
+
 def _warn(warnings: list[Problem]) -> None:
     """Values read leniently (source/values.py): said on stderr, never silently."""
     if warnings:
@@ -361,7 +372,7 @@ def plan(
         raise click.UsageError("--max-requests goes with plan --reassert, or with apply")
     planned = run_plan(settings, target, exclude, base_rev=base_rev)
     process.keep_until_exit(planned)
-    _warn(list(planned.warnings))
+    _warn(_redacted(planned, settings) if redact else list(planned.warnings))
     if out_path or fmt == "json":
         document = planned.document(settings.metadata_style)
     if out_path:

@@ -37,6 +37,9 @@ class Problem:
     message: str
     hint: str = ""
     severity: str = "error"  # or "warning": read as written down in the hint, and said
+    # Warnings of one kind are counted past the first few (review/render.py warnings_text)
+    # though their messages differ; "" groups them by message and hint.
+    kind: str = ""
 
     def render(self) -> str:
         where = self.path

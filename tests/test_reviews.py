@@ -321,9 +321,14 @@ def test_text_votes_stay_inert_in_the_comment(make_project: MakeProject) -> None
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("| `t1/s1`"))
     assert '`"[Approve](https://evil.example) @acme/admins <img src=x>"`' in row
-    code, out, _ = run(project.root, "plan", "--format", "markdown", "--redact")
+    code, out, err = run(project.root, "plan", "--format", "markdown", "--redact")
     assert code == 0  # the file is left out on the plan cache's word: the cache lists it
     assert "evil.example" not in out and "(redacted, 56 chars)" in out
+    assert "evil.example" not in err  # nor in the job's log
+    assert (
+        "is not resolved by majority (a tie: 2 values have 1 vote): "
+        "alice (redacted, 56 chars), bob (redacted, 4 chars)" in err
+    )
     cache = (project.root / ".orqsync" / "state.json.cache").read_text()
     assert "evil.example" in cache  # it holds votes as the files do (never committed)
 
@@ -396,3 +401,30 @@ def test_a_change_to_one_reviewers_file_reads_only_the_files_voting_on_its_spans
     assert again.files_read == 0
     assert [item.span for item in again.plan.unresolved] == [("t1", "s1"), ("t1", "s2")]
     assert again.plan.unresolved_left_out == 2
+
+
+def test_many_keys_not_resolved_are_counted_past_the_first_few_on_stderr(
+    make_project: MakeProject,
+) -> None:
+    spans = "".join(
+        f"  - trace_id: t1\n    span_id: s{n}\n    annotations: {{rating: VALUE}}\n"
+        for n in range(12)
+    )
+    project = with_reviews(
+        make_project,
+        "reviews: {rule: majority}\n",
+        **{
+            "annotations/a.yaml": "version: 1\nmetadata: {reviewerId: alice}\nspans:\n"
+            + spans.replace("VALUE", "good"),
+            "annotations/b.yaml": "version: 1\nmetadata: {reviewerId: bob}\nspans:\n"
+            + spans.replace("VALUE", "bad"),
+        },
+    )
+    code, _, err = run(project.root, "validate")
+    assert code == 0
+    lines = err.splitlines()
+    assert sum("is not resolved by majority" in line for line in lines) == 5
+    assert (
+        "  ... and 7 more places with this warning (`orqsync validate --format json` lists "
+        "every one)" in lines
+    )

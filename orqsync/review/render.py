@@ -535,7 +535,8 @@ def warnings_text(warnings: list[Problem]) -> str:
     across the repository) lists its first WARNINGS_PER_KIND places and counts the rest."""
     kinds: dict[tuple[str, str], list[Problem]] = {}
     for warning in sorted(warnings, key=Problem.sort_key):
-        kinds.setdefault((warning.message, warning.hint), []).append(warning)
+        kind = (warning.kind, "") if warning.kind else (warning.message, warning.hint)
+        kinds.setdefault(kind, []).append(warning)
     lines: list[str] = []
     for places in kinds.values():
         lines.extend(warning.render() for warning in places[:WARNINGS_PER_KIND])

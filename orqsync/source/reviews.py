@@ -67,12 +67,11 @@ class Unresolved:
     path: str
     line: int
 
-    def problem(self) -> Problem:
+    def problem(self, hide: bool = False) -> Problem:
+        """The warning that lists the key; `hide`: a text key's votes as their lengths
+        (--redact)."""
         trace_id, span_id = self.span
-        votes = ", ".join(
-            f"{who} {json.dumps(value_json(value), ensure_ascii=False)}"
-            for who, value in self.resolution.votes
-        )
+        votes = ", ".join(f"{who} {_shown(value, hide)}" for who, value in self.resolution.votes)
         return Problem(
             self.path,
             self.line,
@@ -82,7 +81,17 @@ class Unresolved:
             "an adjudication file (reviews.adjudication) settles it; until then orq.ai keeps "
             "what it has for this key",
             "warning",
+            UNRESOLVED,
         )
+
+
+UNRESOLVED = "unresolved"  # the kind of the warnings that list keys not resolved
+
+
+def _shown(value: object, hide: bool) -> str:
+    if hide and isinstance(value, str):
+        return f"(redacted, {len(value)} chars)"
+    return json.dumps(value_json(value), ensure_ascii=False)
 
 
 @dataclass
