@@ -333,3 +333,28 @@ def test_a_base_without_reviews_or_with_problems_gives_a_note_and_a_bad_rev_an_e
     code, out, err = run(example, "plan", "--base", "no-such-branch", "--format", "json")
     assert code == 0, err
     assert "agreement" not in json.loads(out)
+
+
+def test_import_into_a_project_with_reviews_goes_to_an_adjudication_file(
+    example: Path, tmp_path: Path
+) -> None:
+    assert run(example, "apply", "--auto-approve")[0] == 0
+    exported = tmp_path / "labels.jsonl"
+    assert run(example, "export", "--out", str(exported))[0] == 0
+    shutil.rmtree(example / ".orqsync")
+    for folder in ("annotations", "adjudication"):
+        shutil.rmtree(example / folder)
+        (example / folder).mkdir()
+    code, _, err = run(example, "import", str(exported))
+    assert code == 1
+    assert err == (
+        "error: --out annotations/imported.yaml: orqsync.yaml has `reviews`, which read each "
+        "annotation file as one reviewer's votes, and the imported labels are no reviewer's\n"
+        "  hint: import them into an adjudication file (--out FILE where reviews.adjudication "
+        "looks): what orq.ai holds then settles those keys until you remove it\n"
+    )
+    assert not (example / "annotations" / "imported.yaml").exists()  # rolled back
+    assert not (example / ".orqsync" / "state.json").exists()
+    code, out, err = run(example, "import", str(exported), "--out", "adjudication/imported.yaml")
+    assert code == 0, out + err
+    assert run(example, "plan", "--detailed-exitcode")[0] == 0

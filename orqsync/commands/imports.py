@@ -28,7 +28,7 @@ from orqsync.audit.history import COMPLETE, Counts, Entry, append_entry, history
 from orqsync.errors import OrqsyncError, ProblemsError
 from orqsync.model import Metadata, Value, same_value
 from orqsync.source.definitions import load_definitions
-from orqsync.source.desired import DesiredState, find_sources, load_desired
+from orqsync.source.desired import DesiredState, find_sources, glob_files, load_desired
 from orqsync.source.project import PROJECT_FILE, Settings
 from orqsync.state.disk import atomic_write
 from orqsync.state.files import StateFile
@@ -190,6 +190,14 @@ def _write(
                 f"--out {out}: the file is not matched by sources "
                 f"({', '.join(settings.sources)}) in {PROJECT_FILE}",
                 f"write it where sources look, for example --out {DEFAULT_OUT}",
+            )
+        reviews = settings.reviews
+        if reviews is not None and out_path not in glob_files(settings, reviews.adjudication):
+            raise OrqsyncError(
+                f"--out {out}: {PROJECT_FILE} has `reviews`, which read each annotation file "
+                "as one reviewer's votes, and the imported labels are no reviewer's",
+                "import them into an adjudication file (--out FILE where reviews.adjudication "
+                "looks): what orq.ai holds then settles those keys until you remove it",
             )
     desired = load_desired(settings)  # the written file read as plan will read it
     _check_read_back(desired, declaration, settings.display(out_path))
