@@ -78,7 +78,8 @@ SUMMARY_SCRIPT = (
 # the summary and the number of keys listed as not resolved (scenario 10)
 UNRESOLVED_SCRIPT = (
     "import json, sys; d = json.load(open(sys.argv[1], encoding='utf-8')); "
-    "print(json.dumps({**d['summary'], 'unresolved': len(d.get('unresolved', []))}))"
+    "print(json.dumps({**d['summary'], "
+    "'unresolved': len(d.get('unresolved', [])) + d.get('unresolved_left_out', 0)}))"
 )
 
 
@@ -1104,18 +1105,28 @@ class Bench:
             f"and leaves alice and carol on {change.outvoted}"
         )
         cache = self.workdir / f"state-panel-{self.prepared.fingerprint}"
+        fresh = False
         if not (cache / "state.json").is_file():
             say("  no cached state for this panel: one apply against the emulator makes it")
             self.one_apply(self.panel_apply_project(panel), 1, 1, cache)
+            fresh = True
         else:
             say(f"  state: {cache / 'state.json'} (left by a complete apply of this panel)")
-        project_file = (cache / "orqsync.yaml").read_text(encoding="utf-8")
-        project = make_panel_project(
-            self.prepared, panel, "pull-request-panel", project_file, change
-        )
-        self.restore_state(project, cache)
-        summary = self.plan_summary(project, self.workdir / "plan-pr-panel.json", UNRESOLVED_SCRIPT)
         expected = {**change.expected, "unresolved": panel.unresolved}
+        summary: object
+        try:
+            project, summary = self.panel_pr_check(panel, cache, change)
+        except BenchError as error:
+            if fresh:
+                raise
+            summary = f"an error ({str(error).splitlines()[0]})"
+        if summary != expected and not fresh:  # as in scenario 2: the state format may change
+            say(
+                f"  the cached state gives {summary}, expected {expected}: "
+                "making it again with one apply"
+            )
+            self.one_apply(self.panel_apply_project(panel), 1, 1, cache)
+            project, summary = self.panel_pr_check(panel, cache, change)
         if summary != expected:
             raise BenchError(
                 f"the pull-request plan of three reviewers has {summary}, expected {expected}"
@@ -1141,6 +1152,18 @@ class Bench:
                 runs_text([r.seconds for r in cold]),
             )
         )
+
+    def panel_pr_check(
+        self, panel: Panel, cache: Path, change: PanelChange
+    ) -> tuple[Path, dict[str, int]]:
+        """10b's project, a fresh clone with the cached state, and its plan's summary."""
+        project_file = (cache / "orqsync.yaml").read_text(encoding="utf-8")
+        project = make_panel_project(
+            self.prepared, panel, "pull-request-panel", project_file, change
+        )
+        self.restore_state(project, cache)
+        out = self.workdir / "plan-pr-panel.json"
+        return project, self.plan_summary(project, out, UNRESOLVED_SCRIPT)
 
     def panel_apply_project(self, panel: Panel) -> Path:
         """Scenario 10's project against the emulator, for the apply that makes its state."""
