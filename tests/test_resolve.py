@@ -85,3 +85,67 @@ def test_a_median_is_written_as_the_votes_are() -> None:
     assert resolve({"a": 0.81, "b": 0.8}, MEDIAN).value == 0.805
     two = resolve({"a": 1, "b": 3}, MEDIAN).value
     assert two == 2 and type(two) is int
+
+
+# The ballot's shortcut for votes that are all alike gives what resolve() gives ----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from orqsync.model import Annotation  # noqa: E402
+from orqsync.source import reviews as reviews_module  # noqa: E402
+from orqsync.source.project import Reviews  # noqa: E402
+from orqsync.source.reviews import ADJUDICATOR, Ballot  # noqa: E402
+
+KEYS = {  # key -> (rule, the values a vote may take)
+    "rating": ("majority", ["good", "bad", True, 1, 1.0]),
+    "strict": ("unanimous", ["good", "bad"]),
+    "tags": ("option_majority", [(), ("a",), ("a", "b"), ("b",)]),
+    "score": ("median", [0.1, 0.2, 1, 1.0]),
+    "first": ("priority", ["x", "y"]),
+}
+METADATA = [(("source", "orqsync"),), (("identityId", "u1"), ("source", "orqsync")), ()]
+
+
+@st.composite
+def ballots(draw: st.DrawFn) -> dict:
+    votes: dict = {}
+    for span in draw(st.lists(st.sampled_from(["s1", "s2", "s3"]), unique=True, min_size=1)):
+        for key in draw(st.lists(st.sampled_from(sorted(KEYS)), unique=True, min_size=1)):
+            who = draw(
+                st.lists(
+                    st.sampled_from(["alice", "bob", "carol", ADJUDICATOR]), unique=True, min_size=1
+                )
+            )
+            by = {}
+            for line, reviewer in enumerate(who):
+                value = draw(st.sampled_from(KEYS[key][1]))
+                extra = draw(st.sampled_from(METADATA))
+                metadata = tuple(sorted((*extra, ("reviewerId", reviewer))))
+                path = draw(st.sampled_from(["a.yaml", "b.yaml"]))
+                by[reviewer] = Annotation(value, metadata, path, line + 1)
+            votes.setdefault(("t", span), {})[key] = by
+    return votes
+
+
+def resolved(votes: dict, shortcut: bool) -> tuple[object, ...]:
+    rules = {key: rule for key, (rule, _) in KEYS.items()}
+    ballot = Ballot(Reviews(rule="majority", priority=("bob", "alice"), keys=rules), votes=votes)
+    spans: dict = {}
+    kept = reviews_module._ALIKE_RULES
+    if not shortcut:
+        reviews_module._ALIKE_RULES = frozenset()
+    try:
+        unresolved, reviewed = ballot.resolve(spans, (("source", "default"),))
+    finally:
+        reviews_module._ALIKE_RULES = kept
+    typed = {
+        span: {key: (type(a.value), a) for key, a in keys.items()} for span, keys in spans.items()
+    }
+    return typed, unresolved, reviewed
+
+
+@settings(max_examples=300, deadline=None)
+@given(ballots())
+def test_the_shortcut_for_alike_votes_resolves_as_resolve_does(votes: dict) -> None:
+    assert resolved(votes, shortcut=True) == resolved(votes, shortcut=False)

@@ -184,11 +184,13 @@ class PlanCache:
         with_feedback = {record.path for record in desired.feedback.values()}
         if not set(read) - changed_files - with_feedback:
             return  # every file read has changes (a first plan): nothing to prove
+        changed_spans = {(change.trace_id, change.span_id) for change in plan.changes}
+        if changed_spans.issuperset(desired.spans):
+            return  # every span read changes (a first plan with reviews): nothing to prove
         declared, declarers = declarations(desired)
         unresolved: dict[str, list[Unresolved]] = {}
         for item in desired.unresolved:
             unresolved.setdefault(item.path, []).append(item)
-        changed_spans = {(change.trace_id, change.span_id) for change in plan.changes}
         for name in read:
             spans = declared.get(name, set())
             if name in with_feedback or not spans or spans & changed_spans:

@@ -403,32 +403,45 @@ class _Builder:
             return False  # a span written twice in the file: the strict reader warns
         votes = self.ballot.votes
         judged = display in self.ballot.adjudication
-        reviewers = self._reviewers
-        cast: list[tuple[SpanId, str, str, Annotation]] = []
-        for span, declared in fast.spans:
+        # Who voted, by each annotation's metadata: a file's annotations mostly share one.
+        last: Metadata | None = None
+        reviewer = ADJUDICATOR if judged else ""
+        held_by_span: list[dict[str, dict[str, Annotation]] | None] = []
+        for span, declared in fast.spans:  # first check every vote: all or nothing is taken
             held = votes.get(span)
             for key, vote in declared.items():
-                if judged:
-                    reviewer = ADJUDICATOR
-                else:
-                    reviewer = reviewers.get(vote.metadata, "")
-                    if not reviewer:
-                        reviewer = reviewers[vote.metadata] = dict(vote.metadata).get(
-                            "reviewerId", ""
-                        )
+                if not judged and vote.metadata is not last:
+                    last = vote.metadata
+                    reviewer = self._reviewer_of(last)
                     if not reviewer or reviewer.startswith("@"):
                         return False
                 if held is not None and reviewer in held.get(key, ()):
                     return False
-                cast.append((span, key, reviewer, vote))
+            held_by_span.append(held)
         spans = self.spans
-        for span, _ in fast.spans:
-            if span not in spans:
-                spans[span] = {}  # as the strict reader leaves a span whose keys are votes
-        for span, key, reviewer, vote in cast:
-            votes.setdefault(span, {}).setdefault(key, {})[reviewer] = vote
+        last = None
+        for (span, declared), held in zip(fast.spans, held_by_span, strict=True):
+            if held is None:
+                held = votes[span] = {}
+                if span not in spans:
+                    spans[span] = {}  # as the strict reader leaves a span whose keys are votes
+            for key, vote in declared.items():
+                if not judged and vote.metadata is not last:
+                    last = vote.metadata
+                    reviewer = self._reviewer_of(last)
+                by = held.get(key)
+                if by is None:
+                    held[key] = {reviewer: vote}
+                else:
+                    by[reviewer] = vote
         self.warnings.extend(fast.warnings)
         return True
+
+    def _reviewer_of(self, metadata: Metadata) -> str:
+        reviewer = self._reviewers.get(metadata)
+        if reviewer is None:
+            reviewer = self._reviewers[metadata] = dict(metadata).get("reviewerId", "")
+        return reviewer
 
     def _file_metadata(self, doc: Document, node: Node | None) -> Metadata:
         return self._read_metadata(doc, node, self.defaults)

@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from orqsync.errors import Problem
-from orqsync.model import Annotation, Metadata, Review, SpanId, value_json
+from orqsync.model import Annotation, Metadata, Review, SpanId, Value, value_json
 from orqsync.source.agreement import Agreement, agreement, metric_for
 from orqsync.source.definitions import Definitions
 from orqsync.source.project import PROJECT_FILE, Reviews, Settings
-from orqsync.source.resolve import PRIORITY, Resolution, fits, resolve
+from orqsync.source.resolve import (
+    MAJORITY,
+    OPTION_MAJORITY,
+    PRIORITY,
+    UNANIMOUS,
+    Resolution,
+    fits,
+    resolve,
+)
 
 ADJUDICATOR = "@adjudication"  # the reviewer an adjudication file votes as (a reviewerId
 # cannot start with @: desired.py refuses it)
@@ -121,13 +129,28 @@ class Ballot:
         unresolved = []
         reviewed: dict[SpanId, dict[str, Review]] = {}
         reviews = self.reviews
+        rules: dict[str, str] = {}
+        sent_with = _Stripped(metadata)
         for span, keys in self.votes.items():
             for key, by in keys.items():
+                rule = rules.get(key)
+                if rule is None:
+                    rule = rules[key] = reviews.rule_of(key)
+                if rule in _ALIKE_RULES and ADJUDICATOR not in by:
+                    alike = _alike(by, sent_with)
+                    if alike is not None:  # the common case, decided without resolve()
+                        value, where, sent = alike
+                        spans.setdefault(span, {})[key] = Annotation(
+                            value, sent, where.path, where.line
+                        )
+                        votes = tuple(sorted((who, vote.value) for who, vote in by.items()))
+                        reviewed.setdefault(span, {})[key] = Review(rule, votes)  # type: ignore[arg-type]
+                        continue
                 adjudicated = by.get(ADJUDICATOR)
                 cast = {who: vote.value for who, vote in by.items() if who != ADJUDICATOR}
                 resolution = resolve(
                     cast,  # type: ignore[arg-type]
-                    reviews.rule_of(key),
+                    rule,
                     priority=reviews.priority,
                     adjudicated=adjudicated.value if adjudicated else None,  # type: ignore[arg-type]
                 )
@@ -141,6 +164,49 @@ class Ballot:
                 )
                 reviewed.setdefault(span, {})[key] = Review(resolution.rule, resolution.votes)
         return unresolved, reviewed
+
+
+# The rules under which votes that are all alike resolve to their value (priority needs a
+# listed reviewer among them; a median is written as resolve.py canonicalizes it).
+_ALIKE_RULES = frozenset((MAJORITY, UNANIMOUS, OPTION_MAJORITY))
+
+
+class _Stripped:
+    """A vote's metadata less its reviewerId, one shared tuple for each content (the
+    metadata a value resolved from votes that say the same is sent with: _shared's)."""
+
+    def __init__(self, defaults: Metadata) -> None:
+        self.defaults = defaults
+        self._of: dict[Metadata, Metadata] = {}
+        self._one: dict[Metadata, Metadata] = {}
+
+    def __call__(self, metadata: Metadata) -> Metadata:
+        found = self._of.get(metadata)
+        if found is None:
+            kept = tuple(pair for pair in metadata if pair[0] != "reviewerId") or self.defaults
+            found = self._of[metadata] = self._one.setdefault(kept, kept)
+        return found
+
+
+def _alike(
+    by: dict[str, Annotation], sent_with: _Stripped
+) -> tuple[Value, Annotation, Metadata] | None:
+    """When every vote gives the same value (of one type: true is never 1) with the same
+    metadata but for the reviewer: that value, the first vote in file order, and the metadata
+    to send it with; else None (resolve() decides)."""
+    votes = iter(by.values())
+    first = next(votes)
+    value, kind, sent, where = first.value, type(first.value), sent_with(first.metadata), first
+    for vote in votes:
+        if type(vote.value) is not kind or vote.value != value:
+            return None
+        if sent_with(vote.metadata) is not sent:
+            return None
+        if (vote.path, vote.line) < (where.path, where.line):
+            where = vote
+    if value == ():
+        return None  # an empty multi select, which orq.ai refuses: resolve() says why
+    return value, where, sent
 
 
 def _shared(votes: Iterable[Annotation], defaults: Metadata) -> Metadata:
