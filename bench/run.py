@@ -13,7 +13,7 @@ of the runs with its ratio to the reference measured in the same run, first as a
 then in the markdown form BENCHMARKS.md uses. Everything is also written as JSON to the work
 directory. A failing command stops the run with its stderr; nothing is hidden.
 
-Scenario 10, several reviewers (README, Several reviewers), is not in BENCHMARKS.md yet: the
+Scenario 10, several reviewers (README, Several reviewers; BENCHMARKS.md says more): the
 corpus of scenario 1 written once per reviewer of a panel of three (reviewers/<name>/..., the
 file's `reviewerId` the reviewer's; alice's values are the corpus's, bob and carol give another
 value on a seeded ~10% of the keys), with `reviews: {rule: majority}` in orqsync.yaml. A
