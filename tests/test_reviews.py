@@ -229,6 +229,17 @@ def test_a_reviews_setting_that_cannot_work_is_refused(
     assert expected in err
 
 
+def test_a_reviews_problem_points_at_its_entry(make_project: MakeProject) -> None:
+    reviews = "reviews:\n  rule: priority\n  keys:\n    rating: median\n    ratings: majority\n"
+    project = with_reviews(make_project, reviews, **{"annotations/a.yaml": span_file("alice")})
+    first = (project.root / "orqsync.yaml").read_text().splitlines().index("reviews:") + 1
+    code, _, err = run(project.root, "validate")
+    assert code == 1
+    assert f"orqsync.yaml:{first + 1}:9: reviews: the priority rule needs reviews.priority" in err
+    assert f"orqsync.yaml:{first + 3}:5: reviews.keys: median does not resolve rating" in err
+    assert f'orqsync.yaml:{first + 4}:5: reviews.keys: "ratings" is not a key' in err
+
+
 def test_priority_takes_the_first_listed_reviewer(make_project: MakeProject) -> None:
     project = with_reviews(
         make_project,

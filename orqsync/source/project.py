@@ -225,7 +225,21 @@ def load_project(directory: str) -> Settings:
         max_removals=policy.get("max_removals", defaults.max_removals),
         owned_keys=tuple(policy.get("owned_keys", defaults.owned_keys)),
         id_format=data.get("id_format", defaults.id_format),
-        locations=MappingProxyType(
-            {name: position(value) for name, _, value in mapping_items(doc, doc.root)}
-        ),
+        locations=MappingProxyType(_locations(doc)),
     )
+
+
+def _locations(doc: Document) -> dict[str, tuple[int | None, int | None]]:
+    """Where each setting's value is: top-level names, and `reviews.NAME` and
+    `reviews.keys.KEY` (the key's name) inside `reviews`."""
+    found = {}
+    for name, _, value in mapping_items(doc, doc.root):
+        found[name] = position(value)
+        if name != "reviews":
+            continue
+        for inner, _, setting in mapping_items(doc, value):
+            found[f"reviews.{inner}"] = position(setting)
+            if inner == "keys":
+                for key, key_node, _ in mapping_items(doc, setting):
+                    found[f"reviews.keys.{key}"] = position(key_node)
+    return found

@@ -40,18 +40,22 @@ def check_reviews(settings: Settings, definitions: Definitions) -> list[Problem]
     reviews = settings.reviews
     if reviews is None:
         return []
-    line, column = settings.where("reviews")
     problems = []
 
-    def problem(message: str, hint: str) -> None:
+    def problem(where: str, message: str, hint: str) -> None:
+        line, column = settings.where(where)
+        if line is None:
+            line, column = settings.where("reviews")
         problems.append(Problem(PROJECT_FILE, line, column, message, hint))
 
     for key, rule in sorted(reviews.keys.items()):
         definition = definitions.get(key)
+        where = f"reviews.keys.{key}"
         if definition is None:
-            problem(f'reviews.keys: "{key}" is not a key of definitions.yaml', "remove it")
+            problem(where, f'reviews.keys: "{key}" is not a key of definitions.yaml', "remove it")
         elif not fits(rule, definition.type):
             problem(
+                where,
                 f"reviews.keys: {rule} does not resolve {key}, a {definition.type}",
                 "median resolves a range, option_majority a multi select; majority, "
                 "unanimous and priority any key",
@@ -59,6 +63,7 @@ def check_reviews(settings: Settings, definitions: Definitions) -> list[Problem]
     uses_priority = reviews.rule == PRIORITY or PRIORITY in reviews.keys.values()
     if uses_priority and not reviews.priority:
         problem(
+            "reviews.rule" if reviews.rule == PRIORITY else "reviews.keys",
             "reviews: the priority rule needs reviews.priority, the reviewers in order",
             "add `priority: [alice, bob]` under reviews",
         )
