@@ -58,13 +58,28 @@ def outside_code(text: str) -> str:
     return "".join(out)
 
 
+CHART_STRING = r'"[^"`<>#;\n]*"'
+MERMAID_LINE = re.compile(
+    "|".join(
+        [
+            "xychart-beta",
+            rf"    title {CHART_STRING}",
+            rf"    x-axis \[{CHART_STRING}(, {CHART_STRING})*\]",
+            r'    y-axis "spans" 0 --> \d+',
+            r"    (bar|line) \[\d+(, \d+)*\]",
+        ]
+    )
+)
+
+
 def assert_well_formed(text: str) -> None:
     lines = text.split("\n")
     assert lines[0] == MARKER
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert text.count("<details") == text.count("</details>")
     fences = [line for line in lines if line.startswith("```")]
-    assert fences == ["```diff", "```"] * (len(fences) // 2)
+    assert all(opening in ("```diff", "```mermaid") for opening in fences[::2])
+    assert fences[1::2] == ["```"] * (len(fences) // 2) and len(fences) % 2 == 0
     columns = 0
     for line in lines:
         if line.startswith("|"):
@@ -73,12 +88,14 @@ def assert_well_formed(text: str) -> None:
             assert cells == columns, line
         else:
             columns = 0
-    inside = False
+    inside = ""
     for line in lines:
         if line.startswith("```"):
-            inside = not inside
-        elif inside:
+            inside = "" if inside else line
+        elif inside == "```diff":
             assert re.match(r"(@@ .* @@|[-+~] .*)$", line), line
+        elif inside:
+            assert MERMAID_LINE.fullmatch(line), line
     tags = re.findall(r"<[^>]*>", outside_code(text))
     allowed = {MARKER, "<details>", "<details open>", "</details>", "<summary>", "</summary>"}
     assert set(tags) <= allowed
@@ -338,3 +355,49 @@ def test_rendering_does_not_depend_on_the_hash_seed() -> None:
         )
         digests.add(done.stdout.strip())
     assert len(digests) == 1, digests
+
+
+# Charts ---------------------------------------------------------------------------------------
+
+
+def test_a_plan_that_flips_forty_labels_charts_the_flip() -> None:
+    spans = {(f"t{n:02}", "s"): {"rating": applied("good")} for n in range(60)}
+    wanted = {
+        span: {"rating": declared("bad" if n < 40 else "good")} for n, span in enumerate(spans)
+    }
+    plan, state = planned(wanted, spans=spans)
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)
+    assert (
+        "### Label distribution, charted\n\n"
+        "```mermaid\n"
+        "xychart-beta\n"
+        '    title "rating: bars after this plan, line before"\n'
+        '    x-axis ["bad", "good"]\n'
+        '    y-axis "spans" 0 --> 60\n'
+        "    bar [40, 20]\n"
+        "    line [0, 60]\n"
+        "```\n"
+    ) in text
+    # the table stays, for screen readers and plain-text mail
+    assert "| | `good` | 60 | 20 | -40 |" in text
+
+
+def test_charts_hide_text_values_with_redact_and_keep_their_strings_inert() -> None:
+    hostile = 'a"b `x` ``` <img src=x onerror=1> #1; ' + "long " * 20
+    plan, state = planned({("t", "a"): {"correction": declared(hostile)}})
+    shown = render_plan_markdown(plan, state)
+    assert_well_formed(shown)  # the chart's lines match its grammar: no quote or fence inside
+    chart = shown[shown.index("```mermaid") :]
+    assert 'x-axis ["a\'b x  img src=x onerro…"]' in chart
+    redacted = render_plan_markdown(plan, state, text_keys=TEXT_KEYS, redact=True)
+    assert "```mermaid" not in redacted and "onerror" not in redacted
+
+
+def test_at_most_ten_keys_are_charted() -> None:
+    keys = [f"k{n:02}" for n in range(12)]
+    plan, state = planned({("t", "a"): {key: declared("yes") for key in keys}})
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)
+    assert text.count("```mermaid") == 10
+    assert "2 more keys not charted." in text

@@ -169,7 +169,8 @@ def render_plan_markdown(
         _unresolved_table(plan, text_keys if redact else frozenset()),
         _agreement_table(plan),
         _queue_table(plan),
-        _distribution_table(label_distribution(state, plan, text_keys=text_keys)),
+        _distribution_table(distributions := label_distribution(state, plan, text_keys=text_keys)),
+        _distribution_charts(distributions),
     ]
     # Corrections hide their explanation and any text value: free text, like a text key's.
     corrections = {c.key for c in plan.changes if parent_id(c.key) is not None}
@@ -436,13 +437,70 @@ def _distribution_table(distributions: dict[str, Distribution]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+CHARTS = 10  # keys charted; the table above has them all
+CHART_TEXT = 24  # characters of a label in a chart
+
+
+def _distribution_charts(distributions: dict[str, Distribution]) -> str:
+    """The distribution table as Mermaid bar charts (GitHub draws ```mermaid blocks): per key
+    with labels, the spans carrying each label after the plan as bars and before it as a
+    line, for the labels the table lists. Keys of numbers (no labels) get no chart."""
+    charts: list[str] = []
+    left = 0
+    for distribution in distributions.values():
+        labels = _top_labels(distribution)
+        if not labels:
+            continue
+        if len(charts) == CHARTS:
+            left += 1
+            continue
+        names = ", ".join(f'"{_chart_text(label)}"' for label, _, _ in labels)
+        top = max(max(old, new) for _, old, new in labels) or 1
+        charts.append(
+            "\n".join(
+                [
+                    "```mermaid",
+                    "xychart-beta",
+                    f'    title "{_chart_text(distribution.key)}: bars after this plan, '
+                    'line before"',
+                    f"    x-axis [{names}]",
+                    f'    y-axis "spans" 0 --> {top}',
+                    f"    bar [{', '.join(str(new) for _, _, new in labels)}]",
+                    f"    line [{', '.join(str(old) for _, old, _ in labels)}]",
+                    "```",
+                ]
+            )
+        )
+    if not charts:
+        return ""
+    lines = ["### Label distribution, charted", "", "\n\n".join(charts)]
+    if left:
+        lines += ["", f"{plural(left, 'more key')} not charted."]
+    return "\n".join(lines) + "\n\n"
+
+
+def _chart_text(text: str) -> str:
+    """A label as a Mermaid string can hold it: no quote, backtick, angle bracket, # or ;
+    (none can end the string or the fence, or be read as markup), on one line, cut short."""
+    kept = "".join(
+        " " if not c.isprintable() else "'" if c == '"' else "" if c in "`<>#;" else c for c in text
+    ).strip()
+    return kept if len(kept) <= CHART_TEXT else kept[: CHART_TEXT - 1].rstrip() + "…"
+
+
+def _top_labels(distribution: Distribution) -> list[tuple[str, int, int]]:
+    """The labels the table lists: those that move most first, then by name."""
+    labels = sorted(distribution.labels, key=lambda item: (-abs(item[2] - item[1]), item[0]))
+    return labels[:LABELS_PER_KEY]
+
+
 def _key_rows(distribution: Distribution) -> list[str]:
     before, after = distribution.spans
     rows = [_row(_code(distribution.key, table=True), "*labelled spans*", before, after)]
-    labels = sorted(distribution.labels, key=lambda item: (-abs(item[2] - item[1]), item[0]))
-    for label, old, new in labels[:LABELS_PER_KEY]:
+    top = _top_labels(distribution)
+    for label, old, new in top:
         rows.append(_row("", _code(label, table=True), old, new))
-    rest = labels[LABELS_PER_KEY:]
+    rest = [item for item in distribution.labels if item not in top]
     if rest:
         old = sum(item[1] for item in rest)
         new = sum(item[2] for item in rest)
