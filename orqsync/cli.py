@@ -271,12 +271,15 @@ def _labels(count: int, corrections: int) -> str:
     return f"{annotations} and {plural(corrections, 'correction', grouped=False)}"
 
 
-def _redacted(planned: Planned, settings: Settings) -> list[Problem]:
-    """The plan's warnings with the votes of text keys not resolved as their lengths."""
+def _plan_warnings(planned: Planned, settings: Settings, redact: bool) -> list[Problem]:
+    """The plan's warnings, those of keys not resolved as the plan lists them (the files it
+    read, and the plan cache's); with `redact`, a text key's votes as their lengths."""
     from orqsync.commands.common import text_keys
     from orqsync.source.reviews import UNRESOLVED
 
-    hidden = text_keys(settings)
+    if not planned.plan.unresolved:
+        return list(planned.warnings)
+    hidden = text_keys(settings) if redact else frozenset()
     kept = [warning for warning in planned.warnings if warning.kind != UNRESOLVED]
     return kept + [item.problem(item.key in hidden) for item in planned.plan.unresolved]
 
@@ -372,7 +375,7 @@ def plan(
         raise click.UsageError("--max-requests goes with plan --reassert, or with apply")
     planned = run_plan(settings, target, exclude, base_rev=base_rev)
     process.keep_until_exit(planned)
-    _warn(_redacted(planned, settings) if redact else list(planned.warnings))
+    _warn(_plan_warnings(planned, settings, redact))
     if out_path or fmt == "json":
         document = planned.document(settings.metadata_style)
     if out_path:

@@ -358,3 +358,80 @@ def test_import_into_a_project_with_reviews_goes_to_an_adjudication_file(
     code, out, err = run(example, "import", str(exported), "--out", "adjudication/imported.yaml")
     assert code == 0, out + err
     assert run(example, "plan", "--detailed-exitcode")[0] == 0
+
+
+def test_a_vote_on_a_span_whose_votes_never_resolved_reads_the_others_in_a_fresh_clone(
+    make_project: MakeProject,
+) -> None:
+    """A span whose only key is tied has no state line; a new reviewer's vote on it must
+    not resolve it alone (the state's record does not vouch for files voting on it)."""
+    from orqsync.commands import plan as plan_command
+    from orqsync.planning.cache import cache_path
+    from orqsync.source.project import load_project
+
+    def votes(who: str, values: str) -> str:
+        body = "".join(
+            f"  - trace_id: t1\n    span_id: s{n}\n    annotations: {{rating: {value}}}\n"
+            for n, value in enumerate(values.split(), start=1)
+        )
+        return f"version: 1\nmetadata: {{reviewerId: {who}}}\nspans:\n{body}"
+
+    project = make_project(
+        **{
+            "annotations/alice.yaml": votes("alice", "good good good"),
+            "annotations/bob.yaml": votes("bob", "good bad good"),
+        }
+    )
+    config = project.root / "orqsync.yaml"
+    config.write_text(config.read_text() + "reviews: {rule: unanimous}\n")
+    assert run(project.root, "apply", "--auto-approve")[0] == 0
+    project.write(  # dave votes on s2 only
+        "annotations/dave.yaml",
+        "version: 1\nmetadata: {reviewerId: dave}\nspans:\n"
+        "  - trace_id: t1\n    span_id: s2\n    annotations: {rating: good}\n",
+    )
+    settings = load_project(str(project.root))
+    Path(cache_path(settings)).unlink(missing_ok=True)  # a fresh clone
+    fresh = plan_command.plan(settings)
+    full = plan_command.plan(settings, incremental=False)
+    assert fresh.plan.changes == full.plan.changes == ()  # s2 stays unresolved
+    assert [item.span for item in fresh.plan.unresolved] == [("t1", "s2")]
+
+
+def test_a_targeted_apply_records_the_reviews_of_what_it_sends(example: Path) -> None:
+    code, out, err = run(example, "apply", "--auto-approve", "--target", ADJUDICATED[0])
+    assert code == 0, out + err
+    assert state_lines(example)[ADJUDICATED]["reviews"]["rating"]["rule"] == "adjudicated"
+
+
+def test_a_base_without_the_project_gives_a_note_not_a_project_found_above(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.isolate(monkeypatch)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    gitrepo.init(repo)
+    (repo / "README.md").write_text("labels\n")
+    gitrepo.commit(repo, "nothing yet")
+    shutil.move(str(example), str(repo / "proj"))
+    gitrepo.commit(repo, "the project")
+    planted = tmp_path / "tmp"  # an orqsync.yaml above the folder the base is read into
+    planted.mkdir()
+    (planted / "orqsync.yaml").write_text("version: 1\nworkspace: planted\n")
+    monkeypatch.setattr("tempfile.tempdir", str(planted))
+    code, out, err = run(repo / "proj", "plan", "--base", "HEAD^1", "--format", "json")
+    assert code == 0, err
+    moved = json.loads(out)["agreement"]
+    assert moved["note"] == f"proj is not in {moved['base'][:7]}: no figures for the base"
+    (repo / "proj" / "orqsync.yaml").rename(repo / "orqsync.yaml.off")
+    gitrepo.commit(repo, "no project file")
+    (repo / "orqsync.yaml.off").rename(repo / "proj" / "orqsync.yaml")
+    code, out, err = run(repo / "proj", "plan", "--base", "HEAD", "--format", "json")
+    assert code == 0, err
+    moved = json.loads(out)["agreement"]
+    assert moved["note"] == f"orqsync.yaml is not in {moved['base'][:7]}"
+    assert all(item["base"] is None for item in moved["keys"])
+    code, out, _ = run(repo / "proj", "plan", "--base", "HEAD")  # the text plan says it too
+    assert (
+        f"Agreement between reviewers (Krippendorff's alpha), against {moved['base'][:12]}:" in out
+    )

@@ -373,9 +373,10 @@ def test_a_change_to_one_reviewers_file_reads_only_the_files_voting_on_its_spans
     from orqsync.planning.cache import cache_path
     from orqsync.source.project import load_project
 
-    def batch(reviewer: str, spans: str, value: str = "good") -> str:
+    def batch(reviewer: str, spans: str, value: str = "good", score: float = 0.5) -> str:
         body = "".join(
-            f"  - trace_id: t1\n    span_id: {span}\n    annotations: {{rating: {value}}}\n"
+            f"  - trace_id: t1\n    span_id: {span}\n"
+            f"    annotations: {{rating: {value}, score: {score}}}\n"
             for span in spans.split()
         )
         return f"version: 1\nmetadata: {{reviewerId: {reviewer}}}\nspans:\n{body}"
@@ -387,7 +388,8 @@ def test_a_change_to_one_reviewers_file_reads_only_the_files_voting_on_its_spans
             "annotations/alice-1.yaml": batch("alice", "s1 s2"),
             "annotations/bob-1.yaml": batch("bob", "s1 s2"),
             "annotations/alice-2.yaml": batch("alice", "s3 s4"),
-            "annotations/bob-2.yaml": batch("bob", "s3 s4", "bad"),  # disagrees: unresolved
+            # bob disagrees on the scores: not resolved, the ratings applied
+            "annotations/bob-2.yaml": batch("bob", "s3 s4", score=0.7),
         },
     )
     code, out, err = run(project.root, "apply", "--auto-approve")

@@ -226,6 +226,14 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     return b"".join(chunks)
 
 
+def holds(root: str, rev: str, path: str) -> bool:
+    """Whether commit `rev` has `path` (a file or a folder; "" or ".": the root)."""
+    if not path or path == ".":
+        return True
+    done = _run(root, "cat-file", "-e", f"{rev}:{path}", ok_codes=(0, 1, 128))
+    return done.returncode == 0
+
+
 def extract(root: str, rev: str, path: str, dest: str) -> int:
     """Write the files under `path` (relative to the repository root; "" for all) as commit
     `rev` holds them into `dest`, at their paths relative to the root; how many were

@@ -53,8 +53,12 @@ def moved_since(settings: Settings, votes: Votes, definitions: Definitions, rev:
     sha = gitrev.resolve(root, rev)
     rel = gitrev.relative(root, settings.root)
     with tempfile.TemporaryDirectory(prefix="orqsync-base-") as folder:
-        gitrev.extract(root, sha, rel, folder)
         where = os.path.join(folder, rel)
+        if not gitrev.holds(root, sha, rel):
+            return movement(sha, {}, head, f"{rel} is not in {sha[:7]}: no figures for the base")
+        gitrev.extract(root, sha, rel, folder)
+        if not os.path.isfile(os.path.join(where, PROJECT_FILE)):  # not one above the folder
+            return movement(sha, {}, head, f"{PROJECT_FILE} is not in {sha[:7]}")
         try:
             base = load_project(where)
             if base.reviews is None:
@@ -71,7 +75,7 @@ def moved_since(settings: Settings, votes: Votes, definitions: Definitions, rev:
             return movement(sha, {}, head, note)
         except OrqsyncError as exc:
             note = f"the project at {sha[:7]} cannot be read ({exc.message}): no figures for it"
-            return movement(sha, {}, head, note.replace(folder + os.sep, ""))
+            return movement(sha, {}, head, note.replace(folder + os.sep, "").replace(folder, "."))
     return movement(sha, before, head)
 
 

@@ -105,6 +105,7 @@ def select(
         {k: v for k, v in desired.feedback.items() if keep(("feedback", k))},
         desired.files,
         desired.definitions_hash,
+        reviewed={k: v for k, v in desired.reviewed.items() if keep(k)},
     )
     chosen_state = State(
         state.lineage,

@@ -314,7 +314,12 @@ class Coverage:
             declared = self._declared()
             for members in _groups(declared):
                 union: set[SpanId] = set().union(*(declared[name] for name in members))
-                total = span_sum(span for span in union if self._kept(span))
+                if not all(map(self._kept, union)):
+                    # a span whose only keys are votes that never resolved has no state line:
+                    # the state's sums cannot tell when another file votes on it, so the
+                    # group is read by every plan until its votes resolve
+                    continue
+                total = span_sum(union)
                 first = min(members)
                 for name in members:
                     files[name] = (self.hashes[name], total if name == first else 0)

@@ -15,6 +15,7 @@ from orqsync.planning.planfile import summary
 from orqsync.planning.reassert import Reassertion
 from orqsync.planning.wire import method_and_path, request_body
 from orqsync.remote.apply import Failure, Report
+from orqsync.source.agreement import Agreement
 from orqsync.source.resolve import ADJUDICATED
 from orqsync.text import duration_text, plural
 
@@ -191,6 +192,24 @@ def unresolved_lines(plan: Plan) -> Iterator[str]:
     yield "\n".join(lines) + "\n\n"
 
 
+def agreement_lines(plan: Plan) -> Iterator[str]:
+    """How the plan moves agreement between reviewers (plan --base): alpha per key."""
+    moved = plan.agreement
+    if moved is None or (not moved.keys and not moved.note):
+        return
+    lines = [f"Agreement between reviewers (Krippendorff's alpha), against {moved.base[:12]}:"]
+    if moved.note:
+        lines.append(f"  {moved.note}")
+
+    def alpha(figures: Agreement | None) -> str:
+        value = None if figures is None else figures.alpha
+        return "-" if value is None else f"{value:.3f}"
+
+    for key in moved.keys:
+        lines.append(f"  {key.key}: {alpha(key.base)} -> {alpha(key.head)}")
+    yield "\n".join(lines) + "\n\n"
+
+
 def left_out_text(plan: Plan) -> str:
     """What an incremental plan says of the keys not resolved in the files it left out."""
     more = " more" if plan.unresolved else ""
@@ -349,6 +368,7 @@ def iter_plan_text(
     if plan.empty:
         yield NO_CHANGES + "\n"
         yield from unresolved_lines(plan)
+        yield from agreement_lines(plan)
         return
     yield "orqsync will make these changes:\n\n"
     groups, rest = _groups(plan.changes, MAX_SPAN_BLOCKS)
@@ -367,6 +387,7 @@ def iter_plan_text(
     for queue in plan.queues:
         yield "\n".join([*queue_lines(queue), "\n"])
     yield from unresolved_lines(plan)
+    yield from agreement_lines(plan)
     out = []
     if rest < len(plan.changes):
         hidden_changes = plan.changes[rest:]
