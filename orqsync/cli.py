@@ -874,6 +874,31 @@ def export_command(
     return EXIT_OK
 
 
+@cli.command("report")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The folder to write index.html into (made if missing).",
+)
+@click.option("--at", "rev", help="The report as of this git revision.")
+@click.pass_context
+def report_command(ctx: click.Context, out_dir: str, rev: str | None) -> int:
+    """The applied label set as a static HTML page (inline SVG charts, no script): labels
+    per key, reviewers and their agreement, the apply history, growth over commits."""
+    from orqsync.audit.report import build, render_html
+
+    settings = _settings(ctx)
+    page = render_html(build(settings, rev), os.path.basename(settings.root), rev)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "index.html")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    _err(f"Wrote {path}.")
+    return EXIT_OK
+
+
 @cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: by extension.")

@@ -234,7 +234,7 @@ def render_csv(rows: Rows, reviewed: Reviewed | None = None) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _read_at(settings: Settings, rev: str) -> tuple[State, str]:
+def read_state_at(settings: Settings, rev: str) -> tuple[State, str]:
     root = gitrev.toplevel(os.path.dirname(settings.state_path))
     if root is None:
         raise OrqsyncError(
@@ -257,7 +257,7 @@ def _read_at(settings: Settings, rev: str) -> tuple[State, str]:
     return parse_state(text, display), sha
 
 
-def _read_working(settings: Settings) -> tuple[State, str]:
+def read_state_working(settings: Settings) -> tuple[State, str]:
     """The working copy's state, and HEAD's sha when HEAD holds exactly that state ("" if not)."""
     files = StateFile.of(settings)
     if not files.exists():
@@ -298,7 +298,7 @@ def export(
     `votes`, how each label resolved from reviewers' votes was resolved."""
     if fmt not in FORMATS:
         raise OrqsyncError(f"unknown export format {fmt}", "use jsonl or csv")
-    state, commit = _read_at(settings, at) if at else _read_working(settings)
+    state, commit = read_state_at(settings, at) if at else read_state_working(settings)
     conditions = parse_where(where)
     wanted = tuple(sorted(set(keys)))
     definitions, problems = load_definitions(

@@ -121,8 +121,9 @@ def head(root: str) -> str | None:
     return sha if done.returncode == 0 and sha else None
 
 
-def log_path(root: str, path: str) -> list[Commit]:
-    """Commits reachable from HEAD that changed `path`, newest first (parents after children)."""
+def log_path(root: str, path: str, rev: str = "HEAD") -> list[Commit]:
+    """Commits reachable from `rev` that changed `path`, newest first (parents after
+    children)."""
     if head(root) is None:
         return []
     done = _run(
@@ -131,6 +132,7 @@ def log_path(root: str, path: str) -> list[Commit]:
         "--topo-order",
         "--no-color",
         "--format=%H%x00%an%x00%ae%x00%aI",
+        rev,
         "--",
         path,
     )

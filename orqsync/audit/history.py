@@ -147,6 +147,11 @@ def load_history(path: str, display: str | None = None) -> History:
         raise StateError(
             f"{shown}: the history file is not UTF-8 text", "restore it from git"
         ) from None
+    return parse_history(lines)
+
+
+def parse_history(lines: list[str]) -> History:
+    """The entries of a history file's lines; the numbers of the lines that are not one."""
     entries = []
     unreadable = []
     for number, line in enumerate(lines, start=1):
