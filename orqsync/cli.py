@@ -842,6 +842,12 @@ def agreement_command(ctx: click.Context, keys: tuple[str, ...], fmt: str) -> in
     is_flag=True,
     help="With each label resolved from reviewers' votes, its rule and every vote.",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: write cells as they are; by default a cell a spreadsheet would run as a "
+    "formula (=, +, -, @, tab, CR) gets a leading ' (import strips it).",
+)
 @click.pass_context
 def export_command(
     ctx: click.Context,
@@ -851,12 +857,22 @@ def export_command(
     rev: str | None,
     out_path: str | None,
     votes: bool,
+    raw: bool,
 ) -> int:
     """The applied labels as a dataset: one row per span, with provenance and a manifest."""
     from orqsync.commands.export import export_labels
 
+    if raw and fmt != "csv":
+        raise click.UsageError("--raw goes with --format csv (JSONL is written as it is)")
     result = export_labels(
-        _settings(ctx), fmt=fmt, keys=keys, where=where, at=rev, out_path=out_path, votes=votes
+        _settings(ctx),
+        fmt=fmt,
+        keys=keys,
+        where=where,
+        at=rev,
+        out_path=out_path,
+        votes=votes,
+        raw=raw,
     )
     if out_path:
         commit = str(result.manifest["commit"])

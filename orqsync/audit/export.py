@@ -26,6 +26,13 @@ CSV: line 1 `# {"manifest": {...}}` (read with pandas' `skiprows=1`, or `comment
   need be): then the label is an empty text. Lines end with `\\n`. Exports written before
   the `.uncommitted` column existed lack it; `orqsync import` reads both.
 
+Spreadsheet formulas: a CSV cell a spreadsheet would run as a formula (it starts with `=`, `+`,
+`-`, `@`, a tab or a carriage return: OWASP's list), and one starting with `'`, gets a leading
+`'`; numbers are written as numbers, untouched. The manifest says `"formulas": "neutralized"`,
+and `orqsync import` strips exactly one leading `'` from every cell of such a file. `--raw`
+writes cells as they are (`"formulas": "raw"`), for pipelines that read CSV, not people.
+JSONL is always written as it is.
+
 `--votes` (projects with reviews): how each label resolved from reviewers' votes was resolved,
 as the apply that sent it recorded it: JSONL rows get `"reviews": {KEY: {"rule": RULE,
 "votes": {REVIEWER: VALUE}}}` (keys not resolved from votes left out), CSV rows the columns
@@ -61,6 +68,9 @@ FORMATS = ("jsonl", "csv")
 PROVENANCE_COLUMNS = ("commit", "author", "applied_at", "plan_id", "run_url", "uncommitted")
 CSV_COLUMNS = (*PROVENANCE_COLUMNS, "metadata")
 REVIEW_COLUMNS = ("rule", "votes")  # with --votes
+# CSV cells a spreadsheet would run as a formula (OWASP's list), and the mark that defuses them
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+NEUTRALIZED = "neutralized"  # the manifest's "formulas" of a CSV written without --raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +199,12 @@ def render_jsonl(rows: Rows, reviewed: Reviewed | None = None) -> str:
     return "".join(lines)
 
 
+def _defused(text: str) -> str:
+    """A text cell a spreadsheet cannot take for a formula: one that starts like one (or with
+    the mark itself, so that reading strips exactly one) gets a leading '."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(text: str) -> str:
     """RFC 4180 quoting, also for `#` so that readers skipping comments keep the cell whole."""
     if any(c in text for c in ',"\r\n#\x85\u2028\u2029') or text != text.strip():
@@ -204,17 +220,25 @@ def csv_value(value: object) -> str:
     return str(value)
 
 
-def render_csv(rows: Rows, reviewed: Reviewed | None = None) -> str:
-    """The rows as CSV; with `reviewed` (--votes), each key's `.rule` and `.votes` too."""
+def render_csv(rows: Rows, reviewed: Reviewed | None = None, raw: bool = False) -> str:
+    """The rows as CSV; with `reviewed` (--votes), each key's `.rule` and `.votes` too.
+    Unless `raw`, every cell but a number that starts like a spreadsheet formula gets a
+    leading ' (the manifest says `"formulas": "neutralized"`; import strips it)."""
     keys = sorted({key for _, labels in rows for key in labels})
     columns = CSV_COLUMNS if reviewed is None else (*CSV_COLUMNS, *REVIEW_COLUMNS)
     header = ["trace_id", "span_id", *keys]
     header += [f"{key}.{column}" for key in keys for column in columns]
-    lines = [",".join(_cell(name) for name in header)]
+    defuse = (lambda text: text) if raw else _defused
+    lines = [",".join(_cell(defuse(name)) for name in header)]
     no_reviews: dict[str, Review] = {}
     for (trace_id, span_id), labels in rows:
         cells = [trace_id, span_id]
         cells += [csv_value(labels[k].value) if k in labels else "" for k in keys]
+        numbers = {
+            2 + index
+            for index, key in enumerate(keys)
+            if key in labels and _is_number(labels[key].value)
+        }
         held = no_reviews if reviewed is None else reviewed.get((trace_id, span_id), no_reviews)
         for key in keys:
             applied = labels.get(key)
@@ -230,8 +254,17 @@ def render_csv(rows: Rows, reviewed: Reviewed | None = None) -> str:
             if reviewed is not None:
                 review = held.get(key)
                 cells += [review.rule, _dumps(review.to_json()["votes"])] if review else ["", ""]
-        lines.append(",".join(_cell(cell) for cell in cells))
+        lines.append(
+            ",".join(
+                _cell(cell if index in numbers else defuse(cell))
+                for index, cell in enumerate(cells)
+            )
+        )
     return "".join(line + "\n" for line in lines)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_state_at(settings: Settings, rev: str) -> tuple[State, str]:
@@ -293,6 +326,7 @@ def export(
     where: tuple[str, ...] = (),
     at: str | None = None,
     votes: bool = False,
+    raw: bool = False,
 ) -> Export:
     """The dataset of the state in the working copy, or as of the git revision `at`; with
     `votes`, how each label resolved from reviewers' votes was resolved."""
@@ -309,7 +343,7 @@ def export(
     _check_filters(wanted, conditions, state, Definitions() if problems else definitions)
     rows = select_rows(state, wanted, conditions)
     reviewed = state.reviews if votes else None
-    body = render_jsonl(rows, reviewed) if fmt == "jsonl" else render_csv(rows, reviewed)
+    body = render_jsonl(rows, reviewed) if fmt == "jsonl" else render_csv(rows, reviewed, raw)
     data = body.encode("utf-8")
     manifest: dict[str, object] = {
         "format": FORMAT,
@@ -324,6 +358,8 @@ def export(
     }
     if votes:
         manifest["votes"] = True
+    if fmt == "csv":
+        manifest["formulas"] = "raw" if raw else NEUTRALIZED
     line = _dumps({"manifest": manifest})
     head = (line if fmt == "jsonl" else "# " + line) + "\n"
     return Export(head.encode("utf-8") + data, manifest, len(rows))

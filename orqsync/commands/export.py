@@ -15,9 +15,10 @@ def export_labels(
     at: str | None,
     out_path: str | None,
     votes: bool = False,
+    raw: bool = False,
 ) -> Export:
     """The dataset, written to `out_path` when given (else the caller prints `data`)."""
-    result = export(settings, fmt=fmt, keys=keys, where=where, at=at, votes=votes)
+    result = export(settings, fmt=fmt, keys=keys, where=where, at=at, votes=votes, raw=raw)
     if out_path:
         with open(out_path, "wb") as handle:
             handle.write(result.data)
