@@ -986,6 +986,18 @@ def emulator() -> None:
     """The built-in orq.ai emulator."""
 
 
+def _loopback(host: str) -> bool:
+    """Whether `host` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any address
+
+
 @emulator.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -1011,9 +1023,8 @@ def emulator() -> None:
     "--api-key",
     "api_keys",
     multiple=True,
-    default=("emulator-key",),
-    show_default=True,
-    help="A bearer key to accept (repeat for several).",
+    help="A bearer key to accept (repeat for several); on loopback the default is "
+    "emulator-key, on any other address one must be given.",
 )
 @click.option(
     "--string-limit",
@@ -1081,6 +1092,23 @@ def emulator_serve(
     latency_ms: float,
 ) -> int:
     """Serve the emulator on loopback until interrupted."""
+    beyond = not _loopback(host)
+    if beyond and not api_keys:
+        raise OrqsyncError(
+            f"--host {host} listens beyond this machine, and without --api-key the "
+            "emulator would accept its well-known default key emulator-key",
+            "give --api-key KEY (a secret of your own), or listen on 127.0.0.1; the "
+            "emulator is a test tool, not orq.ai",
+        )
+
+    def ready(url: str) -> None:
+        if beyond:
+            _err(
+                f"warning: the emulator listens on {url}, beyond this machine: it is a test "
+                "tool (no TLS, data in memory or a local file), not a service"
+            )
+
+    api_keys = api_keys or ("emulator-key",)
     process.long_running()
     from orqsync.emulator import (
         DefinitionsError,
@@ -1108,7 +1136,7 @@ def emulator_serve(
         ),
     )
     try:
-        serve(config, host, port)
+        serve(config, host, port, ready)
     except DefinitionsError as exc:
         raise OrqsyncError(str(exc), exc.hint or "fix the definitions file") from None
     except StoreError as exc:

@@ -46,14 +46,14 @@ def test_a_port_in_use():
 
 @pytest.mark.parametrize("host", ["999.1.1.1", "no-such-host.invalid"])
 def test_a_host_that_is_not_an_address(host: str):
-    code, stderr = serve("--host", host)
+    code, stderr = serve("--host", host, "--api-key", "a-key-of-ones-own")
     assert_one_refusal(
         code, stderr, f"{host} is not an IP address or a known host name", "127.0.0.1"
     )
 
 
 def test_an_address_of_another_machine():
-    code, stderr = serve("--host", "192.0.2.1")  # TEST-NET-1: never an address of this machine
+    code, stderr = serve("--host", "192.0.2.1", "--api-key", "k")  # TEST-NET-1: never an address of this machine
     assert_one_refusal(code, stderr, "192.0.2.1 is not an address of this machine", "127.0.0.1")
 
 
@@ -140,3 +140,38 @@ def test_an_embedded_project_names_its_broken_evaluations_file(make_project):
         and "api.emulator_evaluations in orqsync.yaml" in result.stderr
     )
     assert "Traceback" not in result.output
+
+
+def test_a_non_loopback_address_needs_a_key_of_ones_own() -> None:
+    from click.testing import CliRunner
+
+    from orqsync.cli import cli
+
+    result = CliRunner().invoke(cli, ["emulator", "serve", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code == 1  # refused before anything listens
+    assert result.stderr == (
+        "error: --host 0.0.0.0 listens beyond this machine, and without --api-key the emulator "
+        "would accept its well-known default key emulator-key\n"
+        "  hint: give --api-key KEY (a secret of your own), or listen on 127.0.0.1; the "
+        "emulator is a test tool, not orq.ai\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.7", False),
+        ("emulator.example", False),
+    ],
+)
+def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
+    from orqsync.cli import _loopback
+
+    assert _loopback(host) is loopback
