@@ -53,7 +53,8 @@ def test_a_host_that_is_not_an_address(host: str):
 
 
 def test_an_address_of_another_machine():
-    code, stderr = serve("--host", "192.0.2.1", "--api-key", "k")  # TEST-NET-1: never an address of this machine
+    # TEST-NET-1: never an address of this machine
+    code, stderr = serve("--host", "192.0.2.1", "--api-key", "k")
     assert_one_refusal(code, stderr, "192.0.2.1 is not an address of this machine", "127.0.0.1")
 
 
