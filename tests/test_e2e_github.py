@@ -384,7 +384,7 @@ class GitHub:
         given = {key: resolve(str(value), context) for key, value in spec.get("with", {}).items()}
         name = spec.get("name") or spec["uses"]
         if action == "actions/checkout":
-            assert version == "v4"
+            assert version == CHECKOUT_SHA
             ref = given.get("ref") or context["github"]["ref"]
             self.checkout(job.workspace, ref, int(given.get("fetch-depth", "1")))
         elif action == "actions/setup-python":
@@ -600,9 +600,10 @@ def outcomes(job: Job) -> dict[str, str]:
     return {name: step.outcome for name, step in job.steps.items()}
 
 
+CHECKOUT_SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"  # v4.2.2
 SETUP = {
-    "actions/checkout@v4": "played",
-    "actions/setup-python@v5": "played",
+    f"actions/checkout@{CHECKOUT_SHA}": "played",
+    "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": "played",
     "Install orqsync": "played",
 }
 PLANNED = {

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pre_commit.clientlib import load_config, load_manifest
 
+from orqsync import __version__
 from orqsync.commands.init import WORKFLOWS, read_workflow, write_scaffold
 from orqsync.errors import OrqsyncError, Problem
 from orqsync.review.github import escape_data, escape_property, problems_github, project_prefix
@@ -301,7 +302,7 @@ def test_shellcheck_finds_nothing_in_the_run_steps(path, tmp_path):
 def test_run_steps_use_no_expressions_and_the_project_directory_variable(path):
     workflow = load_workflow(path)
     assert workflow["env"]["ORQSYNC_DIR"] == "."
-    assert workflow["env"]["ORQSYNC_PACKAGE"] == "orqsync"
+    assert workflow["env"]["ORQSYNC_PACKAGE"] == f"orqsync=={__version__}"  # never a bare name
     runs = [s["run"] for s in steps(workflow) if "run" in s]
     for run in runs:
         assert "${{" not in run  # self-contained shell: values come in through env
@@ -326,11 +327,13 @@ def test_plan_workflow_runs_what_it_claims():
     render = step(workflow, "Render the plan")["run"]
     assert 'orqsync -C "$ORQSYNC_DIR" show plan.json --format markdown > plan.md' in render
     (upload,) = uses(workflow, "actions/upload-artifact")
-    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["uses"] == "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"
     assert upload["with"]["name"] == "orqsync-plan"
     assert upload["with"]["path"] == "plan.json"
     comment, failed = uses(workflow, "marocchino/sticky-pull-request-comment")
-    assert comment["uses"] == "marocchino/sticky-pull-request-comment@v2"
+    assert comment["uses"] == (
+        "marocchino/sticky-pull-request-comment@773744901bac0e8cbb5a0dc842800d45e9b2b405"
+    )
     assert comment["with"] == {"header": "orqsync", "path": "plan.md"}
     assert failed["with"]["header"] == "orqsync"
     assert failed["with"]["message"].startswith("<!-- orqsync-plan -->\n")
@@ -648,3 +651,44 @@ def test_project_pre_commit_config_is_valid():
     config = load_config(str(ROOT / ".pre-commit-config.yaml"))
     ids = [hook["id"] for repo in config["repos"] for hook in repo["hooks"]]
     assert ids == ["ruff-check", "ruff-format", "example-workflows", "pre-commit-hooks-manifest"]
+
+
+REPOSITORY = Path(__file__).parent.parent
+PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*EXAMPLES.glob("*.yml"), *(REPOSITORY / ".github" / "workflows").glob("*.yml")]),
+    ids=lambda p: p.name,
+)
+def test_third_party_actions_are_pinned_to_full_commit_shas(path):
+    lines = [line for line in path.read_text().splitlines() if "uses:" in line]
+    for line in lines:
+        assert PINNED.match(line), line  # a tag can be moved; a SHA cannot
+
+
+def test_init_writes_the_release_that_runs_it_and_a_dependabot_config(tmp_path):
+    write_scaffold(str(tmp_path), github=True)
+    for name in WORKFLOWS:
+        text = (tmp_path / ".github" / "workflows" / name).read_text()
+        assert f'  ORQSYNC_PACKAGE: "orqsync=={__version__}"\n' in text
+        assert not re.search(r'ORQSYNC_PACKAGE: "?orqsync"?$', text, flags=re.MULTILINE)
+    dependabot = yaml.safe_load((tmp_path / ".github" / "dependabot.yml").read_text())
+    assert dependabot["updates"][0]["package-ecosystem"] == "github-actions"
+    # a repository's own config stays as it is
+    (tmp_path / ".github" / "dependabot.yml").write_text("version: 2\nupdates: []\n")
+    write_scaffold(str(tmp_path), github=True, force=True)
+    assert (tmp_path / ".github" / "dependabot.yml").read_text() == "version: 2\nupdates: []\n"
+
+
+def test_the_dependabot_configs_are_valid():
+    for path in (EXAMPLES / "dependabot.yml", REPOSITORY / ".github" / "dependabot.yml"):
+        command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema"]
+        done = subprocess.run(
+            [*command, "vendor.dependabot", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 
+from orqsync import __version__
 from orqsync.errors import OrqsyncError
 from orqsync.review.github import project_prefix
 
@@ -64,7 +66,10 @@ GITIGNORE = """\
 
 
 WORKFLOWS = ("orqsync-plan.yml", "orqsync-apply.yml", "orqsync-reassert.yml")
+DEPENDABOT = "dependabot.yml"
 PROJECT_DIR_LINE = "  ORQSYNC_DIR: .\n"
+# The examples install a pinned release; init writes the one that runs it.
+PACKAGE_LINE = re.compile(r'^  ORQSYNC_PACKAGE: "orqsync==[^"]*"$', re.MULTILINE)
 
 
 def read_workflow(name: str) -> str:
@@ -86,7 +91,11 @@ def workflow_files(directory: str) -> dict[str, str]:
         if prefix:
             # the examples say `ORQSYNC_DIR: .` exactly once (tests/test_github.py holds that)
             text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {prefix}\n", 1)
+        text = PACKAGE_LINE.sub(f'  ORQSYNC_PACKAGE: "orqsync=={__version__}"', text, count=1)
         files[os.path.join(up, ".github", "workflows", name)] = text
+    dependabot = os.path.join(up, ".github", DEPENDABOT)
+    if not os.path.exists(os.path.join(directory, dependabot)):  # a repository's own stays
+        files[dependabot] = read_workflow(DEPENDABOT)
     return files
 
 
