@@ -293,3 +293,19 @@ def test_a_create_whose_answer_is_lost_makes_one_queue_over_two_applies(make_pro
     emulator.close()
     assert [q["display_name"] for q in queues] == ["Queue One"]
     assert len(queues[0]["items"]) == 2  # the two spans rated bad
+
+
+def test_the_key_is_in_no_file_an_apply_or_a_saved_plan_writes(project, server, tmp_path):
+    """State, journal, history, plan cache and a saved plan: none holds the key, after an
+    apply that succeeded in part and one refused for a wrong key."""
+    saved = tmp_path / "plan.json"
+    assert project.run("plan", "--out", str(saved), env={"ORQ_API_KEY": KEY}).exit_code in (0, 2)
+    project.run("apply", "--auto-approve", env={"ORQ_API_KEY": KEY})
+    wrong = "sk-orq-wrong-key-0987654321"
+    (project.root / ".orqsync" / "state.json").unlink()
+    project.run("apply", "--auto-approve", env={"ORQ_API_KEY": wrong})
+    written = [path for path in project.root.rglob("*") if path.is_file()] + [saved]
+    assert any(path.name == "state.history.jsonl" for path in written)
+    for path in written:
+        data = path.read_bytes()
+        assert KEY.encode() not in data and wrong.encode() not in data, path

@@ -435,3 +435,30 @@ def test_a_base_without_the_project_gives_a_note_not_a_project_found_above(
     assert (
         f"Agreement between reviewers (Krippendorff's alpha), against {moved['base'][:12]}:" in out
     )
+
+
+def test_the_base_tree_gives_regular_files_inside_the_folder_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan --base` reads the base from `git archive`: a link in it (to a file outside the
+    repository, or a folder) is not followed and writes nothing outside the folder."""
+    import os
+
+    from orqsync.audit import gitrev
+
+    gitrepo.isolate(monkeypatch)
+    repo = tmp_path / "repo"
+    (repo / "proj" / "annotations").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside\n")
+    (repo / "proj" / "annotations" / "a.yaml").write_text("version: 1\nspans: []\n")
+    os.symlink(secret, repo / "proj" / "annotations" / "link.yaml")
+    os.symlink("..", repo / "proj" / "up")
+    gitrepo.init(repo)
+    sha = gitrepo.commit(repo, "links")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert gitrev.extract(str(repo), sha, "proj", str(out)) == 1
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert found == ["proj", "proj/annotations", "proj/annotations/a.yaml"]
+    assert not gitrev.holds(str(repo), sha, "elsewhere")
