@@ -285,3 +285,20 @@ def test_a_second_ctrl_c_stops_at_once_and_the_next_apply_finishes(tmp_path: Pat
         )
         assert after.returncode == 0, after.stdout
     emulator.close()
+
+
+def test_a_saved_plan_with_a_number_too_big_is_refused_as_damaged(tmp_path: Path) -> None:
+    """Found by tests/fuzz.py: `"serial": 1e999` is infinity to json, and int() of it raised
+    OverflowError through the whole command."""
+    from orqsync.errors import OrqsyncError
+    from orqsync.planning.planfile import load_plan
+
+    saved = tmp_path / "plan.json"
+    saved.write_text(
+        '{"format": "orqsync-plan", "format_version": 2, "plan_id": "x", '
+        '"metadata_style": "documented", "changes": [], "requests": [], '
+        '"base": {"lineage": "l", "serial": 1e999, "state_hash": "", "definitions_hash": "", '
+        '"files": {}, "project": ""}}'
+    )
+    with pytest.raises(OrqsyncError, match=r"plan\.json: the plan file is damaged"):
+        load_plan(str(saved))

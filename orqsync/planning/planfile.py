@@ -408,7 +408,7 @@ def load_plan(path: str) -> SavedPlan:
             str(data["metadata_style"]),
             _in_sync_from_json(data.get("in_sync"), base),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise OrqsyncError(
             f"{path}: the plan file is damaged (field {exc})", "make the plan again"
         ) from None
