@@ -11,10 +11,9 @@ from pathlib import Path
 
 import gitrepo
 import pytest
-from click.testing import CliRunner
 from conftest import Project
+from test_reviews import TIED, copy_example, run
 
-from orqsync.cli import cli
 from orqsync.errors import StateError
 from orqsync.model import Operation, Review
 from orqsync.planning.plan import Request
@@ -23,21 +22,12 @@ from orqsync.state.codec import parse_state, render_state
 from orqsync.state.model import Provenance, State
 
 MakeProject = Callable[..., Project]
-EXAMPLE = Path(__file__).parent.parent / "examples" / "three-reviewers"
-TIED = ("1ed0a191ac80f1034c186fd49c0c9731", "34caa08d10f6242e")  # alice good, bob bad
 ADJUDICATED = ("0e0b6ff8b45aedfe29856bf8a5e0cadd", "9214e01cd5376a07")  # adjudication/ties.yaml
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-C", str(root), *args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
-    root = tmp_path / "three-reviewers"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".orqsync"))
-    return root
+    return copy_example(tmp_path)
 
 
 def state_lines(root: Path) -> dict[tuple[str, str], dict[str, object]]:

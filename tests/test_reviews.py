@@ -26,11 +26,16 @@ def run(root: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
+def copy_example(tmp_path: Path) -> Path:
+    """examples/three-reviewers, copied without its state, to work on."""
     root = tmp_path / "three-reviewers"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".orqsync"))
     return root
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    return copy_example(tmp_path)
 
 
 def applied_labels(root: Path) -> dict[tuple[str, str], dict[str, object]]:

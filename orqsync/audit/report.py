@@ -14,16 +14,17 @@ import datetime
 import html
 import os
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orqsync.audit import gitrev
 from orqsync.audit.export import read_state_at, read_state_working
 from orqsync.audit.history import Entry, history_path, load_history, parse_history, short_sha
-from orqsync.model import Correction, SpanId
-from orqsync.source.agreement import Agreement, agreement, metric_for
+from orqsync.model import Correction
+from orqsync.source.agreement import Agreement
 from orqsync.source.definitions import Definitions, load_definitions
 from orqsync.source.project import Settings
+from orqsync.source.reviews import Ratings, agreements
 from orqsync.state import codec
 from orqsync.state.model import State
 
@@ -125,15 +126,11 @@ def _reviewers(state: State) -> dict[str, int]:
 
 
 def _agreement(state: State, definitions: Definitions) -> dict[str, Agreement]:
-    ratings: dict[str, dict[SpanId, dict[str, Hashable]]] = {}
+    ratings: Ratings = {}
     for span, keys in state.reviews.items():
         for key, review in keys.items():
             ratings.setdefault(key, {})[span] = dict(review.votes)
-    found = {}
-    for key in sorted(ratings):
-        definition = definitions.get(key)
-        found[key] = agreement(ratings[key], metric_for(definition.type if definition else "text"))
-    return found
+    return agreements(ratings, definitions)
 
 
 def _history(settings: Settings, sha: str | None) -> tuple[Entry, ...]:

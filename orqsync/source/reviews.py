@@ -244,6 +244,14 @@ def figures(votes: Votes, definitions: Definitions) -> dict[str, Agreement]:
             }
             if cast:  # an adjudication alone is no vote
                 ratings.setdefault(key, {})[span] = cast
+    return agreements(ratings, definitions)
+
+
+Ratings = dict[str, dict[SpanId, dict[str, Hashable]]]  # key -> span -> reviewer -> value
+
+
+def agreements(ratings: Ratings, definitions: Definitions) -> dict[str, Agreement]:
+    """The figures of each key, by key, with the metric that fits the key's type."""
     found = {}
     for key in sorted(ratings):
         definition = definitions.get(key)
