@@ -183,7 +183,7 @@ def cli(ctx: click.Context, directory: str) -> None:
 @click.option(
     "--github",
     is_flag=True,
-    help="Also write the GitHub workflows orqsync-plan.yml and orqsync-apply.yml.",
+    help="Also write the GitHub workflows (plan, apply, reassert) and the orqsync action they use.",
 )
 @click.option(
     "--force", is_flag=True, help="Overwrite files that exist (a .gitignore is only added to)."

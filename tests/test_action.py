@@ -49,13 +49,13 @@ class Runner:
         }
 
     def play(
-        self, step_name: str, inputs: dict[str, str], path: str = ""
+        self, step_name: str, inputs: dict[str, str], path: str = "", action_path: Path = ROOT
     ) -> subprocess.CompletedProcess:
         spec = action()
         given = {name: str(item.get("default", "")) for name, item in spec["inputs"].items()}
         given.update(inputs)
         step = next(s for s in spec["runs"]["steps"] if s["name"] == step_name)
-        context = {"github.action_path": str(ROOT)}
+        context = {"github.action_path": str(action_path)}
         context.update({f"inputs.{name}": value for name, value in given.items()})
 
         def resolve(text: str) -> str:
@@ -127,6 +127,7 @@ def test_plan_passes_on_changes_and_gives_the_counts_and_the_comment(runner: Run
     assert done.returncode == 0, done.stdout + done.stderr
     outputs = runner.outputs
     assert outputs["exit-code"] == "2"  # changes pending
+    assert "Changes pending." in done.stdout
     summary = json.loads(Path(outputs["plan-file"]).read_text())["summary"]
     assert summary["create"] > 0
     for name in ("create", "update", "delete", "requests"):
@@ -159,7 +160,7 @@ def test_validate_puts_problems_on_their_lines_and_fails(runner: Runner) -> None
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ({"command": "destroy"}, 'command must be validate, plan or apply, not "destroy"'),
+        ({"command": "destroy"}, 'must be validate, plan, apply or reassert, not "destroy"'),
         ({"args": "--no-such-option"}, "orqsync plan failed (exit 1)"),
     ],
 )
@@ -169,21 +170,105 @@ def test_a_bad_input_fails_with_an_error(runner: Runner, inputs: dict, message: 
     assert message in done.stdout
 
 
+def fake_orqsync(tmp: Path, exit_code: int) -> str:
+    """A PATH whose `orqsync` records its arguments (a line a call) and exits `exit_code`
+    when asked to apply (a plan before it passes, writing no plan)."""
+    bin_dir = tmp / "fake-orqsync"
+    bin_dir.mkdir()
+    program = bin_dir / "orqsync"
+    program.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{tmp}/orqsync-args"\n'
+        f'case " $* " in *" apply "*) exit {exit_code} ;; esac\n'
+    )
+    program.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "error"),
+    [
+        ("apply", 0, None),
+        ("apply", 1, "orqsync apply failed (exit 1): the error is in the log above. Whatever"),
+        ("apply", 3, "Partial apply (exit 3): the state is saved."),
+        ("apply", 4, "Stale plan refused (exit 4): the state changed while this run planned."),
+        ("apply", 5, "Removal budget exceeded (exit 5)"),
+        ("apply", 7, "orqsync apply ended with the unexpected exit code 7"),
+        ("reassert", 1, "changes waiting for an apply stop a reassertion"),
+        ("reassert", 3, "Partial reassertion (exit 3): the state is saved"),
+    ],
+)
+def test_apply_and_reassert_fail_loudly_with_what_to_do(
+    runner: Runner, tmp_path: Path, command: str, code: int, error: str | None
+) -> None:
+    path = fake_orqsync(tmp_path, code)
+    done = runner.play("Run orqsync", {"command": command, "directory": "project"}, path=path)
+    assert done.returncode == code
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error")]
+    if error is None:
+        assert errors == []
+    else:
+        (line,) = errors
+        assert line.startswith(f"::error title=orqsync {command}::") and error in line
+    assert runner.outputs["exit-code"] == str(code)
+
+
+def test_apply_records_the_commit_checked_out_and_allows_removals_only_when_asked(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """GITHUB_SHA is the commit that triggered the run; the labels' provenance is the one
+    checked out (a queued run checks out a newer main)."""
+    git(runner.workspace, "init", "-q")
+    git(runner.workspace, "add", "-A")
+    git(runner.workspace, "commit", "-q", "-m", "labels")
+    head = git(runner.workspace, "rev-parse", "HEAD")
+    path = fake_orqsync(tmp_path, 0)
+    inputs = {"command": "apply", "directory": "project", "args": "--max-duration 3000"}
+    assert runner.play("Run orqsync", inputs, path=path).returncode == 0
+    runner.play("Run orqsync", {**inputs, "allow-removals": "true"}, path=path)
+    plan = f"{runner.temp}/orqsync/plan.json"
+    assert (tmp_path / "orqsync-args").read_text().splitlines() == [
+        f"-C project plan --out {plan}",
+        f"-C project apply {plan} --auto-approve --commit {head} --max-duration 3000",
+        f"-C project plan --out {plan}",
+        f"-C project apply {plan} --auto-approve --commit {head} --allow-removals "
+        "--max-duration 3000",
+    ]
+
+
+def test_reassert_sends_the_state_again(runner: Runner) -> None:
+    assert runner.play("Run orqsync", {"command": "apply", "directory": "project"}).returncode == 0
+    inputs = {"command": "reassert", "directory": "project", "args": "--max-requests 5"}
+    done = runner.play("Run orqsync", inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Reassertion: 1 span" in done.stdout
+    assert runner.outputs == {"exit-code": "0"}  # no plan: a reassertion sends the state
+
+
 def fake_python(tmp: Path) -> Path:
-    """A `python3` whose venv's python records `-m pip install` arguments."""
+    """A `python3` whose `-m venv DIR` makes a venv whose python records the arguments of
+    `-m pip install` (appended, one run a line) and puts an `orqsync` beside itself."""
     bin_dir = tmp / "fake-bin"
     bin_dir.mkdir()
     program = bin_dir / "python3"
     program.write_text(
         "#!/bin/sh\n"
-        "# python3 -m venv DIR: a venv whose python records what pip would install\n"
         'mkdir -p "$3/bin"\n'
-        'printf \'#!/bin/sh\\nprintf "%%s\\\\n" "$@" > "%s"\\n\' "$RUNNER_TEMP/pip-args" '
-        '> "$3/bin/python"\n'
+        "cat > \"$3/bin/python\" <<'EOF'\n"
+        "#!/bin/sh\n"
+        'echo "$*" >> "$RUNNER_TEMP/pip-args"\n'
+        'printf "#!/bin/sh\\n" > "$(dirname "$0")/orqsync"\n'
+        'chmod +x "$(dirname "$0")/orqsync"\n'
+        "EOF\n"
         'chmod +x "$3/bin/python"\n'
     )
     program.chmod(0o755)
     return bin_dir
+
+
+def pip_runs(runner: Runner) -> list[str]:
+    pip_args = runner.temp / "pip-args"
+    return pip_args.read_text().splitlines() if pip_args.exists() else []
 
 
 @pytest.mark.parametrize(
@@ -197,10 +282,16 @@ def test_install_takes_its_own_checkout_or_a_pinned_version(
     path = f"{fake_python(tmp_path)}{os.pathsep}{os.environ['PATH']}"
     done = runner.play("Install orqsync", {"version": version}, path=path)
     assert done.returncode == 0, done.stdout + done.stderr
-    args = (runner.temp / "pip-args").read_text().split("\n")
-    assert args[:4] == ["-m", "pip", "install", "--quiet"] and args[4] == installed
+    assert pip_runs(runner) == [f"-m pip install --quiet {installed}"]
     venv_bin = runner.temp / "orqsync-venv" / "bin"
     assert runner.files["GITHUB_PATH"].read_text() == f"{venv_bin}\n"
+    # a second step of the job that uses the action installs nothing; another version does
+    again = runner.play("Install orqsync", {"version": version}, path=path)
+    assert again.returncode == 0 and f"orqsync is installed already ({installed})" in again.stdout
+    assert runner.files["GITHUB_PATH"].read_text() == f"{venv_bin}\n"
+    other = runner.play("Install orqsync", {"version": "orqsync==9.9.9"}, path=path)
+    assert other.returncode == 0
+    assert pip_runs(runner)[1:] == ["-m pip install --quiet orqsync==9.9.9"]
 
 
 def test_install_refuses_a_bare_name(runner: Runner, tmp_path: Path) -> None:
@@ -208,7 +299,20 @@ def test_install_refuses_a_bare_name(runner: Runner, tmp_path: Path) -> None:
     done = runner.play("Install orqsync", {"version": "orqsync"}, path=path)
     assert done.returncode == 1
     assert 'version "orqsync" is not pinned' in done.stdout
-    assert not (runner.temp / "pip-args").exists()
+    assert pip_runs(runner) == []
+
+
+def test_a_copy_of_the_action_without_a_version_says_to_give_one(runner: Runner, tmp_path: Path):
+    """The copy `init --github` writes to .github/actions/orqsync has no orqsync beside it."""
+    copy = runner.workspace / ".github" / "actions" / "orqsync"
+    copy.mkdir(parents=True)
+    shutil.copy(ACTION, copy / "action.yml")
+    path = f"{fake_python(tmp_path)}{os.pathsep}{os.environ['PATH']}"
+    done = runner.play("Install orqsync", {}, path=path, action_path=copy)
+    assert done.returncode == 1
+    assert f"this copy of the action ({copy}) is not a checkout of orqsync" in done.stdout
+    assert "give the step `version: orqsync==VERSION`" in done.stdout
+    assert pip_runs(runner) == []
 
 
 # The GitLab example -------------------------------------------------------------------------

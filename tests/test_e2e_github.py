@@ -1,13 +1,17 @@
 """End to end: the example GitHub workflows played, pull request then merge, on a temporary git
 repository against the emulator served on 127.0.0.1.
 
-The jobs of examples/github/orqsync-plan.yml and orqsync-apply.yml are played step by step as
-the Actions runner would: each `run:` script under `bash -e` in a checkout of a bare `origin`,
-with the runner's GITHUB_* variables, the workflow's and the step's `env:` (expressions resolved
-from the event), and each step's `if:` decided from the outcomes so far. `uses:` steps are not
-run; their effect is played (the checkout is a real fetch from origin, the sticky comment is the
-file or message it would post, an artifact is the path it would upload). `pip install` is
-played by putting this project's virtualenv first on PATH. Nothing reaches the network.
+The jobs of examples/github/orqsync-plan.yml, orqsync-apply.yml and orqsync-reassert.yml are
+played step by step as the Actions runner would: each `run:` script under `bash -e` in a checkout
+of a bare `origin`, with the runner's GITHUB_* variables, the workflow's and the step's `env:`
+(expressions resolved from the event), and each step's `if:` decided from the outcomes so far.
+The orqsync action (`uses: ./.github/actions/orqsync`, the copy `init --github` committed to the
+repository) is run too: its composite steps, with its inputs, GITHUB_OUTPUT, GITHUB_PATH and its
+outputs as the step's. Its `pip install` is played: a `python3` first on PATH makes the venv
+with this project's `orqsync` in it and records what pip would install. Other `uses:` steps are
+not run; their effect is played (the checkout is a real fetch from origin, the sticky comment is
+the file or message it would post, an artifact is the path it would upload). Nothing reaches
+the network.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import httpx
 import pytest
 import yaml
 
+from orqsync import __version__
 from orqsync.commands import plan as plan_command
-from orqsync.commands.init import DEFINITIONS, GITIGNORE
+from orqsync.commands.init import DEFINITIONS, GITIGNORE, workflow_files
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorServer
 from orqsync.planning.cache import cache_path
 from orqsync.review.markdown import MARKER
@@ -49,6 +54,7 @@ ALICE = ("Alice", "alice@example.com")
 BOB = ("Bob", "bob@example.com")
 CAROL = ("Carol", "carol@example.com")
 BOT = "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
+LOCAL_ACTION = "./.github/actions/orqsync"
 
 TRACE = "cb2289e8eae4e587f8bba591734cc831"
 A, B, C, D = "274c568b4fffdfc5", "5f0e2a9d81c34b70", "a1b2c3d4e5f60718", "0d9e8f7a6b5c4d3e"
@@ -156,6 +162,7 @@ _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _COMPARISON = re.compile(r"(\S+)\s*(==|!=)\s*(\S+)")
 _STATUS = {"success()", "failure()", "always()", "cancelled()"}
 _STEP_KEYS = {"name", "id", "if", "uses", "with", "run", "env"}
+_OUTPUT = re.compile(r"\$\{\{ steps\.(\w+)\.outputs\.([\w-]+) \}\}")  # an action's output
 
 
 def lookup(path: str, context: dict) -> str:
@@ -220,6 +227,7 @@ class StepRun:
     stdout: str = ""
     stderr: str = ""
     env: dict[str, str] = field(default_factory=dict)  # what a `run:` script was given
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,6 +240,8 @@ class Job:
     artifacts: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
     skipped: bool = False
+    paths: list[str] = field(default_factory=list)  # GITHUB_PATH, newest first
+    installed: list[str] = field(default_factory=list)  # what pip would have installed
 
     @property
     def failed(self) -> bool:
@@ -242,6 +252,33 @@ class Job:
         return "".join(
             f"--- {s.name}: {s.outcome}\n{s.stdout}{s.stderr}" for s in self.steps.values()
         )
+
+
+def python_shim(home: Path) -> Path:
+    """A folder with the `python3` the orqsync action finds: `python3 -m venv DIR` makes a venv
+    whose `orqsync` is this project's and whose `python -m pip install ... REQUIREMENT` records
+    the requirement in _temp/pip-installs; anything else is this Python."""
+    folder = home / "shim"
+    folder.mkdir()
+    pip = folder / "venv-python"
+    pip.write_text(
+        '#!/bin/sh\nfor last in "$@"; do :; done\n'
+        f'echo "$last" >> "{home / "_temp" / "pip-installs"}"\n'
+    )
+    shim = folder / "python3"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -m ] && [ "$2" = venv ]; then\n'
+        '  mkdir -p "$3/bin"\n'
+        f'  ln -s "{BIN / "orqsync"}" "$3/bin/orqsync"\n'
+        f'  cp "{pip}" "$3/bin/python"\n'
+        '  chmod +x "$3/bin/python"\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    return folder
 
 
 def load_workflow(name: str, project_dir: str) -> dict:
@@ -326,6 +363,7 @@ class GitHub:
             "TMPDIR": str(temp),
         }
         (temp / "event.json").write_text(json.dumps(github.get("event", {})), encoding="utf-8")
+        runner_env["PATH"] = f"{python_shim(home)}{os.pathsep}{runner_env['PATH']}"
         if github["event_name"] == "pull_request":
             pull = github["event"]["pull_request"]
             runner_env |= {"GITHUB_HEAD_REF": pull["head"]["ref"], "GITHUB_BASE_REF": "main"}
@@ -340,6 +378,8 @@ class GitHub:
             name = spec.get("name") or spec["uses"]
             if not holds(spec.get("if"), context, job.failed):
                 result = StepRun(name, "skipped")
+            elif spec.get("uses") == LOCAL_ACTION:
+                result = self._composite(job, spec, context)
             elif "uses" in spec:
                 result = self._action(job, spec, context)
             else:
@@ -347,23 +387,31 @@ class GitHub:
             job.steps[name] = result
             if "id" in spec:
                 outcome = "success" if result.outcome == "played" else result.outcome
-                context["steps"][spec["id"]] = {"outcome": outcome, "conclusion": outcome}
+                context["steps"][spec["id"]] = {
+                    "outcome": outcome,
+                    "conclusion": outcome,
+                    "outputs": result.outputs,
+                }
         return job
 
-    def _run(self, job: Job, spec: dict, context: dict, base: Path) -> StepRun:
+    def _run(
+        self, job: Job, spec: dict, context: dict, base: Path, in_action: bool = False
+    ) -> StepRun:
         script = spec["run"]
-        if script == 'python -m pip install --quiet "$ORQSYNC_PACKAGE"':
-            return StepRun(spec["name"], "played")  # this project's orqsync is first on PATH
-        assert "pip " not in script, f"a step that would download: {script}"
+        # the orqsync action's install step runs (python3 is the shim); nothing else installs
+        assert in_action or "pip " not in script, f"a step that would download: {script}"
         step_env = {key: resolve(str(value), context) for key, value in spec.get("env", {}).items()}
         output, summary = base.with_suffix(".output"), base.with_suffix(".summary")
-        output.touch()
-        summary.touch()
+        added = base.with_suffix(".path")
+        for file in (output, summary, added):
+            file.touch()
         base.with_suffix(".sh").write_text(script, encoding="utf-8")
         env = {
             **job.env,
             **step_env,
+            "PATH": os.pathsep.join([*job.paths, job.env["PATH"]]),
             "GITHUB_OUTPUT": str(output),
+            "GITHUB_PATH": str(added),
             "GITHUB_STEP_SUMMARY": str(summary),
         }
         done = subprocess.run(
@@ -376,8 +424,41 @@ class GitHub:
             timeout=120,
         )
         job.summary += summary.read_text(encoding="utf-8")
+        job.paths[:0] = reversed(added.read_text(encoding="utf-8").splitlines())
+        outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
         outcome = "success" if done.returncode == 0 else "failure"
-        return StepRun(spec["name"], outcome, done.returncode, done.stdout, done.stderr, env)
+        name = spec.get("name", "")
+        return StepRun(name, outcome, done.returncode, done.stdout, done.stderr, env, outputs)
+
+    def _composite(self, job: Job, spec: dict, context: dict) -> StepRun:
+        """The orqsync action as the runner runs a local composite action: from the checkout,
+        its steps one after the other until one fails, its outputs those of its steps."""
+        path = job.workspace / spec["uses"]
+        action = yaml.safe_load((path / "action.yml").read_text(encoding="utf-8"))
+        assert action["runs"]["using"] == "composite"
+        given = {name: str(item.get("default", "")) for name, item in action["inputs"].items()}
+        unknown = set(spec.get("with", {})) - set(given)
+        assert not unknown, f"inputs the action does not have: {unknown}"
+        given |= {key: resolve(str(value), context) for key, value in spec["with"].items()}
+        inner = {"inputs": given, "github": {**context["github"], "action_path": str(path)}}
+        ran = StepRun(spec["name"], "success")
+        steps: dict[str, dict[str, str]] = {}
+        for number, step in enumerate(action["runs"]["steps"]):
+            assert set(step) <= {"name", "id", "shell", "env", "run"} and step["shell"] == "bash"
+            base = job.workspace.parent / "_temp" / f"action{len(job.steps)}-{number}"
+            result = self._run(job, step, inner, base, in_action=True)
+            ran.stdout += result.stdout
+            ran.stderr += result.stderr
+            ran.env |= result.env
+            steps[step.get("id", str(number))] = result.outputs
+            if result.outcome == "failure":
+                ran.outcome, ran.returncode = "failure", result.returncode
+                break
+        for name, output in action["outputs"].items():
+            step_id, key = _OUTPUT.fullmatch(output["value"]).groups()
+            ran.outputs[name] = steps.get(step_id, {}).get(key, "")
+        job.installed = (job.workspace.parent / "_temp" / "pip-installs").read_text().split()
+        return ran
 
     def _action(self, job: Job, spec: dict, context: dict) -> StepRun:
         action, _, version = spec["uses"].partition("@")
@@ -604,13 +685,11 @@ CHECKOUT_SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"  # v4.2.2
 SETUP = {
     f"actions/checkout@{CHECKOUT_SHA}": "played",
     "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": "played",
-    "Install orqsync": "played",
 }
 PLANNED = {
     **SETUP,
     "Validate": "success",
     "Plan": "success",
-    "Render the plan": "success",
     "Upload the plan": "played",
     "Post or update the plan comment": "played",
     "Say in the comment that there is no plan": "skipped",
@@ -619,7 +698,6 @@ NOT_PLANNED = {
     **SETUP,
     "Validate": "failure",
     "Plan": "skipped",
-    "Render the plan": "skipped",
     "Upload the plan": "skipped",
     "Post or update the plan comment": "skipped",
     "Say in the comment that there is no plan": "played",
@@ -672,9 +750,13 @@ def first_push(w: World) -> tuple[str, str]:
     w.write("definitions.yaml", DEFINITIONS)
     w.write(".gitignore", GITIGNORE)
     w.write("annotations/support.yaml", SUPPORT)
+    for name, text in workflow_files(str(w.project)).items():  # what `init --github` writes
+        w.write(name, text)
+    assert (w.dev / LOCAL_ACTION / "action.yml").is_file()
     first = w.commit("Label the support traces", ALICE)
     job = w.push_main("alice")
     assert outcomes(job) == APPLIED, job.log
+    assert job.installed == [f"orqsync=={__version__}"]  # the release init wrote, pinned
     assert "Apply complete: 3 requests sent." in job.steps["Apply"].stdout
     assert w.held() == w.desired()
     state_1 = assert_state_pushed(w, job, first)
@@ -699,12 +781,20 @@ def relabel_pull_request(w: World) -> int:
     assert not [line for line in validate if line.startswith("::error")]
     plan = job.steps["Plan"].stdout
     assert "Plan: 2 to add, 2 to change, 1 to remove; 4 requests." in plan
-    assert plan.endswith("Changes pending: they are applied when this pull request is merged.\n")
-    saved = json.loads((job.workspace / "plan.json").read_text(encoding="utf-8"))
+    assert plan.endswith("Changes pending.\n")
+    assert job.installed == [f"orqsync=={__version__}"]  # once for the two steps
+    outputs = job.steps["Plan"].outputs
+    assert {key: outputs[key] for key in ("exit-code", "create", "update", "delete")} == {
+        "exit-code": "2",
+        "create": "2",
+        "update": "2",
+        "delete": "1",
+    }
+    saved = json.loads(Path(outputs["plan-file"]).read_text(encoding="utf-8"))
     assert len(saved["requests"]) == 4
-    assert job.artifacts == {"orqsync-plan": job.workspace / "plan.json"}
+    assert job.artifacts == {"orqsync-plan": Path(outputs["plan-file"])}
     (comment,) = job.comments
-    assert comment == (job.workspace / "plan.md").read_text(encoding="utf-8") == job.summary
+    assert comment == Path(outputs["comment-file"]).read_text(encoding="utf-8") == job.summary
     assert comment.startswith(
         f"{MARKER}\n## orqsync plan\n\n**2 to add, 2 to change, 1 to remove** on 4 spans."
     )
@@ -747,7 +837,8 @@ def typo_pull_request(w: World) -> None:
         f"{MARKER}\n**orqsync could not plan {head}**: the problems are\non the files of this "
         f"pull request and in [the run's log]({SERVER}/{REPOSITORY}/actions/runs/{job.run_id}).\n"
     ]
-    assert not (job.workspace / "plan.json").exists()
+    assert "Plan" not in job.steps or job.steps["Plan"].outputs == {}
+    assert not (job.workspace.parent / "_temp" / "orqsync" / "plan.json").exists()
     assert job.artifacts == {}
     assert w.requests() == sent
 
@@ -844,7 +935,7 @@ def export_twice(w: World, merged: str, state_2: str) -> bytes:
 def key_only_in_apply(w: World) -> None:
     """The key went to the Apply steps only, and was never printed or committed."""
     for ran in w.hub.jobs:
-        given = [s.name for s in ran.steps.values() if "ORQ_API_KEY" in s.env]
+        given = [s.name for s in ran.steps.values() if KEY in s.env.values()]
         assert given == (["Apply"] if "Apply" in ran.steps else [])
         assert KEY not in ran.log
     assert KEY not in git(w.hub.origin, "log", "-p", "--all")

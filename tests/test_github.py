@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,6 +26,9 @@ ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "github"
 PLAN = EXAMPLES / "orqsync-plan.yml"
 APPLY = EXAMPLES / "orqsync-apply.yml"
+REASSERT = EXAMPLES / "orqsync-reassert.yml"
+ACTION = ROOT / "action.yml"
+LOCAL_ACTION = "./.github/actions/orqsync"  # where `init --github` copies the action
 BIN = Path(sys.executable).parent
 
 # The runner's decoding (actions/runner src/Runner.Common/ActionCommand.cs, TryParseV2 with
@@ -230,7 +232,7 @@ def uses(workflow: dict, action: str) -> list[dict]:
     return [s for s in steps(workflow) if s.get("uses", "").startswith(action + "@")]
 
 
-@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [PLAN, APPLY, REASSERT], ids=lambda p: p.name)
 def test_workflow_is_valid_against_the_github_workflow_schema(path):
     # check-jsonschema's vendored SchemaStore schema: no download (checked with `unshare -n`)
     done = subprocess.run(
@@ -275,7 +277,7 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
 )
 def test_actionlint_finds_nothing():
     done = subprocess.run(
-        ["actionlint", "-no-color", str(PLAN), str(APPLY)],
+        ["actionlint", "-no-color", str(PLAN), str(APPLY), str(REASSERT)],
         capture_output=True,
         text=True,
         check=False,
@@ -284,9 +286,11 @@ def test_actionlint_finds_nothing():
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [APPLY, REASSERT, ACTION], ids=lambda p: p.name)
 def test_shellcheck_finds_nothing_in_the_run_steps(path, tmp_path):
-    for number, found in enumerate(s for s in steps(load_workflow(path)) if "run" in s):
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    found_steps = spec["runs"]["steps"] if path == ACTION else steps(load_workflow(path))
+    for number, found in enumerate(s for s in found_steps if "run" in s):
         script = tmp_path / f"step{number}.sh"
         script.write_text(found["run"])
         done = subprocess.run(
@@ -298,17 +302,24 @@ def test_shellcheck_finds_nothing_in_the_run_steps(path, tmp_path):
         assert done.returncode == 0, f"{found.get('name')}:\n{done.stdout}"
 
 
-@pytest.mark.parametrize("path", [PLAN, APPLY], ids=lambda p: p.name)
-def test_run_steps_use_no_expressions_and_the_project_directory_variable(path):
+def orqsync_steps(workflow: dict) -> list[dict]:
+    return [s for s in steps(workflow) if s.get("uses") == LOCAL_ACTION]
+
+
+@pytest.mark.parametrize("path", [PLAN, APPLY, REASSERT], ids=lambda p: p.name)
+def test_orqsync_runs_through_the_action_and_shell_steps_use_no_expressions(path):
     workflow = load_workflow(path)
     assert workflow["env"]["ORQSYNC_DIR"] == "."
     assert workflow["env"]["ORQSYNC_PACKAGE"] == f"orqsync=={__version__}"  # never a bare name
-    runs = [s["run"] for s in steps(workflow) if "run" in s]
-    for run in runs:
+    through_action = orqsync_steps(workflow)
+    assert through_action
+    for found in through_action:
+        assert found["with"]["directory"] == "${{ env.ORQSYNC_DIR }}"
+        assert found["with"]["version"] == "${{ env.ORQSYNC_PACKAGE }}"
+        assert set(found["with"]) <= set(yaml.safe_load(ACTION.read_text())["inputs"])
+    for run in [s["run"] for s in steps(workflow) if "run" in s]:
         assert "${{" not in run  # self-contained shell: values come in through env
-        for command in re.findall(r"^\s*orqsync .*", run, flags=re.MULTILINE):
-            assert command.strip().startswith('orqsync -C "$ORQSYNC_DIR" '), command
-    assert runs[0] == 'python -m pip install --quiet "$ORQSYNC_PACKAGE"'
+        assert "orqsync -C" not in run and "pip " not in run  # orqsync runs in the action
 
 
 def test_plan_workflow_runs_what_it_claims():
@@ -316,25 +327,25 @@ def test_plan_workflow_runs_what_it_claims():
     assert list(workflow["on"]) == ["pull_request"]
     assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert "secrets." not in PLAN.read_text()  # validate and plan need no key
-    assert step(workflow, "Validate")["run"] == 'orqsync -C "$ORQSYNC_DIR" validate --format github'
-    plan = step(workflow, "Plan")["run"]
-    assert (
-        'orqsync -C "$ORQSYNC_DIR" plan --out plan.json --base HEAD^1 --detailed-exitcode' in plan
-    )
+    validate, plan = orqsync_steps(workflow)
+    assert (validate["name"], validate["with"]["command"]) == ("Validate", "validate")
+    assert (plan["name"], plan["id"], plan["with"]["command"]) == ("Plan", "plan", "plan")
+    assert plan["with"]["args"] == "--base HEAD^1"
     # HEAD^1, the base branch the plan compares agreement with, is in the checkout
     (checkout,) = uses(workflow, "actions/checkout")
     assert checkout["with"] == {"fetch-depth": 2}
-    render = step(workflow, "Render the plan")["run"]
-    assert 'orqsync -C "$ORQSYNC_DIR" show plan.json --format markdown > plan.md' in render
     (upload,) = uses(workflow, "actions/upload-artifact")
     assert upload["uses"] == "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02"
     assert upload["with"]["name"] == "orqsync-plan"
-    assert upload["with"]["path"] == "plan.json"
+    assert upload["with"]["path"] == "${{ steps.plan.outputs.plan-file }}"
     comment, failed = uses(workflow, "marocchino/sticky-pull-request-comment")
     assert comment["uses"] == (
         "marocchino/sticky-pull-request-comment@773744901bac0e8cbb5a0dc842800d45e9b2b405"
     )
-    assert comment["with"] == {"header": "orqsync", "path": "plan.md"}
+    assert comment["with"] == {
+        "header": "orqsync",
+        "path": "${{ steps.plan.outputs.comment-file }}",
+    }
     assert failed["with"]["header"] == "orqsync"
     assert failed["with"]["message"].startswith("<!-- orqsync-plan -->\n")
     assert failed["if"].startswith("failure() && ")
@@ -348,16 +359,33 @@ def test_apply_workflow_runs_what_it_claims():
     assert workflow["permissions"] == {"contents": "write"}
     (checkout,) = uses(workflow, "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0
-    apply = step(workflow, "Apply")
-    assert "apply --auto-approve" in apply["run"]
-    with_key = [s for s in steps(workflow) if "ORQ_API_KEY" in s.get("env", {})]
-    assert with_key == [apply]
-    assert apply["env"]["ORQ_API_KEY"] == "${{ secrets.ORQ_API_KEY }}"
-    assert APPLY.read_text().count("secrets.") == 1
+    (apply,) = orqsync_steps(workflow)
+    assert (apply["name"], apply["id"]) == ("Apply", "apply")
+    assert apply["with"] | {"directory": "", "version": ""} == {
+        "command": "apply",
+        "directory": "",
+        "version": "",
+        "api-key": "${{ secrets.ORQ_API_KEY }}",
+        "allow-removals": "${{ inputs.allow_removals }}",
+        "args": "--max-duration ${{ env.ORQSYNC_MAX_DURATION }}",
+    }
+    assert APPLY.read_text().count("secrets.") == 1  # the key goes to the Apply step only
     commit = step(workflow, "Commit the state")
     assert commit["if"] == "always() && steps.apply.outcome != 'skipped'"
     assert "[skip ci]" in commit["run"]
     assert 'git config user.name "github-actions[bot]"' in commit["run"]
+
+
+def test_reassert_workflow_runs_what_it_claims():
+    workflow = load_workflow(REASSERT)
+    assert list(workflow["on"]) == ["schedule", "workflow_dispatch"]
+    assert workflow["concurrency"] == {"group": "orqsync-apply", "cancel-in-progress": False}
+    (reassert,) = orqsync_steps(workflow)
+    assert reassert["with"]["command"] == "reassert"
+    assert reassert["with"]["api-key"] == "${{ secrets.ORQ_API_KEY }}"
+    assert REASSERT.read_text().count("secrets.") == 1
+    commit = step(workflow, "Commit the state")
+    assert commit["if"] == "always() && steps.reassert.outcome != 'skipped'"
 
 
 # -- the workflows' shell steps, run as the runner runs them (bash -e) -----------------------
@@ -388,17 +416,6 @@ def run_step(workflow: dict, name: str, cwd: Path, **env: str) -> subprocess.Com
 
 
 @pytest.fixture
-def fake_orqsync(tmp_path):
-    """A directory with an `orqsync` that records its arguments and exits with $FAKE_EXIT."""
-    directory = tmp_path / "fake-bin"
-    directory.mkdir()
-    program = directory / "orqsync"
-    program.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\nexit "$FAKE_EXIT"\n')
-    program.chmod(0o755)
-    return directory
-
-
-@pytest.fixture
 def checkout(isolated_git):
     """A clone of a repository holding a scaffolded embedded project; origin is a bare repo."""
     origin = isolated_git / "origin.git"
@@ -412,97 +429,23 @@ def checkout(isolated_git):
     return work
 
 
-@pytest.mark.parametrize(("code", "passes"), [(0, True), (2, True), (1, False), (4, False)])
-def test_plan_step_passes_on_no_changes_and_on_changes_only(checkout, fake_orqsync, code, passes):
-    done = run_step(
-        load_workflow(PLAN),
-        "Plan",
-        checkout,
-        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
-        FAKE_EXIT=str(code),
-        ARGS_FILE=str(checkout.parent / "args"),
-    )
-    assert (done.returncode == 0) == passes
-    assert ("::error title=orqsync plan::" in done.stdout) != passes
-    args = (checkout.parent / "args").read_text().split()
-    assert args == [
-        "-C",
-        ".",
-        "plan",
-        "--out",
-        "plan.json",
-        "--base",
-        "HEAD^1",
-        "--detailed-exitcode",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("code", "error"),
-    [
-        (0, None),
-        (1, "orqsync apply failed (exit 1)"),
-        (3, "Partial apply (exit 3): the state is saved"),
-        (4, "Stale plan refused (exit 4)"),
-        (5, "Removal budget exceeded (exit 5)"),
-        (7, "unexpected exit code 7"),
-    ],
-)
-def test_apply_step_fails_loudly_with_what_to_do(checkout, fake_orqsync, code, error):
-    done = run_step(
-        load_workflow(APPLY),
-        "Apply",
-        checkout,
-        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
-        FAKE_EXIT=str(code),
-        ARGS_FILE=str(checkout.parent / "args"),
-        ALLOW_REMOVALS="",
-    )
-    assert done.returncode == code
-    errors = [line for line in done.stdout.splitlines() if line.startswith("::error")]
-    if error is None:
-        assert errors == []
-    else:
-        (line,) = errors
-        assert line.startswith("::error title=orqsync apply::")
-        assert error in line
-    args = (checkout.parent / "args").read_text().split()
-    head = _git(checkout, "rev-parse", "HEAD")
-    assert args == [
-        "-C", ".", "apply", "--auto-approve", "--max-duration", "3000", "--commit", head,
-    ]  # fmt: skip
-
-
-def test_apply_step_allows_removals_only_when_asked(checkout, fake_orqsync):
-    done = run_step(
-        load_workflow(APPLY),
-        "Apply",
-        checkout,
-        PATH=f"{fake_orqsync}{os.pathsep}{os.environ['PATH']}",
-        FAKE_EXIT="0",
-        ARGS_FILE=str(checkout.parent / "args"),
-        ALLOW_REMOVALS="true",
-    )
-    assert done.returncode == 0
-    assert (checkout.parent / "args").read_text().split()[-1] == "--allow-removals"
-
-
-def test_plan_step_for_real_saves_the_plan_where_the_next_steps_read_it(checkout):
-    done = run_step(load_workflow(PLAN), "Plan", checkout, PATH=_real_path())
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Changes pending" in done.stdout
-    assert json.loads((checkout / "plan.json").read_text())["summary"]["create"] == 5
-
-
 def _real_path() -> str:
     assert (BIN / "orqsync").exists(), f"no orqsync script beside {sys.executable}"
     return f"{BIN}{os.pathsep}{os.environ['PATH']}"
 
 
-def test_apply_and_commit_steps_apply_for_real_and_push_the_state(checkout):
+def test_the_commit_step_pushes_the_state_an_apply_wrote(checkout):
     workflow = load_workflow(APPLY)
     head = _git(checkout, "rev-parse", "HEAD")
-    applied = run_step(workflow, "Apply", checkout, PATH=_real_path(), ALLOW_REMOVALS="")
+    env = {**_git_env(checkout.parent), **GITHUB_ENV, "PATH": _real_path()}
+    applied = subprocess.run(
+        ["orqsync", "apply", "--auto-approve", "--commit", head],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete" in applied.stdout
     committed = run_step(workflow, "Commit the state", checkout)
@@ -562,6 +505,10 @@ def test_init_github_writes_the_example_workflows_byte_for_byte(isolated_git):
         assert str(path) in written
         assert path.read_bytes() == (EXAMPLES / name).read_bytes()
         assert read_workflow(name) == (EXAMPLES / name).read_text(encoding="utf-8")
+    # the action the workflows use, beside them: orqsync's own action.yml, byte for byte
+    action = repo / LOCAL_ACTION / "action.yml"
+    assert str(action) in written
+    assert action.read_bytes() == ACTION.read_bytes()
 
 
 def test_init_github_in_a_subfolder_writes_to_the_repository_root(isolated_git):
@@ -579,6 +526,7 @@ def test_init_github_in_a_subfolder_writes_to_the_repository_root(isolated_git):
             .replace("  ORQSYNC_DIR: .\n", "  ORQSYNC_DIR: labels/prod\n")
         )
         assert path.read_text() == expected
+    assert (repo / LOCAL_ACTION / "action.yml").read_bytes() == ACTION.read_bytes()
     assert (project / "orqsync.yaml").exists()
     assert not (project / ".github").exists()
 
@@ -655,6 +603,8 @@ def test_project_pre_commit_config_is_valid():
 
 REPOSITORY = Path(__file__).parent.parent
 PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+# the action in the repository itself: the commit of the workflow is the commit of the action
+LOCAL = re.compile(r"^\s*(?:- )?uses: \./\.github/actions/orqsync$")
 
 
 @pytest.mark.parametrize(
@@ -663,9 +613,9 @@ PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+
     ids=lambda p: p.name,
 )
 def test_third_party_actions_are_pinned_to_full_commit_shas(path):
-    lines = [line for line in path.read_text().splitlines() if "uses:" in line]
+    lines = [line for line in path.read_text().splitlines() if re.match(r"\s*(- )?uses:", line)]
     for line in lines:
-        assert PINNED.match(line), line  # a tag can be moved; a SHA cannot
+        assert PINNED.match(line) or LOCAL.match(line), line  # a tag can be moved; a SHA cannot
 
 
 def test_init_writes_the_release_that_runs_it_and_a_dependabot_config(tmp_path):

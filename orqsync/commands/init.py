@@ -66,6 +66,11 @@ GITIGNORE = """\
 
 
 WORKFLOWS = ("orqsync-plan.yml", "orqsync-apply.yml", "orqsync-reassert.yml")
+# The composite action (action.yml at the root of orqsync's repository), which the workflows
+# use as `uses: ./.github/actions/orqsync`: in the repository itself, it needs no published
+# owner to name, and it is the release that wrote the workflows.
+ACTION = "action.yml"
+ACTION_DIR = os.path.join(".github", "actions", "orqsync")
 DEPENDABOT = "dependabot.yml"
 PROJECT_DIR_LINE = "  ORQSYNC_DIR: .\n"
 # The examples install a pinned release; init writes the one that runs it.
@@ -78,10 +83,11 @@ def read_workflow(name: str) -> str:
 
 
 def workflow_files(directory: str) -> dict[str, str]:
-    """The GitHub workflows, by path relative to `directory`.
+    """The GitHub workflows and the action they use, by path relative to `directory`.
 
-    They go to `.github/workflows/` at the root of the git repository holding `directory`;
-    when the project is in a subfolder of it, their ORQSYNC_DIR names that subfolder.
+    They go to `.github/workflows/` and `.github/actions/orqsync/` at the root of the git
+    repository holding `directory`; when the project is in a subfolder of it, the workflows'
+    ORQSYNC_DIR names that subfolder.
     """
     prefix = project_prefix(directory)
     up = os.path.join(*[os.pardir] * len(prefix.split("/"))) if prefix else ""
@@ -93,6 +99,7 @@ def workflow_files(directory: str) -> dict[str, str]:
             text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {prefix}\n", 1)
         text = PACKAGE_LINE.sub(f'  ORQSYNC_PACKAGE: "orqsync=={__version__}"', text, count=1)
         files[os.path.join(up, ".github", "workflows", name)] = text
+    files[os.path.join(up, ACTION_DIR, ACTION)] = read_workflow(ACTION)
     dependabot = os.path.join(up, ".github", DEPENDABOT)
     if not os.path.exists(os.path.join(directory, dependabot)):  # a repository's own stays
         files[dependabot] = read_workflow(DEPENDABOT)
