@@ -58,7 +58,8 @@ def outside_code(text: str) -> str:
     return "".join(out)
 
 
-CHART_STRING = r'"[^"`<>#;\n]*"'
+# not empty, no %%: Mermaid's strings have a character, and it reads a comment from %%
+CHART_STRING = r'"(?:[^"`<>#;%\n]|%(?!%))+"'
 MERMAID_LINE = re.compile(
     "|".join(
         [
@@ -392,6 +393,24 @@ def test_charts_hide_text_values_with_redact_and_keep_their_strings_inert() -> N
     assert 'x-axis ["a\'b x  img src=x onerro…"]' in chart
     redacted = render_plan_markdown(plan, state, text_keys=TEXT_KEYS, redact=True)
     assert "```mermaid" not in redacted and "onerror" not in redacted
+
+
+def test_a_label_cannot_make_a_mermaid_comment_or_directive() -> None:
+    """Mermaid reads %% as a comment, and %%{...}%% as a directive, even inside a string: the
+    chart failed to draw (found by tests/test_mermaid_browser.py)."""
+    plan, state = planned({("t", "a"): {"note": declared("50%% %%{init: x}%%")}})
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)
+    assert 'x-axis ["50% %{init: x}%"]' in text
+
+
+def test_a_label_of_characters_a_chart_leaves_out_is_not_an_empty_string() -> None:
+    plan, state = planned(
+        {("t", "a"): {"note": declared("```")}, ("t", "b"): {"note": declared("<>")}}
+    )
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)  # Mermaid cannot parse ""
+    assert 'x-axis ["…", "…"]' in text
 
 
 def test_at_most_ten_keys_are_charted() -> None:

@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import browser
 import gitrepo
 import pytest
 from click.testing import CliRunner
@@ -98,26 +99,10 @@ def test_values_are_escaped_in_the_page(tmp_path: Path, make_project) -> None:
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def browser() -> str:
-    """Chromium's executable; skips (fails under CI) when it or Playwright is missing."""
-    executable = os.environ.get("ORQSYNC_CHROMIUM") or shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        executable, why = None, "Playwright is not installed (pip install playwright)"
-    else:
-        why = "chromium is not installed (apt-get install chromium)"
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why}: CI must run the browser test (.ci/run installs chromium)")
-        pytest.skip(why)
-    return executable
-
-
 def test_the_report_renders_every_chart_in_headless_chromium(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    executable = browser()
+    executable = browser.chromium()
     from playwright.sync_api import sync_playwright
 
     root = applied_twice(tmp_path, "support-evals", monkeypatch)
@@ -129,9 +114,7 @@ def test_the_report_renders_every_chart_in_headless_chromium(
     artifacts.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-        )
+        chromium = playwright.chromium.launch(executable_path=executable, args=browser.LAUNCH_ARGS)
         try:
             page = chromium.new_page(viewport={"width": 1100, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

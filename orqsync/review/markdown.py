@@ -481,10 +481,13 @@ def _distribution_charts(distributions: dict[str, Distribution]) -> str:
 
 def _chart_text(text: str) -> str:
     """A label as a Mermaid string can hold it: no quote, backtick, angle bracket, # or ;
-    (none can end the string or the fence, or be read as markup), on one line, cut short."""
+    (none can end the string or the fence, or be read as markup), no %% (Mermaid reads a
+    comment or a directive from it even inside a string), on one line, cut short; never
+    empty (Mermaid's strings are not), "…" if nothing is left."""
     kept = "".join(
         " " if not c.isprintable() else "'" if c == '"' else "" if c in "`<>#;" else c for c in text
-    ).strip()
+    )
+    kept = re.sub("%%+", "%", kept).strip() or "…"
     return kept if len(kept) <= CHART_TEXT else kept[: CHART_TEXT - 1].rstrip() + "…"
 
 
