@@ -125,6 +125,11 @@ class ApiHaltError(ApiError):
         self.exit_code = EXIT_PARTIAL if reason == "outage" else EXIT_ERROR
 
 
+class DeadlineReached(Exception):
+    """A request not sent because its turn came after the apply's deadline (--max-duration):
+    not a failure, the next apply sends it."""
+
+
 class InterruptedTwiceError(OrqsyncError):
     """Ctrl-C during an apply's wait for the requests in flight: it stops at once (exit 3)."""
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport, FaultConfig
-from orqsync.errors import EXIT_ERROR, EXIT_PARTIAL, ApiError, ApiHaltError
+from orqsync.errors import EXIT_ERROR, EXIT_PARTIAL, ApiError, ApiHaltError, DeadlineReached
 from orqsync.remote.client import OrqClient, parse_retry_after, server_message
 from orqsync.remote.pacer import Pacer
 
@@ -325,6 +325,28 @@ def test_a_fixed_rate_is_never_exceeded():
         pacer.wait()
     assert clock[0] == pytest.approx(4.0)  # five requests at one a second: 0, 1, 2, 3, 4
     assert pacer.rate() == 1.0
+
+
+def test_no_attempt_starts_after_the_deadline() -> None:
+    """apply --max-duration: a request whose turn at the rate limit, or whose retry after a
+    429, comes after the deadline raises DeadlineReached unsent, without waiting for it."""
+    handler = Recorder(httpx.Response(200, json={}))
+    sleeps: list[float] = []
+    api = client(handler, sleeps=sleeps, requests_per_minute=60)
+    api.deadline = 3.5
+    for n in range(4):  # turns at 0, 1, 2 and 3 s
+        api.annotate("t", f"s{n}", [("rating", "good")])
+    with pytest.raises(DeadlineReached):
+        api.annotate("t", "s4", [("rating", "good")])  # its turn, 4 s, is after 3.5 s
+    assert len(handler.requests) == 4 and sum(sleeps) == pytest.approx(3.0)
+
+    throttled = Recorder(httpx.Response(429, headers={"retry-after": "30"}))
+    sleeps = []
+    api = client(throttled, sleeps=sleeps)
+    api.deadline = 10.0
+    with pytest.raises(DeadlineReached):
+        api.annotate("t", "s", [("rating", "good")])
+    assert len(throttled.requests) == 1 and sum(sleeps) < 10  # 30 s were not waited
 
 
 def test_faults_injected_by_seed_are_retried_to_success():

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from orqsync.errors import DeadlineReached
 from orqsync.model import Annotation
 from orqsync.planning.plan import Request, make_plan
 from orqsync.remote.apply import THREADS_PER_SLOT, apply_plan
@@ -92,3 +93,36 @@ def test_a_failure_after_sending_stops_the_run_instead_of_sending_everything(tmp
     assert api.sent <= parallelism * THREADS_PER_SLOT < SPANS
     # what was sent is in the journal, and the next load folds it in: nothing is lost
     assert len(files.load().spans) == api.sent
+
+
+class PacedApi(CountingApi):
+    """A fake orq.ai client that, like OrqClient, gives each request its turn a second after
+    the last, and raises DeadlineReached, unsent, for a turn after its `deadline`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = 0
+        self.deadline: float | None = None
+
+    def send(self, request: Request) -> None:
+        with self.lock:
+            turn, self.turns = self.turns, self.turns + 1
+        if self.deadline is not None and turn > self.deadline:
+            raise DeadlineReached
+        super().send(request)
+
+
+def test_max_duration_sends_no_request_whose_turn_comes_after_it(tmp_path) -> None:
+    """Every sender takes a request at once and waits in the client for its turn: an apply
+    given 10 s at 30 requests a minute ran 83 s, sending what had waited. The applier gives
+    the client its deadline, and a request stopped there is left, not failed."""
+    files = StateFile(str(tmp_path / "state.json"))
+    api = PacedApi()
+    report = apply_plan(
+        a_plan(), api, files, State.new(), Provenance(), parallelism=4,
+        max_duration=5.0, clock=lambda: 0.0,
+    )  # fmt: skip
+    assert api.deadline == 5.0  # the applier's clock (0) + max_duration
+    assert api.sent == report.done == 6  # the turns of seconds 0 to 5
+    assert (report.stopped, report.failures, report.left) == ("max duration", (), SPANS - 6)
+    assert len(files.load().spans) == 6

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from orqsync.errors import ApiError, ApiHaltError, InterruptedTwiceError
+from orqsync.errors import ApiError, ApiHaltError, DeadlineReached, InterruptedTwiceError
 from orqsync.model import Operation, SpanId, value_json
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Plan, Request
 from orqsync.remote import queues
@@ -378,6 +378,10 @@ def _worker(
                             answer = None  # it may list a second arrival's items: not telling
                     if request.kind == QUEUE_CREATE:
                         request = run.created(request, answer)
+                except DeadlineReached:  # its turn came too late: unsent, not failed
+                    with run.lock:
+                        run.stopped = run.stopped or "max duration"
+                    return
                 except ApiHaltError as error:
                     if queues.uncertain(request, error):
                         run.unconfirmed(request, request_id)
@@ -437,6 +441,10 @@ def apply_plan(
         reassertion is not None,
         found=found,
     )
+    if run.deadline is not None and hasattr(api, "deadline"):
+        # Threads start their requests at once and wait in the client for their turn at the
+        # rate limit: the client, not only may_start, must not send past the deadline.
+        api.deadline = run.deadline
     journal.start(run.durable)
     queue = enumerate(chains(plan.requests))
     queue_lock = threading.Lock()

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from orqsync import __version__
-from orqsync.errors import ApiError, ApiHaltError, OrqsyncError
+from orqsync.errors import ApiError, ApiHaltError, DeadlineReached, OrqsyncError
 from orqsync.model import Metadata, Operation, Value
 from orqsync.planning.plan import ANNOTATE, FEEDBACK_PUT, FEEDBACK_REMOVE, REMOVE, Request
 from orqsync.planning.wire import method_and_path, request_body
@@ -128,6 +128,10 @@ class OrqClient:
         self._backoff_cap = backoff_cap
         self._on_retry = on_retry
         self.attempts = 0  # every request sent, retries included
+        # No attempt starts after this time (of `clock`): a request whose turn at the rate
+        # limit, or whose retry, comes later raises DeadlineReached unsent (apply's
+        # --max-duration; the applier sets it).
+        self.deadline: float | None = None
         self._slots = threading.BoundedSemaphore(parallelism)
         self._http = httpx.Client(
             base_url=base_url,
@@ -223,7 +227,9 @@ class OrqClient:
             with self._slots:
                 if self._halt is not None:
                     raise self._halt
-                ticket = self.pacer.wait()
+                ticket = self.pacer.wait(self.deadline)
+                if ticket is None:
+                    raise DeadlineReached
                 if self._halt is not None:
                     raise self._halt
                 outcome = self._once(ticket, method, path, content, params)

@@ -137,9 +137,12 @@ class Pacer:
             self._starts.append(start)
             return Ticket(self._started, self._epoch, start, spaced)
 
-    def wait(self) -> Ticket:
-        """Sleep until the next start is due; the ticket goes back with `answered`."""
+    def wait(self, deadline: float | None = None) -> Ticket | None:
+        """Sleep until the next start is due; the ticket goes back with `answered`. None,
+        at once, when that start is after `deadline` (the start stays reserved)."""
         ticket = self.schedule()
+        if deadline is not None and ticket.start > deadline:
+            return None
         delay = ticket.start - self._clock()
         if delay > 0:
             self._sleep(delay)
