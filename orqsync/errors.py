@@ -127,7 +127,12 @@ class ApiHaltError(ApiError):
 
 class DeadlineReached(Exception):
     """A request not sent because its turn came after the apply's deadline (--max-duration):
-    not a failure, the next apply sends it."""
+    not a failure, the next apply sends it. `waiting`: the failure it was to be retried after
+    (unreachable, throttled, a 5xx), when it was."""
+
+    def __init__(self, waiting: str = "") -> None:
+        super().__init__(waiting)
+        self.waiting = waiting
 
 
 class InterruptedTwiceError(OrqsyncError):

@@ -344,9 +344,20 @@ def test_no_attempt_starts_after_the_deadline() -> None:
     sleeps = []
     api = client(throttled, sleeps=sleeps)
     api.deadline = 10.0
-    with pytest.raises(DeadlineReached):
+    with pytest.raises(DeadlineReached) as reached:
         api.annotate("t", "s", [("rating", "good")])
     assert len(throttled.requests) == 1 and sum(sleeps) < 10  # 30 s were not waited
+    # what it was waiting out, for the apply's summary
+    assert reached.value.waiting == "https://api.example.test answered HTTP 429: Too Many Requests"
+
+    refused = Recorder(httpx.ConnectError("[Errno 111] Connection refused"))
+    api = client(refused)
+    api.deadline = 0.0  # the first attempt at 0 s; its retry after a backoff is too late
+    with pytest.raises(DeadlineReached) as reached:
+        api.annotate("t", "s", [("rating", "good")])
+    assert reached.value.waiting == (
+        "cannot reach https://api.example.test: [Errno 111] Connection refused"
+    )
 
 
 def test_faults_injected_by_seed_are_retried_to_success():

@@ -11,6 +11,7 @@ from orqsync.errors import DeadlineReached
 from orqsync.model import Annotation
 from orqsync.planning.plan import Request, make_plan
 from orqsync.remote.apply import THREADS_PER_SLOT, apply_plan
+from orqsync.review.render import render_report
 from orqsync.source.desired import DesiredState
 from orqsync.state.files import StateFile
 from orqsync.state.model import Provenance, State
@@ -108,7 +109,7 @@ class PacedApi(CountingApi):
         with self.lock:
             turn, self.turns = self.turns, self.turns + 1
         if self.deadline is not None and turn > self.deadline:
-            raise DeadlineReached
+            raise DeadlineReached("https://orq.test answered HTTP 503: busy" if turn == 7 else "")
         super().send(request)
 
 
@@ -126,3 +127,10 @@ def test_max_duration_sends_no_request_whose_turn_comes_after_it(tmp_path) -> No
     assert api.sent == report.done == 6  # the turns of seconds 0 to 5
     assert (report.stopped, report.failures, report.left) == ("max duration", (), SPANS - 6)
     assert len(files.load().spans) == 6
+    # the summary says what the requests left were waiting out, when they were
+    assert report.waiting == "https://orq.test answered HTTP 503: busy"
+    assert render_report(report).endswith(
+        f"Apply partial (max duration): 6 of {SPANS} requests done, {SPANS - 6} left; requests "
+        "were waiting to retry after: https://orq.test answered HTTP 503: busy. The state is "
+        "saved; --max-duration was reached; run apply again to send the rest.\n"
+    )

@@ -101,6 +101,8 @@ class Report:
     # reason of `halt`: "unauthorized", "unreachable", "outage"
     stopped: str = ""
     halt: ApiHaltError | None = None  # what stopped every request, when something did
+    # stopped at --max-duration: the failure a request left was to be retried after, if any
+    waiting: str = ""
 
     @property
     def complete(self) -> bool:
@@ -209,6 +211,7 @@ class _Run:
     failures: list[Failure] = field(default_factory=list)
     stopped: str = ""
     halt: ApiHaltError | None = None
+    waiting: str = ""  # what a request stopped at the deadline was to be retried after
     errors: list[BaseException] = field(default_factory=list)
     finished: Counter[tuple[str, ...]] = field(default_factory=Counter)  # successes per chain
     # Each annotation queue's id by name: the state's, and those creates got in this run.
@@ -378,9 +381,10 @@ def _worker(
                             answer = None  # it may list a second arrival's items: not telling
                     if request.kind == QUEUE_CREATE:
                         request = run.created(request, answer)
-                except DeadlineReached:  # its turn came too late: unsent, not failed
+                except DeadlineReached as reached:  # its turn came too late: unsent, not failed
                     with run.lock:
                         run.stopped = run.stopped or "max duration"
+                        run.waiting = run.waiting or reached.waiting
                     return
                 except ApiHaltError as error:
                     if queues.uncertain(request, error):
@@ -499,4 +503,5 @@ def apply_plan(
         left=total - run.done - len(run.failures),
         stopped=run.stopped if run.stopped != "error" else "",
         halt=run.halt,
+        waiting=run.waiting,
     )

@@ -220,6 +220,7 @@ class OrqClient:
         parse: bool = True,
     ) -> object:
         failures = 0  # answers that count against max_attempts
+        error: ApiError | None = None  # the last attempt's, when it is retried
         self._local.repeated = False
         while True:
             # A slot is a request in flight (or about to be): a request that waits out its own
@@ -229,7 +230,7 @@ class OrqClient:
                     raise self._halt
                 ticket = self.pacer.wait(self.deadline)
                 if ticket is None:
-                    raise DeadlineReached
+                    raise DeadlineReached(self._waiting(error))
                 if self._halt is not None:
                     raise self._halt
                 outcome = self._once(ticket, method, path, content, params)
@@ -261,6 +262,16 @@ class OrqClient:
             if self._on_retry is not None:
                 self._on_retry(error, delay)
             self._sleep(delay)
+
+    def _waiting(self, error: ApiError | None) -> str:
+        """What a retried request waits out, for the apply that stops at its deadline."""
+        if error is None:
+            return ""
+        if isinstance(error, _Unreachable):
+            return f"cannot reach {self.base_url}: {error.cause}"
+        if error.status is not None:
+            return f"{self.base_url} answered {error.cause}"
+        return f"{self.base_url}: {error.cause}"  # timed out, connection dropped
 
     def _stop(self, halt: ApiHaltError) -> ApiHaltError:
         """Halt every sender: the first halt is the one all of them raise."""
