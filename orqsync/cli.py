@@ -183,7 +183,8 @@ def cli(ctx: click.Context, directory: str) -> None:
 @click.option(
     "--github",
     is_flag=True,
-    help="Also write the GitHub workflows (plan, apply, reassert) and the orqsync action they use.",
+    help="Also write the GitHub workflows (plan, apply, reassert) and the orqsync action they "
+    "use; in an existing project, only those.",
 )
 @click.option(
     "--force", is_flag=True, help="Overwrite files that exist (a .gitignore is only added to)."
@@ -203,7 +204,10 @@ def init(ctx: click.Context, embedded: bool, github: bool, force: bool) -> int:
             _err(f"wrote {path}")
     if written.gitignore_added == []:
         _err(f"{gitignore} already has every line orqsync needs")
-    _err("Next: edit annotations/example.yaml, then run `orqsync plan`.")
+    if written.github_only:
+        _err("The project was there already: only the GitHub files were written, for its state.")
+    else:
+        _err("Next: edit annotations/example.yaml, then run `orqsync plan`.")
     if github:
         _err("For the workflows: add the repository secret ORQ_API_KEY (Settings > Secrets).")
     return EXIT_OK

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pre_commit.clientlib import load_config, load_manifest
 
 from orqsync import __version__
-from orqsync.commands.init import WORKFLOWS, read_workflow, write_scaffold
+from orqsync.commands.init import STATE_LINES, WORKFLOWS, read_workflow, write_scaffold
 from orqsync.errors import OrqsyncError, Problem
 from orqsync.review.github import escape_data, escape_property, problems_github, project_prefix
 
@@ -553,6 +553,57 @@ def test_init_github_refuses_to_overwrite_a_workflow(isolated_git):
     assert not (repo / "orqsync.yaml").exists()
     write_scaffold(str(repo), github=True, force=True)
     assert (repo / ".github" / "workflows" / "orqsync-apply.yml").read_bytes() == APPLY.read_bytes()
+
+
+def test_the_examples_say_the_state_lines_once_for_init_to_rewrite():
+    for name in ("orqsync-apply.yml", "orqsync-reassert.yml"):
+        assert (EXAMPLES / name).read_text().count(STATE_LINES) == 1
+
+
+def test_init_github_in_an_existing_project_writes_the_github_files_only(isolated_git):
+    """For its state file; the project's own files stay as they are, and --force overwrites
+    the GitHub files only."""
+    repo = isolated_git / "repo"
+    project = repo / "labels"
+    write_scaffold(str(project), embedded=True)
+    _git(repo, "init", "-q")
+    config = project / "orqsync.yaml"
+    config.write_text(config.read_text().replace(".orqsync/state.json", "state/prod.json"))
+    before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
+    written = write_scaffold(str(project), github=True)
+    assert written.github_only
+    assert {Path(path).relative_to(repo).as_posix() for path in written} == {
+        *(f".github/workflows/{name}" for name in WORKFLOWS),
+        ".github/actions/orqsync/action.yml",
+        ".github/dependabot.yml",
+    }
+    assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()} == before
+    apply = (repo / ".github" / "workflows" / "orqsync-apply.yml").read_text()
+    assert "  ORQSYNC_DIR: labels\n" in apply
+    assert "  ORQSYNC_STATE_DIR: state\n  ORQSYNC_STATE_FILE: prod.json\n" in apply
+    with pytest.raises(OrqsyncError, match="already exist"):
+        write_scaffold(str(project), github=True)
+    write_scaffold(str(project), github=True, force=True)
+    assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()} == before
+
+    config.write_text(config.read_text().replace("state/prod.json", "../elsewhere.json"))
+    with pytest.raises(OrqsyncError, match="outside the project folder"):
+        write_scaffold(str(project), github=True, force=True)
+
+
+def test_the_commit_step_commits_a_state_file_of_another_name(checkout):
+    workflow = load_workflow(APPLY)
+    (checkout / "state").mkdir()
+    (checkout / "state" / "prod.json").write_text("{}\n")
+    (checkout / "state" / "prod.history.jsonl").write_text("{}\n")
+    (checkout / "state" / "prod.json.journal").write_text("{}\n")  # never committed
+    done = run_step(
+        workflow, "Commit the state", checkout, ORQSYNC_STATE_DIR="state",
+        ORQSYNC_STATE_FILE="prod.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    changed = _git(checkout.parent / "origin.git", "show", "--name-only", "--format=", "main")
+    assert changed.splitlines() == ["state/prod.history.jsonl", "state/prod.json"]
 
 
 def test_init_without_github_writes_no_workflow(isolated_git):

@@ -9,6 +9,7 @@ from importlib import resources
 from orqsync import __version__
 from orqsync.errors import OrqsyncError
 from orqsync.review.github import project_prefix
+from orqsync.source.project import PROJECT_FILE, load_project
 
 PROJECT = """\
 version: 1
@@ -73,6 +74,7 @@ ACTION = "action.yml"
 ACTION_DIR = os.path.join(".github", "actions", "orqsync")
 DEPENDABOT = "dependabot.yml"
 PROJECT_DIR_LINE = "  ORQSYNC_DIR: .\n"
+STATE_LINES = "  ORQSYNC_STATE_DIR: .orqsync\n  ORQSYNC_STATE_FILE: state.json\n"
 # The examples install a pinned release; init writes the one that runs it.
 PACKAGE_LINE = re.compile(r'^  ORQSYNC_PACKAGE: "orqsync==[^"]*"$', re.MULTILINE)
 
@@ -82,21 +84,24 @@ def read_workflow(name: str) -> str:
     return resources.files("orqsync.workflows").joinpath(name).read_text("utf-8")
 
 
-def workflow_files(directory: str) -> dict[str, str]:
+def workflow_files(directory: str, state: str = ".orqsync/state.json") -> dict[str, str]:
     """The GitHub workflows and the action they use, by path relative to `directory`.
 
     They go to `.github/workflows/` and `.github/actions/orqsync/` at the root of the git
     repository holding `directory`; when the project is in a subfolder of it, the workflows'
-    ORQSYNC_DIR names that subfolder.
+    ORQSYNC_DIR names that subfolder, and their state variables name `state` (orqsync.yaml's).
     """
     prefix = project_prefix(directory)
     up = os.path.join(*[os.pardir] * len(prefix.split("/"))) if prefix else ""
+    state_dir, state_file = os.path.split(os.path.normpath(state))
+    state_lines = f"  ORQSYNC_STATE_DIR: {state_dir or '.'}\n  ORQSYNC_STATE_FILE: {state_file}\n"
     files = {}
     for name in WORKFLOWS:
         text = read_workflow(name)
         if prefix:
             # the examples say `ORQSYNC_DIR: .` exactly once (tests/test_github.py holds that)
             text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {prefix}\n", 1)
+        text = text.replace(STATE_LINES, state_lines, 1)
         text = PACKAGE_LINE.sub(f'  ORQSYNC_PACKAGE: "orqsync=={__version__}"', text, count=1)
         files[os.path.join(up, ".github", "workflows", name)] = text
     files[os.path.join(up, ACTION_DIR, ACTION)] = read_workflow(ACTION)
@@ -106,11 +111,26 @@ def workflow_files(directory: str) -> dict[str, str]:
     return files
 
 
+def project_state(directory: str) -> str:
+    """The `state:` of the project in `directory`, relative to it; its problems, if any, are
+    reported (with file, line and column) before anything is written."""
+    settings = load_project(directory)
+    state = os.path.relpath(settings.state_path, settings.root)
+    if state.startswith(os.pardir) or os.path.isabs(state):
+        raise OrqsyncError(
+            f"{PROJECT_FILE}'s state: {settings.state} is outside the project folder, where "
+            "the workflows cannot commit it",
+            "put the state file inside the project folder, or write the workflows by hand",
+        )
+    return state
+
+
 class Written(list[str]):
     """The paths `write_scaffold` wrote, in order. `gitignore_added`: the lines it added to a
     .gitignore that was there already ([] when it had them all); None when it wrote a new one."""
 
     gitignore_added: list[str] | None = None
+    github_only = False  # the project was there: only the GitHub files were written
 
 
 def gitignore_lines() -> list[str]:
@@ -139,17 +159,26 @@ def write_scaffold(
 ) -> Written:
     """Write the starter files (with `github`, the CI workflows too); overwrite only if `force`.
 
+    In a project that is there already (an orqsync.yaml), `github` writes the GitHub files
+    only, for its state file: the project's own files are never touched.
     A .gitignore that exists is never refused nor overwritten: the lines it lacks are added.
     """
     base_url = "embedded" if embedded else "https://api.orq.ai"
-    files = {
-        "orqsync.yaml": PROJECT.format(base_url=base_url),
-        "definitions.yaml": DEFINITIONS,
-        os.path.join("annotations", "example.yaml"): EXAMPLE,
-    }
-    if github:
+    project_there = github and os.path.isfile(os.path.join(directory, PROJECT_FILE))
+    files: dict[str, str] = {}
+    if project_there:
+        files.update(workflow_files(directory, project_state(directory)))
+    else:
+        files = {
+            PROJECT_FILE: PROJECT.format(base_url=base_url),
+            "definitions.yaml": DEFINITIONS,
+            os.path.join("annotations", "example.yaml"): EXAMPLE,
+        }
+    if github and not project_there:
         os.makedirs(directory, exist_ok=True)  # so that git can tell which repository holds it
         files.update(workflow_files(directory))
+    written = Written()
+    written.github_only = project_there
     existing = [name for name in files if os.path.exists(os.path.join(directory, name))]
     if existing and not force:
         raise OrqsyncError(
@@ -158,10 +187,9 @@ def write_scaffold(
             "pass --force to overwrite them",
         )
     gitignore = os.path.join(directory, ".gitignore")
-    merge = os.path.exists(gitignore)
-    if not merge:
+    merge = os.path.exists(gitignore) and not project_there
+    if not project_there and not merge:
         files[".gitignore"] = GITIGNORE
-    written = Written()
     try:
         for name, text in files.items():
             path = os.path.join(directory, name)
