@@ -430,8 +430,8 @@ def test_a_base_without_the_project_gives_a_note_not_a_project_found_above(
 def test_the_base_tree_gives_regular_files_inside_the_folder_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`plan --base` reads the base from `git archive`: a link in it (to a file outside the
-    repository, or a folder) is not followed and writes nothing outside the folder."""
+    """`plan --base` reads the base from the commit's tree: a link in it (to a file outside
+    the repository, or a folder) is not followed and writes nothing outside the folder."""
     import os
 
     from orqsync.audit import gitrev
@@ -452,3 +452,29 @@ def test_the_base_tree_gives_regular_files_inside_the_folder_only(
     found = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     assert found == ["proj", "proj/annotations", "proj/annotations/a.yaml"]
     assert not gitrev.holds(str(repo), sha, "elsewhere")
+
+
+def test_the_base_tree_is_the_commits_whatever_gitattributes_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git archive` would leave out an export-ignore file and rewrite $Format:%H$ in an
+    export-subst one; the base is read from the tree, byte for byte."""
+    from orqsync.audit import gitrev
+
+    gitrepo.isolate(monkeypatch)
+    repo = tmp_path / "repo"
+    (repo / "annotations").mkdir(parents=True)
+    (repo / ".gitattributes").write_text("annotations/b.yaml export-ignore\n*.yaml export-subst\n")
+    (repo / "annotations" / "a.yaml").write_text("version: 1  # $Format:%H$\nspans: []\n")
+    (repo / "annotations" / "b.yaml").write_text("version: 1\nspans: []\n")
+    gitrepo.init(repo)
+    sha = gitrepo.commit(repo, "attributes")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert gitrev.extract(str(repo), sha, "annotations", str(out)) == 2
+    for name in ("a.yaml", "b.yaml"):
+        assert (out / "annotations" / name).read_bytes() == (
+            repo / "annotations" / name
+        ).read_bytes()
+    tracked = gitrepo.git(repo, "ls-files").split()
+    assert gitrev.extract(str(repo), sha, "", str(tmp_path / "all")) == len(tracked) >= 3

@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import shutil
 import subprocess
-import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 from orqsync.errors import OrqsyncError
+
+K = TypeVar("K")
+REGULAR = (b"100644", b"100755")  # a tree's modes of regular files (120000 is a link)
 
 TIMEOUT = 60  # seconds for one short git command; reading blobs streams without a limit
 
@@ -163,6 +164,12 @@ def show(root: str, rev: str, path: str) -> bytes | None:
 
 def iter_show(root: str, revs: Iterable[str], path: str) -> Iterator[tuple[str, bytes | None]]:
     """(rev, bytes of `path` at rev, or None when absent) for each rev, through one process."""
+    return _cat(root, ((rev, f"{rev}:{path}") for rev in revs))
+
+
+def _cat(root: str, objects: Iterable[tuple[K, str]]) -> Iterator[tuple[K, bytes | None]]:
+    """(key, the blob an object name names, or None when there is none) for each (key,
+    name), through one `git cat-file --batch`."""
     try:
         process = subprocess.Popen(
             ["git", "-C", root, "cat-file", "--batch"],
@@ -174,10 +181,10 @@ def iter_show(root: str, revs: Iterable[str], path: str) -> Iterator[tuple[str, 
         raise OrqsyncError("git is not installed (or not on PATH)", _NO_GIT_HINT) from None
     assert process.stdin is not None and process.stdout is not None
     try:
-        for rev in revs:
+        for key, name in objects:
             # git reads one object name per line; a path with a newline cannot be named
             try:
-                process.stdin.write(f"{rev}:{path}\n".encode())
+                process.stdin.write(f"{name}\n".encode())
                 process.stdin.flush()
             except BrokenPipeError:
                 pass  # git exited; the empty header below says so
@@ -188,7 +195,7 @@ def iter_show(root: str, revs: Iterable[str], path: str) -> Iterator[tuple[str, 
                 assert process.stderr is not None
                 said = process.stderr.read().decode("utf-8", "replace").strip().splitlines()
                 raise OrqsyncError(
-                    f"git cat-file stopped while reading {path} at {rev}"
+                    f"git cat-file stopped while reading {name}"
                     + (f": {said[-1]}" if said else ""),
                     "check the repository (git fsck), then try again",
                 )
@@ -197,9 +204,9 @@ def iter_show(root: str, revs: Iterable[str], path: str) -> Iterator[tuple[str, 
                 size = int(fields[2])
                 data = _read_exactly(process.stdout, size)
                 process.stdout.read(1)  # the newline after each object
-                yield rev, data
+                yield key, data
             else:  # "<name> missing", "<name> ambiguous", or a tree at that path
-                yield rev, None
+                yield key, None
     finally:
         _close(process.stdin)
         process.stdout.close()
@@ -239,40 +246,33 @@ def holds(root: str, rev: str, path: str) -> bool:
 def extract(root: str, rev: str, path: str, dest: str) -> int:
     """Write the files under `path` (relative to the repository root; "" for all) as commit
     `rev` holds them into `dest`, at their paths relative to the root; how many were
-    written. Only regular files are written (no links), and only inside `dest`."""
-    args = ["git", "-C", root, "archive", "--format=tar", rev]
+    written. Only regular files are written (no links, no submodules), and only inside
+    `dest`. Read from the tree itself (ls-tree, cat-file), not `git archive`, whose
+    .gitattributes (export-ignore, export-subst) would leave files out or change them."""
+    args = ["ls-tree", "-r", "-z", "--full-tree", rev]
     if path and path != ".":
         args += ["--", path]
-    try:
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise OrqsyncError("git is not installed (or not on PATH)", _NO_GIT_HINT) from None
-    assert process.stdout is not None and process.stderr is not None
-    written = 0
-    top = os.path.realpath(dest)
-    try:
-        with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
-            for member in archive:
-                target = os.path.realpath(os.path.join(top, member.name))
-                if not member.isfile() or not target.startswith(top + os.sep):
-                    continue
-                source = archive.extractfile(member)
-                if source is None:
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as handle:
-                    shutil.copyfileobj(source, handle)
-                written += 1
-    except tarfile.TarError:
-        pass  # git failed before writing an archive: its message follows
-    finally:
-        _close(process.stdout)
-        error = process.stderr.read().decode("utf-8", "replace").strip().splitlines()
-        _close(process.stderr)
-        code = process.wait()
-    if code != 0:
+    listed = _run(root, *args, ok_codes=(0, 128))
+    if listed.returncode != 0:
+        said = listed.stderr.decode("utf-8", "replace").strip().splitlines()
         raise OrqsyncError(
-            f"git archive {rev[:12]} failed in {root}: {error[-1] if error else f'exit {code}'}",
+            f"git ls-tree {rev[:12]} failed in {root}: {said[-1] if said else 'exit 128'}",
             "check that the revision is in this clone (fetch it, or a deeper history)",
         )
+    blobs = []
+    for record in listed.stdout.split(b"\0"):
+        meta, tab, raw = record.partition(b"\t")
+        fields = meta.split(b" ")
+        if tab and len(fields) == 3 and fields[0] in REGULAR and fields[1] == b"blob":
+            blobs.append((os.fsdecode(raw), fields[2].decode("ascii")))
+    top = os.path.realpath(dest)
+    written = 0
+    for name, data in _cat(root, blobs):
+        target = os.path.realpath(os.path.join(top, name))
+        if data is None or not target.startswith(top + os.sep):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(data)
+        written += 1
     return written
