@@ -410,7 +410,29 @@ def test_a_label_of_characters_a_chart_leaves_out_is_not_an_empty_string() -> No
     )
     text = render_plan_markdown(plan, state)
     assert_well_formed(text)  # Mermaid cannot parse ""
-    assert 'x-axis ["…", "…"]' in text
+    assert 'x-axis ["…", "… (2)"]' in text
+
+
+def test_labels_that_read_the_same_in_a_chart_are_numbered() -> None:
+    """Cut short or cleaned, two labels can read the same: Mermaid would draw their bars at
+    one place (found by a review, drawn in tests/test_mermaid_browser.py)."""
+    long = "The answer should emphasize "
+    labels = [long + "scalability", long + "fault tolerance", "a;", "a", "<b>", "b"]
+    wanted = {("t", f"s{n}"): {"note": declared(label)} for n, label in enumerate(labels)}
+    plan, state = planned(wanted)
+    text = render_plan_markdown(plan, state)
+    assert_well_formed(text)
+    (axis,) = re.findall(r"x-axis \[(.*)\]", text)
+    names = re.findall(r'"([^"]*)"', axis)
+    assert len(names) == 6 and len(set(names)) == 6, names
+    assert {
+        "a",
+        "a (2)",
+        "b",
+        "b (2)",
+        "The answer should empha…",
+        "The answer should em (2)",
+    } == set(names)
 
 
 def test_at_most_ten_keys_are_charted() -> None:

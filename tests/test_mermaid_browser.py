@@ -41,6 +41,11 @@ HOSTILE = [
     "back\\slash",
     "{curly}",
     ":colon;",
+    # alike once cleaned or cut short: numbered, or their bars would be drawn at one place
+    "a;",
+    "a",
+    "The answer should emphasize scalability",
+    "The answer should emphasize fault tolerance",
 ]
 
 
@@ -96,7 +101,7 @@ DRAW = """async ([id, text]) => {
   return {
     width: box.width,
     height: box.height,
-    bars: [...holder.querySelectorAll('g.bar-plot-0 rect')].map((r) => r.getBBox().width),
+    bars: [...holder.querySelectorAll('g.bar-plot-0 rect')].map((r) => r.getBBox().x),
     lines: holder.querySelectorAll('g[class^="line-plot"] path').length,
     ticks: texts('g.bottom-axis g.label text'),
     title: texts('g.chart-title text').join(''),
@@ -137,6 +142,7 @@ def test_every_chart_of_the_comments_draws_in_mermaid() -> None:
                 assert result["title"] == title, where
                 assert result["ticks"] == labels, where
                 assert len(result["bars"]) == len(labels) and result["lines"] == 1, where
+                assert len(set(result["bars"])) == len(labels), where  # each bar in its place
                 assert result["width"] > 100 and result["height"] > 100, where
         finally:
             chromium.close()

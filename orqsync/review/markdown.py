@@ -454,7 +454,7 @@ def _distribution_charts(distributions: dict[str, Distribution]) -> str:
         if len(charts) == CHARTS:
             left += 1
             continue
-        names = ", ".join(f'"{_chart_text(label)}"' for label, _, _ in labels)
+        names = ", ".join(f'"{name}"' for name in _chart_names([label for label, _, _ in labels]))
         top = max(max(old, new) for _, old, new in labels) or 1
         charts.append(
             "\n".join(
@@ -477,6 +477,20 @@ def _distribution_charts(distributions: dict[str, Distribution]) -> str:
     if left:
         lines += ["", f"{plural(left, 'more key')} not charted."]
     return "\n".join(lines) + "\n\n"
+
+
+def _chart_names(labels: list[str]) -> list[str]:
+    """The labels' chart texts, each different: labels that read the same once cleaned and
+    cut short get a number (Mermaid would draw their bars at one place, one over the other)."""
+    names: list[str] = []
+    for label in labels:
+        name, number = _chart_text(label), 1
+        while name in names:
+            number += 1
+            suffix = f" ({number})"
+            name = _chart_text(label)[: CHART_TEXT - len(suffix)].rstrip() + suffix
+        names.append(name)
+    return names
 
 
 def _chart_text(text: str) -> str:
