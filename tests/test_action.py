@@ -294,12 +294,33 @@ def test_install_takes_its_own_checkout_or_a_pinned_version(
     assert pip_runs(runner)[1:] == ["-m pip install --quiet orqsync==9.9.9"]
 
 
-def test_install_refuses_a_bare_name(runner: Runner, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "version",
+    [
+        "orqsync",
+        'orqsync; python_version >= "3"',  # a bare name behind a marker
+        "orqsync==0.*",
+        "orqsync>=0.1",
+        "orqsync @ https://example.test/x.whl; extra",
+        "other==1.0",
+    ],
+)
+def test_install_refuses_what_is_not_one_release(
+    runner: Runner, tmp_path: Path, version: str
+) -> None:
     path = f"{fake_python(tmp_path)}{os.pathsep}{os.environ['PATH']}"
-    done = runner.play("Install orqsync", {"version": "orqsync"}, path=path)
+    done = runner.play("Install orqsync", {"version": version}, path=path)
     assert done.returncode == 1
-    assert 'version "orqsync" is not pinned' in done.stdout
+    assert f'version "{version}" is not pinned' in done.stdout
     assert pip_runs(runner) == []
+
+
+def test_args_over_several_lines_are_all_passed(runner: Runner, tmp_path: Path) -> None:
+    path = fake_orqsync(tmp_path, 0)
+    inputs = {"command": "apply", "directory": "project", "args": "--max-duration 3000\n--x\n"}
+    assert runner.play("Run orqsync", inputs, path=path).returncode == 0
+    applied = (tmp_path / "orqsync-args").read_text().splitlines()[-1]
+    assert applied.endswith("--auto-approve --max-duration 3000 --x")
 
 
 def test_a_copy_of_the_action_without_a_version_says_to_give_one(runner: Runner, tmp_path: Path):

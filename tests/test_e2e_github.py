@@ -237,7 +237,7 @@ class Job:
     env: dict[str, str]
     steps: dict[str, StepRun] = field(default_factory=dict)
     comments: list[str] = field(default_factory=list)  # what the sticky comment would show
-    artifacts: dict[str, Path] = field(default_factory=dict)
+    artifacts: dict[str, Path | list[Path]] = field(default_factory=dict)
     summary: str = ""
     skipped: bool = False
     paths: list[str] = field(default_factory=list)  # GITHUB_PATH, newest first
@@ -471,12 +471,22 @@ class GitHub:
         elif action == "actions/setup-python":
             assert given == {"python-version": "3.12"}
         elif action == "actions/upload-artifact":
-            path = job.workspace / given["path"]
-            if not path.exists():
+            # a path, or patterns one a line (* within a folder; hidden files when asked)
+            found: list[Path] = []
+            for line in filter(None, (line.strip() for line in given["path"].splitlines())):
+                pattern = Path(os.path.normpath(job.workspace / line))
+                if "*" not in line:
+                    found += [pattern] if pattern.exists() else []
+                    continue
+                matched = sorted(pattern.parent.glob(pattern.name))
+                if given.get("include-hidden-files") != "true":
+                    matched = [m for m in matched if not m.name.startswith(".")]
+                found += matched
+            if not found:
                 if given.get("if-no-files-found") == "error":
                     return StepRun(name, "failure", stderr=f"no files at {given['path']}")
             else:
-                job.artifacts[given["name"]] = path
+                job.artifacts[given["name"]] = found[0] if len(found) == 1 else found
         elif action == "marocchino/sticky-pull-request-comment":
             assert given["header"] == "orqsync"
             if "path" in given:
@@ -729,10 +739,14 @@ def assert_state_pushed(w: World, job: Job, applied: str) -> str:
         f"{prefix}.orqsync/state.history.jsonl",
         f"{prefix}.orqsync/state.json",
     ]
-    kept = job.artifacts["orqsync-state"]
-    assert kept == job.workspace / w.rel / ".orqsync/"
+    kept = job.artifacts["orqsync-state"]  # the state files, not the folder
+    state_dir = job.workspace / w.rel / ".orqsync"
+    assert isinstance(kept, list) and {path.parent for path in kept} == {state_dir}
+    names = [path.name for path in kept]
+    assert names[0] == "state.json" and names[-1] == "state.history.jsonl"
+    assert set(names[1:-1]) <= {"state.json.backup", "state.json.journal", "state.json.cache"}
     committed = git(w.hub.origin, "show", f"main:{prefix}.orqsync/state.json")
-    assert (kept / "state.json").read_text(encoding="utf-8") == committed + "\n"
+    assert kept[0].read_text(encoding="utf-8") == committed + "\n"
     return sha
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -589,6 +590,74 @@ def test_init_github_in_an_existing_project_writes_the_github_files_only(isolate
     config.write_text(config.read_text().replace("state/prod.json", "../elsewhere.json"))
     with pytest.raises(OrqsyncError, match="outside the project folder"):
         write_scaffold(str(project), github=True, force=True)
+
+
+@pytest.mark.parametrize(
+    ("state", "project_dir"),
+    [
+        ("data #1/state.json", "labels"),
+        ("a: b/yes", "p #1"),
+        ("'q/@x.json", "null"),
+        (".state", "labels"),
+    ],
+)
+def test_init_github_writes_any_state_and_folder_name_as_yaml_reads_it_back(
+    isolated_git, state, project_dir
+):
+    repo = isolated_git / "repo"
+    project = repo / project_dir
+    write_scaffold(str(project), embedded=True)
+    _git(repo, "init", "-q")
+    config = project / "orqsync.yaml"
+    config.write_text(config.read_text().replace("state: .orqsync/state.json", f'state: "{state}"'))
+    write_scaffold(str(project), github=True)
+    for name in ("orqsync-apply.yml", "orqsync-reassert.yml"):
+        env = load_workflow(repo / ".github" / "workflows" / name)["env"]
+        directory, file = os.path.split(state)
+        assert (env["ORQSYNC_DIR"], env["ORQSYNC_STATE_DIR"], env["ORQSYNC_STATE_FILE"]) == (
+            project_dir,
+            directory or ".",
+            file,
+        )
+
+
+def test_init_github_in_a_folder_of_a_project_says_where_to_run_it(isolated_git):
+    """Not a second project inside the first, whose files the first would read."""
+    project = isolated_git / "labels"
+    write_scaffold(str(project), embedded=True)
+    inside = project / "annotations"
+    with pytest.raises(OrqsyncError) as raised:
+        write_scaffold(str(inside), github=True)
+    assert "is inside the project of" in raised.value.message
+    assert raised.value.hint.endswith(" init --github`")
+    assert not (inside / "orqsync.yaml").exists() and not (isolated_git / ".github").exists()
+
+
+def test_the_state_artifact_holds_the_state_files_and_never_the_checkout(checkout):
+    """With the state at the project's root (ORQSYNC_STATE_DIR: .) a folder would be the
+    whole checkout, .git/config and the token actions/checkout keeps there included."""
+    workflow = load_workflow(APPLY)
+    (upload,) = [s for s in uses(workflow, "actions/upload-artifact")]
+    env = {**workflow["env"], "ORQSYNC_STATE_DIR": ".", "ORQSYNC_STATE_FILE": "state.json"}
+    patterns = [
+        re.sub(r"\$\{\{ env\.(\w+) \}\}", lambda m: env[m[1]], line)
+        for line in upload["with"]["path"].splitlines()
+    ]
+    for name in ("state.json", "state.json.journal", "state.history.jsonl", "notes.txt"):
+        (checkout / name).write_text("x\n")
+    every = [
+        os.path.relpath(os.path.join(folder, name), checkout)
+        for folder, _, names in os.walk(checkout)
+        for name in names
+    ]
+    assert any(path.startswith(".git" + os.sep) for path in every)
+    kept = sorted(
+        path
+        for path in every
+        if any(fnmatch.fnmatchcase(path, os.path.normpath(p)) for p in patterns)
+        and os.sep not in path  # minimatch's * stops at a slash
+    )
+    assert kept == ["state.history.jsonl", "state.json", "state.json.journal"]
 
 
 def test_the_commit_step_commits_a_state_file_of_another_name(checkout):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 from importlib import resources
+
+import yaml
 
 from orqsync import __version__
 from orqsync.errors import OrqsyncError
@@ -94,13 +98,16 @@ def workflow_files(directory: str, state: str = ".orqsync/state.json") -> dict[s
     prefix = project_prefix(directory)
     up = os.path.join(*[os.pardir] * len(prefix.split("/"))) if prefix else ""
     state_dir, state_file = os.path.split(os.path.normpath(state))
-    state_lines = f"  ORQSYNC_STATE_DIR: {state_dir or '.'}\n  ORQSYNC_STATE_FILE: {state_file}\n"
+    state_lines = (
+        f"  ORQSYNC_STATE_DIR: {yaml_scalar(state_dir or '.')}\n"
+        f"  ORQSYNC_STATE_FILE: {yaml_scalar(state_file)}\n"
+    )
     files = {}
     for name in WORKFLOWS:
         text = read_workflow(name)
         if prefix:
             # the examples say `ORQSYNC_DIR: .` exactly once (tests/test_github.py holds that)
-            text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {prefix}\n", 1)
+            text = text.replace(PROJECT_DIR_LINE, f"  ORQSYNC_DIR: {yaml_scalar(prefix)}\n", 1)
         text = text.replace(STATE_LINES, state_lines, 1)
         text = PACKAGE_LINE.sub(f'  ORQSYNC_PACKAGE: "orqsync=={__version__}"', text, count=1)
         files[os.path.join(up, ".github", "workflows", name)] = text
@@ -109,6 +116,34 @@ def workflow_files(directory: str, state: str = ".orqsync/state.json") -> dict[s
     if not os.path.exists(os.path.join(directory, dependabot)):  # a repository's own stays
         files[dependabot] = read_workflow(DEPENDABOT)
     return files
+
+
+def refuse_inside_a_project(directory: str) -> None:
+    """`init --github` in a folder of a project (not its own folder) would make a second
+    project there, whose files the first reads as annotation files: say where to run it."""
+    folder = os.path.dirname(os.path.abspath(directory))
+    while True:
+        if os.path.isfile(os.path.join(folder, PROJECT_FILE)):
+            raise OrqsyncError(
+                f"{directory} is inside the project of {os.path.join(folder, PROJECT_FILE)}: "
+                "a new project here would be read as that project's files",
+                f"to add the GitHub files to that project, run `orqsync -C "
+                f"{shlex.quote(os.path.relpath(folder))} init --github`",
+            )
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
+def yaml_scalar(text: str) -> str:
+    """`text` as a YAML value: as it is when YAML reads it back as that string, else quoted
+    (a # would start a comment, `a: b` is a mapping, yes a boolean, 'q an unclosed quote)."""
+    try:
+        plain = yaml.safe_load(f"value: {text}") == {"value": text}
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text, ensure_ascii=False)
 
 
 def project_state(directory: str) -> str:
@@ -165,6 +200,8 @@ def write_scaffold(
     """
     base_url = "embedded" if embedded else "https://api.orq.ai"
     project_there = github and os.path.isfile(os.path.join(directory, PROJECT_FILE))
+    if github and not project_there:
+        refuse_inside_a_project(directory)
     files: dict[str, str] = {}
     if project_there:
         files.update(workflow_files(directory, project_state(directory)))
