@@ -360,6 +360,48 @@ def test_no_attempt_starts_after_the_deadline() -> None:
     )
 
 
+def test_a_request_that_may_have_reached_orq_ai_goes_on_past_the_deadline() -> None:
+    """A 5xx may have been applied: the retry goes on, so that `repeated` tells the applier
+    (a queue's add takes its spans as orqsync's then; stopped, the next apply would take them
+    as someone else's)."""
+    handler = Recorder(httpx.Response(503), httpx.Response(200, json={}))
+    api = client(handler, requests_per_minute=60)
+    api.deadline = 0.0  # the first attempt at 0 s; its retry comes after
+    api.annotate("t", "s", [("rating", "good")])
+    assert len(handler.requests) == 2 and api.repeated()
+
+
+def test_stop_sends_no_request_that_waits_for_its_turn() -> None:
+    """Ctrl-C: a request waiting a minute for its turn at the rate limit raises at once."""
+    import threading
+
+    handler = Recorder(httpx.Response(200, json={}))
+    api = OrqClient(
+        "https://api.example.test", SECRET, transport=httpx.MockTransport(handler),
+        requests_per_minute=1,
+    )  # fmt: skip
+    api.annotate("t", "s0", [("rating", "good")])  # its turn now; the next in 60 s
+    raised: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            api.annotate("t", "s1", [("rating", "good")])
+        except DeadlineReached as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    for _ in range(1000):  # until the second request has its turn, 60 s away
+        if len(api.pacer._starts) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert len(api.pacer._starts) == 2 and waiting.is_alive()
+    api.stop()
+    waiting.join(30)  # not the 60 s of its turn
+    assert not waiting.is_alive() and len(raised) == 1
+    assert len(handler.requests) == 1
+
+
 def test_faults_injected_by_seed_are_retried_to_success():
     emulator = Emulator(
         EmulatorConfig(

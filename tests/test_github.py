@@ -599,6 +599,7 @@ def test_init_github_in_an_existing_project_writes_the_github_files_only(isolate
         ("a: b/yes", "p #1"),
         ("'q/@x.json", "null"),
         (".state", "labels"),
+        ("1e3/.5", "0o17"),  # numbers to YAML 1.2, which GitHub reads
     ],
 )
 def test_init_github_writes_any_state_and_folder_name_as_yaml_reads_it_back(

@@ -138,3 +138,14 @@ def test_the_server_budget_counts_requests_started_after_the_answer_that_told_it
     pacer.answered(others[0], Outcome.OK, headers=RateHeaders(limit=60, remaining=0))
     assert pacer.schedule().start == 0.0  # an older answer changes nothing
     assert pacer.rate() == 1.0
+
+
+def test_a_start_refused_at_a_deadline_takes_no_place_from_the_others():
+    """apply --max-duration: a refused start reserves nothing, or the refusals of many
+    senders would push every later start past the deadline (an apply given 4 s did nothing)."""
+    clock = [0.0]
+    pacer = Pacer(requests_per_minute=60, clock=lambda: clock[0], sleep=lambda s: None)
+    assert pacer.schedule(deadline=0.5).start == 0.0
+    for _ in range(10):
+        assert pacer.schedule(deadline=0.5) is None  # the next start is at 1 s
+    assert pacer.schedule().start == 1.0  # not 11 s

@@ -478,3 +478,22 @@ def test_the_base_tree_is_the_commits_whatever_gitattributes_say(
         ).read_bytes()
     tracked = gitrepo.git(repo, "ls-files").split()
     assert gitrev.extract(str(repo), sha, "", str(tmp_path / "all")) == len(tracked) >= 3
+
+
+def test_the_base_folder_is_a_path_not_a_pattern(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project folder named ":x" is that folder, not git's pathspec magic for "x"."""
+    from orqsync.audit import gitrev
+
+    gitrepo.isolate(monkeypatch)
+    repo = tmp_path / "repo"
+    for folder in (":x", "x"):
+        (repo / folder).mkdir(parents=True)
+        (repo / folder / "a.yaml").write_text(f"# {folder}\n")
+    gitrepo.init(repo)
+    sha = gitrepo.commit(repo, "two folders")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert gitrev.extract(str(repo), sha, ":x", str(out)) == 1
+    assert (out / ":x" / "a.yaml").read_text() == "# :x\n" and not (out / "x").exists()

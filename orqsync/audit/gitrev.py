@@ -249,7 +249,8 @@ def extract(root: str, rev: str, path: str, dest: str) -> int:
     written. Only regular files are written (no links, no submodules), and only inside
     `dest`. Read from the tree itself (ls-tree, cat-file), not `git archive`, whose
     .gitattributes (export-ignore, export-subst) would leave files out or change them."""
-    args = ["ls-tree", "-r", "-z", "--full-tree", rev]
+    # the folder is a path, not a pattern (a folder named ":x" or "*")
+    args = ["--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", rev]
     if path and path != ".":
         args += ["--", path]
     listed = _run(root, *args, ok_codes=(0, 128))

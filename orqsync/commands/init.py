@@ -8,8 +8,6 @@ import re
 import shlex
 from importlib import resources
 
-import yaml
-
 from orqsync import __version__
 from orqsync.errors import OrqsyncError
 from orqsync.review.github import project_prefix
@@ -136,14 +134,19 @@ def refuse_inside_a_project(directory: str) -> None:
         folder = parent
 
 
+# Written plain: a path of letters, digits and ._/- that starts with a letter, _ or a dot
+# and a letter (".5" and "1e3" are numbers to YAML 1.2, which GitHub reads); else quoted.
+PLAIN = re.compile(r"\.|\.?[A-Za-z_][A-Za-z0-9_./-]*")
+KEYWORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", ".inf", ".nan"}
+
+
 def yaml_scalar(text: str) -> str:
-    """`text` as a YAML value: as it is when YAML reads it back as that string, else quoted
-    (a # would start a comment, `a: b` is a mapping, yes a boolean, 'q an unclosed quote)."""
-    try:
-        plain = yaml.safe_load(f"value: {text}") == {"value": text}
-    except yaml.YAMLError:
-        plain = False
-    return text if plain else json.dumps(text, ensure_ascii=False)
+    """`text` as a YAML value that YAML 1.1 and 1.2 read back as that string: plain when it
+    is a plain path, else quoted (a # would start a comment, `a: b` is a mapping, yes a
+    boolean, 'q an unclosed quote, 1e3 a number)."""
+    if PLAIN.fullmatch(text) and text.lower() not in KEYWORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def project_state(directory: str) -> str:

@@ -466,6 +466,8 @@ def apply_plan(
     except KeyboardInterrupt:
         with run.lock:
             run.stopped = "interrupted"
+        if hasattr(api, "stop"):
+            api.stop()  # requests waiting for their turn at the rate limit are not sent
         try:
             for worker in workers:
                 worker.join()

@@ -123,14 +123,17 @@ class OrqClient:
         self._halt: ApiHaltError | None = None
         self._sleep: Callable[[float], object] = sleep or self._halted.wait
         self.pacer = pacer or Pacer(requests_per_minute, clock=clock, sleep=self._sleep)
+        self._clock = clock
         self._rng = rng or random.Random()
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._on_retry = on_retry
         self.attempts = 0  # every request sent, retries included
-        # No attempt starts after this time (of `clock`): a request whose turn at the rate
-        # limit, or whose retry, comes later raises DeadlineReached unsent (apply's
-        # --max-duration; the applier sets it).
+        # No request starts after this time (of `clock`): one whose turn at the rate limit,
+        # or whose retry, comes later raises DeadlineReached unsent (apply's --max-duration;
+        # the applier sets it). A request an attempt of which may have reached orq.ai (a
+        # 5xx, a timeout, a dropped connection) is in flight: it goes on to its answer, so
+        # that `repeated` stays true of it.
         self.deadline: float | None = None
         self._slots = threading.BoundedSemaphore(parallelism)
         self._http = httpx.Client(
@@ -228,8 +231,14 @@ class OrqClient:
             with self._slots:
                 if self._halt is not None:
                     raise self._halt
-                ticket = self.pacer.wait(self.deadline)
-                if ticket is None:
+                deadline = None if self._local.repeated else self.deadline
+                ticket = self.pacer.wait(deadline)
+                if ticket is None or (
+                    # stop() moved the deadline while this request waited for its turn
+                    not self._local.repeated
+                    and self.deadline is not None
+                    and ticket.start > self.deadline
+                ):
                     raise DeadlineReached(self._waiting(error))
                 if self._halt is not None:
                     raise self._halt
@@ -262,6 +271,12 @@ class OrqClient:
             if self._on_retry is not None:
                 self._on_retry(error, delay)
             self._sleep(delay)
+
+    def stop(self) -> None:
+        """Start no request from now on (Ctrl-C): those waiting for their turn or a retry
+        raise DeadlineReached at once, those in flight finish."""
+        self.deadline = self._clock()
+        self._halted.set()  # wakes every sleeper; the halt itself stays unset
 
     def _waiting(self, error: ApiError | None) -> str:
         """What a retried request waits out, for the apply that stops at its deadline."""

@@ -117,8 +117,9 @@ class Pacer:
 
     # The start of a request --------------------------------------------------------------
 
-    def schedule(self) -> Ticket:
-        """Reserve the next start; does not sleep."""
+    def schedule(self, deadline: float | None = None) -> Ticket | None:
+        """Reserve the next start; does not sleep. None, reserving nothing, when that start
+        would come after `deadline` (a refused start takes no place from the others)."""
         with self._lock:
             now = self._clock()
             start = max(now, self._paused_until)
@@ -132,6 +133,8 @@ class Pacer:
                 needed = 1.0 + (self._started - self._budget_seq) - self._budget_left
                 if needed > 0:
                     start = max(start, self._budget_at + needed / self._limit)
+            if deadline is not None and start > deadline:
+                return None
             self._next = start + interval if interval else start
             self._started += 1
             self._starts.append(start)
@@ -139,9 +142,9 @@ class Pacer:
 
     def wait(self, deadline: float | None = None) -> Ticket | None:
         """Sleep until the next start is due; the ticket goes back with `answered`. None,
-        at once, when that start is after `deadline` (the start stays reserved)."""
-        ticket = self.schedule()
-        if deadline is not None and ticket.start > deadline:
+        at once, when that start would come after `deadline`."""
+        ticket = self.schedule(deadline)
+        if ticket is None:
             return None
         delay = ticket.start - self._clock()
         if delay > 0:

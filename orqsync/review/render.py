@@ -510,7 +510,7 @@ def render_report(report: Report, command: str = "apply") -> str:
         counts += f", {len(report.failures):,} refused"
     if report.left:
         counts += f", {report.left:,} left"
-    if report.waiting:  # why the time ran out: orq.ai was failing, not merely slow
+    if report.waiting:  # what the requests left were waiting out: a 429, a 5xx, no server
         counts += f"; requests were waiting to retry after: {report.waiting}"
     finish = _HOW_TO_FINISH.get(report.stopped, "run apply again to finish.")
     if report.failures:
