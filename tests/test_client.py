@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -10,7 +11,7 @@ import pytest
 
 from orqsync.emulator import Emulator, EmulatorConfig, EmulatorTransport, FaultConfig
 from orqsync.errors import EXIT_ERROR, EXIT_PARTIAL, ApiError, ApiHaltError, DeadlineReached
-from orqsync.remote.client import OrqClient, parse_retry_after, server_message
+from orqsync.remote.client import LATE, OrqClient, parse_retry_after, server_message
 from orqsync.remote.pacer import Pacer
 
 SECRET = "sk-orq-0123456789-verysecretvalue"
@@ -400,6 +401,57 @@ def test_stop_sends_no_request_that_waits_for_its_turn() -> None:
     waiting.join(30)  # not the 60 s of its turn
     assert not waiting.is_alive() and len(raised) == 1
     assert len(handler.requests) == 1
+
+
+def test_after_stop_a_request_in_flight_retries_at_the_pace_asked_not_in_a_loop() -> None:
+    """Ctrl-C during a request whose attempt may have arrived (a 503): it goes on to its
+    answer, and the 429s it then meets are waited out as asked: stop() ends only the waits
+    of requests not yet sent."""
+    import time as clock
+
+    api: OrqClient
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.monotonic())
+        if len(sent) == 1:
+            api.stop()  # Ctrl-C while the first attempt is out
+            return httpx.Response(503)
+        if len(sent) <= 4:
+            return httpx.Response(429, headers={"retry-after": "0.3"})
+        return httpx.Response(200, json={})
+
+    api = OrqClient("https://api.example.test", SECRET, transport=httpx.MockTransport(handler))
+    api.annotate("t", "s", [("rating", "good")])
+    assert len(sent) == 5 and api.repeated()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent[1:])]
+    assert all(gap >= 0.25 for gap in gaps), gaps  # each Retry-After waited out
+
+
+def test_a_request_in_flight_is_retried_past_the_deadline_for_a_while_not_for_ever() -> None:
+    """Every answer a 503: the request that may have arrived goes on after the deadline, but
+    gives up once its next try would come more than LATE seconds after it (it went on to the
+    five-minute outage halt, and a Ctrl-C waited for it)."""
+    handler = Recorder(httpx.Response(503))
+    time = FakeTime()
+    api = OrqClient(
+        "https://api.example.test", SECRET, transport=httpx.MockTransport(handler),
+        clock=time.clock, sleep=time.sleep, rng=random.Random(1), max_attempts=10_000,
+    )  # fmt: skip
+    api.deadline = 0.0
+    with pytest.raises(ApiError) as raised:
+        api.annotate("t", "s", [("rating", "good")])
+    assert not isinstance(raised.value, ApiHaltError)
+    assert "given up: its next try came more than 30 seconds after the apply's deadline" in (
+        raised.value.message
+    )
+    assert time.now <= LATE and len(handler.requests) > 1
+
+
+def test_the_shared_backoff_stays_a_number_however_many_failures() -> None:
+    pacer = Pacer(sleep=lambda seconds: None)
+    for _ in range(2000):  # 2**1024 is no float: an OverflowError once stop() woke sleepers
+        assert pacer._backoff() <= 30
 
 
 def test_faults_injected_by_seed_are_retried_to_success():

@@ -90,8 +90,11 @@ def test_a_failure_after_sending_stops_the_run_instead_of_sending_everything(tmp
             reporter=BrokenReporter(gate),
         )  # fmt: skip
     # The first request, and those its fellow senders had started when it was reported
-    # (parked at the gate): one each. Sending everything would be SPANS.
-    assert api.sent <= parallelism * THREADS_PER_SLOT < SPANS
+    # (parked at the gate): one each, and under load one more each at most, taken in the
+    # moment between the gate opening and the failure reaching the run (a loaded machine
+    # saw 17 of 16 once in 90 runs, before and after 12d8bc0). Sending everything would be
+    # SPANS.
+    assert api.sent <= 2 * parallelism * THREADS_PER_SLOT < SPANS
     # what was sent is in the journal, and the next load folds it in: nothing is lost
     assert len(files.load().spans) == api.sent
 
@@ -109,7 +112,7 @@ class PacedApi(CountingApi):
         with self.lock:
             turn, self.turns = self.turns, self.turns + 1
         if self.deadline is not None and turn > self.deadline:
-            raise DeadlineReached("https://orq.test answered HTTP 503: busy" if turn == 7 else "")
+            raise DeadlineReached("https://orq.test answered HTTP 503: busy")
         super().send(request)
 
 

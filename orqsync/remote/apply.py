@@ -427,10 +427,18 @@ def apply_plan(
     requests all succeeded is recorded as asserted at the provenance's time."""
     reporter = reporter or QuietReporter()
     total = len(plan.requests)
+    deadline = clock() + max_duration if max_duration is not None else None
+    if deadline is not None and hasattr(api, "deadline"):
+        # Threads start their requests at once and wait in the client for their turn at the
+        # rate limit: the client, not only may_start, must not send past the deadline.
+        api.deadline = deadline
     # Before anything is sent: the queues earlier creates may have made (remote/queues.py).
     get = getattr(api, "get", None)
     names = queues.unconfirmed_names(plan.requests, state.queues) if get else []
-    found = queues.look_for_made(get, names, state.queues) if get and names else {}
+    try:
+        found = queues.look_for_made(get, names, state.queues) if get and names else {}
+    except DeadlineReached as reached:  # the look itself ran out of time: nothing was sent
+        return Report(total, 0, left=total, stopped="max duration", waiting=reached.waiting)
     reporter.started(total)
     journal = state_file.open_journal(state)
     run = _Run(
@@ -440,15 +448,11 @@ def apply_plan(
         provenance,
         reporter,
         max_requests,
-        clock() + max_duration if max_duration is not None else None,
+        deadline,
         clock,
         reassertion is not None,
         found=found,
     )
-    if run.deadline is not None and hasattr(api, "deadline"):
-        # Threads start their requests at once and wait in the client for their turn at the
-        # rate limit: the client, not only may_start, must not send past the deadline.
-        api.deadline = run.deadline
     journal.start(run.durable)
     queue = enumerate(chains(plan.requests))
     queue_lock = threading.Lock()
@@ -468,6 +472,10 @@ def apply_plan(
             run.stopped = "interrupted"
         if hasattr(api, "stop"):
             api.stop()  # requests waiting for their turn at the rate limit are not sent
+        reporter.note(
+            "Interrupted: no request starts now; those in flight finish (Ctrl-C again to stop "
+            "without waiting for them)."
+        )
         try:
             for worker in workers:
                 worker.join()

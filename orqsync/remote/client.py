@@ -86,6 +86,11 @@ def server_message(response: httpx.Response) -> str:
     return text.strip()[:500]
 
 
+# How long past apply's deadline (--max-duration, Ctrl-C) a request in flight may still be
+# retried: one an attempt of which may have reached orq.ai goes on to an answer, not for ever.
+LATE = 30.0
+
+
 class OrqClient:
     """Typed calls to the orq.ai annotation and feedback endpoints, with retries."""
 
@@ -119,9 +124,14 @@ class OrqClient:
         self.outage_timeout = outage_timeout
         # Sleeps end early once the client halts, so no thread waits out a pause for nothing.
         self._halted = threading.Event()
+        # Set by stop() (and a halt): ends the waits for a turn of requests not yet sent.
+        # Backoffs, and the turns of requests in flight, still wait: after a Ctrl-C these
+        # retry at the pace orq.ai asks for, never in a tight loop.
+        self._stopping = threading.Event()
         self._local = threading.local()  # per sending thread: see `repeated`
         self._halt: ApiHaltError | None = None
         self._sleep: Callable[[float], object] = sleep or self._halted.wait
+        self._sleep_unsent: Callable[[float], object] = sleep or self._stopping.wait
         self.pacer = pacer or Pacer(requests_per_minute, clock=clock, sleep=self._sleep)
         self._clock = clock
         self._rng = rng or random.Random()
@@ -231,8 +241,19 @@ class OrqClient:
             with self._slots:
                 if self._halt is not None:
                     raise self._halt
-                deadline = None if self._local.repeated else self.deadline
-                ticket = self.pacer.wait(deadline)
+                if self._local.repeated:  # in flight: to its answer, at orq.ai's pace
+                    late = None if self.deadline is None else self.deadline + LATE
+                    ticket = self.pacer.wait(late)
+                    if ticket is None:  # not for ever: what it may have done is unknown
+                        assert error is not None
+                        error.message += (
+                            f" (given up: its next try came more than {duration_text(LATE)} "
+                            "after the apply's deadline)"
+                        )
+                        error.hint = "run apply again to finish"
+                        raise error
+                else:
+                    ticket = self.pacer.wait(self.deadline, sleep=self._sleep_unsent)
                 if ticket is None or (
                     # stop() moved the deadline while this request waited for its turn
                     not self._local.repeated
@@ -276,7 +297,7 @@ class OrqClient:
         """Start no request from now on (Ctrl-C): those waiting for their turn or a retry
         raise DeadlineReached at once, those in flight finish."""
         self.deadline = self._clock()
-        self._halted.set()  # wakes every sleeper; the halt itself stays unset
+        self._stopping.set()  # wakes the requests waiting for their turn
 
     def _waiting(self, error: ApiError | None) -> str:
         """What a retried request waits out, for the apply that stops at its deadline."""
@@ -293,6 +314,7 @@ class OrqClient:
         if self._halt is None:
             self._halt = halt
             self._halted.set()
+            self._stopping.set()
         return self._halt
 
     def _unauthorized(self, error: ApiError) -> ApiHaltError:

@@ -140,15 +140,17 @@ class Pacer:
             self._starts.append(start)
             return Ticket(self._started, self._epoch, start, spaced)
 
-    def wait(self, deadline: float | None = None) -> Ticket | None:
-        """Sleep until the next start is due; the ticket goes back with `answered`. None,
-        at once, when that start would come after `deadline`."""
+    def wait(
+        self, deadline: float | None = None, sleep: Callable[[float], object] | None = None
+    ) -> Ticket | None:
+        """Sleep (with `sleep`, else the pacer's) until the next start is due; the ticket goes
+        back with `answered`. None, at once, when that start would come after `deadline`."""
         ticket = self.schedule(deadline)
         if ticket is None:
             return None
         delay = ticket.start - self._clock()
         if delay > 0:
-            self._sleep(delay)
+            (sleep or self._sleep)(delay)
         return ticket
 
     def _interval(self) -> float:
@@ -227,7 +229,8 @@ class Pacer:
         return max(1.0, len(self._starts) / max(now - self._starts[0], 1e-3))
 
     def _backoff(self) -> float:
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**self._backoffs)
+        # the exponent stops where the cap is reached: 2**1024 is no float
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(self._backoffs, 64))
         self._backoffs += 1
         return self._rng.uniform(ceiling / 2, ceiling)
 

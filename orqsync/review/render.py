@@ -489,11 +489,12 @@ def reassertion_line(reassertion: Reassertion) -> str:
 
 SHOWN_PER_CAUSE = 3  # refused requests listed under each cause in an apply's summary
 
+# why an apply stopped early, and how to finish
 _HOW_TO_FINISH = {
-    "max requests": "--max-requests was reached; run apply again to send the rest.",
-    "max duration": "--max-duration was reached; run apply again to send the rest.",
-    "interrupted": "run apply again to send the rest.",
-    "outage": "run apply again later to send the rest.",
+    "max requests": ("--max-requests was reached; ", "run apply again to send the rest."),
+    "max duration": ("--max-duration was reached; ", "run apply again to send the rest."),
+    "interrupted": ("", "run apply again to send the rest."),
+    "outage": ("", "run apply again later to send the rest."),
 }
 
 
@@ -512,10 +513,10 @@ def render_report(report: Report, command: str = "apply") -> str:
         counts += f", {report.left:,} left"
     if report.waiting:  # what the requests left were waiting out: a 429, a 5xx, no server
         counts += f"; requests were waiting to retry after: {report.waiting}"
-    finish = _HOW_TO_FINISH.get(report.stopped, "run apply again to finish.")
+    reason, finish = _HOW_TO_FINISH.get(report.stopped, ("", "run apply again to finish."))
     if report.failures:
         finish = "fix what was refused and " + finish
-    finish = finish.replace("run apply again", f"run {command} again")
+    finish = reason + finish.replace("run apply again", f"run {command} again")
     lines.append(f"Apply partial{why}: {counts}. The state is saved; {finish}")
     return "\n".join(lines) + "\n"
 
