@@ -448,6 +448,20 @@ def test_a_request_in_flight_is_retried_past_the_deadline_for_a_while_not_for_ev
     assert time.now <= LATE and len(handler.requests) > 1
 
 
+def test_a_get_stops_at_the_deadline_even_after_a_5xx() -> None:
+    """A GET changes nothing: the queue lookup before an apply stops at the deadline (it went
+    on until 30 s past it and failed the apply with exit 1)."""
+    handler = Recorder(httpx.Response(503))
+    api = client(handler, max_attempts=10_000)
+    api.deadline = 0.0
+    with pytest.raises(DeadlineReached) as reached:
+        api.get("/v2/annotation-queues")
+    assert reached.value.waiting == (
+        "https://api.example.test answered HTTP 503: Service Unavailable"
+    )
+    assert len(handler.requests) == 1
+
+
 def test_the_shared_backoff_stays_a_number_however_many_failures() -> None:
     pacer = Pacer(sleep=lambda seconds: None)
     for _ in range(2000):  # 2**1024 is no float: an OverflowError once stop() woke sleepers

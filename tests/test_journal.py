@@ -137,3 +137,39 @@ def test_max_duration_sends_no_request_whose_turn_comes_after_it(tmp_path) -> No
         "were waiting to retry after: https://orq.test answered HTTP 503: busy. The state is "
         "saved; --max-duration was reached; run apply again to send the rest.\n"
     )
+
+
+class InterruptingApi(CountingApi):
+    """The first request interrupts the main thread (Ctrl-C) and is still in flight a moment
+    later, when it succeeds."""
+
+    def send(self, request: Request) -> None:
+        import _thread
+        import time
+
+        super().send(request)
+        if self.sent == 1:
+            _thread.interrupt_main()
+            time.sleep(0.3)
+
+
+class NoStderr(BrokenReporter):
+    """Progress with a stderr gone with the Ctrl-C (`apply 2>&1 | tee log`)."""
+
+    def finished_request(self, request: Request, done: int, total: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        raise BrokenPipeError("stderr is closed")
+
+
+def test_a_ctrl_c_with_stderr_gone_still_waits_for_the_requests_in_flight(tmp_path) -> None:
+    """The note printed on Ctrl-C raised, skipping the wait: the journal was closed and
+    discarded while a request was in flight, and its success was lost."""
+    files = StateFile(str(tmp_path / "state.json"))
+    report = apply_plan(
+        a_plan(), InterruptingApi(), files, State.new(), Provenance(), parallelism=1,
+        reporter=NoStderr(threading.Event()),
+    )  # fmt: skip
+    assert report.stopped == "interrupted" and report.done >= 1
+    assert len(files.load().spans) == report.done  # the one in flight is recorded

@@ -9,6 +9,7 @@ whose request the API refuses stops there (its state stays as it was) and the ot
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -472,13 +473,16 @@ def apply_plan(
             run.stopped = "interrupted"
         if hasattr(api, "stop"):
             api.stop()  # requests waiting for their turn at the rate limit are not sent
-        reporter.note(
-            "Interrupted: no request starts now; those in flight finish (Ctrl-C again to stop "
-            "without waiting for them)."
-        )
+        # a stderr gone with the Ctrl-C (`apply 2>&1 | tee log`) must not skip the wait below
+        with contextlib.suppress(OSError, ValueError):
+            reporter.note(
+                "Interrupted: no request starts now; those in flight finish (Ctrl-C again to "
+                "stop without waiting for them)."
+            )
         try:
             for worker in workers:
-                worker.join()
+                if worker.ident is not None:  # a Ctrl-C while they started: not all were
+                    worker.join()
         except KeyboardInterrupt:
             # Requests are still in flight and may still change the state: leave it as it is
             # on disk. The journal has every success so far; the next apply folds it in.

@@ -241,7 +241,9 @@ class OrqClient:
             with self._slots:
                 if self._halt is not None:
                     raise self._halt
-                if self._local.repeated:  # in flight: to its answer, at orq.ai's pace
+                # in flight: a write that may have reached orq.ai goes on to its answer, at
+                # orq.ai's pace (a GET changes nothing: it stops at the deadline like the rest)
+                if self._local.repeated and method != "GET":
                     late = None if self.deadline is None else self.deadline + LATE
                     ticket = self.pacer.wait(late)
                     if ticket is None:  # not for ever: what it may have done is unknown
@@ -254,13 +256,11 @@ class OrqClient:
                         raise error
                 else:
                     ticket = self.pacer.wait(self.deadline, sleep=self._sleep_unsent)
-                if ticket is None or (
-                    # stop() moved the deadline while this request waited for its turn
-                    not self._local.repeated
-                    and self.deadline is not None
-                    and ticket.start > self.deadline
-                ):
-                    raise DeadlineReached(self._waiting(error))
+                    if ticket is None or (
+                        # stop() moved the deadline while this request waited for its turn
+                        self.deadline is not None and ticket.start > self.deadline
+                    ):
+                        raise DeadlineReached(self._waiting(error))
                 if self._halt is not None:
                     raise self._halt
                 outcome = self._once(ticket, method, path, content, params)
