@@ -911,10 +911,16 @@ def report_command(ctx: click.Context, out_dir: str, rev: str | None) -> int:
 
     settings = _settings(ctx)
     page = render_html(build(settings, rev), os.path.basename(settings.root), rev)
-    os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "index.html")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(page)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(page)
+    except OSError as exc:
+        raise OrqsyncError(
+            f"cannot write {exc.filename or path}: {exc.strerror or exc}",
+            "pass --out a folder that can be created or written to",
+        ) from None
     _err(f"Wrote {path}.")
     return EXIT_OK
 
@@ -1095,7 +1101,7 @@ def emulator_serve(
     drop_rate: float,
     latency_ms: float,
 ) -> int:
-    """Serve the emulator on loopback until interrupted."""
+    """Serve the emulator until interrupted (on loopback unless --host says otherwise)."""
     beyond = not _loopback(host)
     if beyond and not api_keys:
         raise OrqsyncError(

@@ -136,3 +136,20 @@ def test_the_report_renders_every_chart_in_headless_chromium(
             chromium.close()
     assert errors == []
     assert (artifacts / "report.png").stat().st_size > 10_000
+
+
+def test_report_out_that_cannot_be_written_is_an_error_not_a_traceback(
+    tmp_path: Path, make_project
+) -> None:
+    project = make_project(
+        **{
+            "annotations/a.yaml": "version: 1\nspans:\n"
+            "  - {trace_id: t, span_id: s, annotations: {rating: good}}\n"
+        }
+    )
+    assert project.run("apply", "--auto-approve").exit_code == 0
+    (tmp_path / "taken").write_text("a file, not a folder\n")
+    result = project.run("report", "--out", str(tmp_path / "taken" / "report"))
+    assert result.exit_code == 1
+    assert f"error: cannot write {tmp_path / 'taken'}" in result.stderr
+    assert "hint: pass --out a folder that can be created or written to" in result.stderr

@@ -71,7 +71,9 @@ def _distributions(state: State, definitions: Definitions) -> dict[str, list[tup
     values: dict[str, list[object]] = {}
     for labels in state.spans.values():
         for key, applied in labels.items():
-            values.setdefault(key, []).append(applied.value)
+            held = applied.value
+            # a correction counts as the value it sets, in a histogram as in a bar chart
+            values.setdefault(key, []).append(held.value if isinstance(held, Correction) else held)
     found = {}
     for key in sorted(values):
         definition = definitions.get(key)
@@ -83,8 +85,6 @@ def _distributions(state: State, definitions: Definitions) -> dict[str, list[tup
             continue
         counts: Counter[str] = Counter()
         for value in values[key]:
-            if isinstance(value, Correction):
-                value = value.value
             if isinstance(value, tuple):
                 counts.update(str(option) for option in value)
             elif isinstance(value, bool):
@@ -129,7 +129,8 @@ def _agreement(state: State, definitions: Definitions) -> dict[str, Agreement]:
     ratings: Ratings = {}
     for span, keys in state.reviews.items():
         for key, review in keys.items():
-            ratings.setdefault(key, {})[span] = dict(review.votes)
+            if review.votes:  # a value an adjudication alone decided is no vote
+                ratings.setdefault(key, {})[span] = dict(review.votes)
     return agreements(ratings, definitions)
 
 

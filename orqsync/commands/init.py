@@ -11,7 +11,7 @@ from importlib import resources
 from orqsync import __version__
 from orqsync.errors import OrqsyncError
 from orqsync.review.github import project_prefix
-from orqsync.source.project import PROJECT_FILE, load_project
+from orqsync.source.project import PROJECT_FILE, load_project, nearest_project
 
 PROJECT = """\
 version: 1
@@ -119,19 +119,14 @@ def workflow_files(directory: str, state: str = ".orqsync/state.json") -> dict[s
 def refuse_inside_a_project(directory: str) -> None:
     """`init --github` in a folder of a project (not its own folder) would make a second
     project there, whose files the first reads as annotation files: say where to run it."""
-    folder = os.path.dirname(os.path.abspath(directory))
-    while True:
-        if os.path.isfile(os.path.join(folder, PROJECT_FILE)):
-            raise OrqsyncError(
-                f"{directory} is inside the project of {os.path.join(folder, PROJECT_FILE)}: "
-                "a new project here would be read as that project's files",
-                f"to add the GitHub files to that project, run `orqsync -C "
-                f"{shlex.quote(os.path.relpath(folder))} init --github`",
-            )
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return
-        folder = parent
+    folder = nearest_project(os.path.dirname(os.path.abspath(directory)))
+    if folder is not None:
+        raise OrqsyncError(
+            f"{directory} is inside the project of {os.path.join(folder, PROJECT_FILE)}: "
+            "a new project here would be read as that project's files",
+            f"to add the GitHub files to that project, run `orqsync -C "
+            f"{shlex.quote(os.path.relpath(folder))} init --github`",
+        )
 
 
 # Written plain: a path of letters, digits and ._/- that starts with a letter, _ or a dot
@@ -203,20 +198,18 @@ def write_scaffold(
     """
     base_url = "embedded" if embedded else "https://api.orq.ai"
     project_there = github and os.path.isfile(os.path.join(directory, PROJECT_FILE))
-    if github and not project_there:
-        refuse_inside_a_project(directory)
-    files: dict[str, str] = {}
     if project_there:
-        files.update(workflow_files(directory, project_state(directory)))
+        files = workflow_files(directory, project_state(directory))
     else:
         files = {
             PROJECT_FILE: PROJECT.format(base_url=base_url),
             "definitions.yaml": DEFINITIONS,
             os.path.join("annotations", "example.yaml"): EXAMPLE,
         }
-    if github and not project_there:
-        os.makedirs(directory, exist_ok=True)  # so that git can tell which repository holds it
-        files.update(workflow_files(directory))
+        if github:
+            refuse_inside_a_project(directory)
+            os.makedirs(directory, exist_ok=True)  # so that git can tell which repository holds it
+            files.update(workflow_files(directory))
     written = Written()
     written.github_only = project_there
     existing = [name for name in files if os.path.exists(os.path.join(directory, name))]

@@ -102,7 +102,7 @@ class Report:
     # reason of `halt`: "unauthorized", "unreachable", "outage"
     stopped: str = ""
     halt: ApiHaltError | None = None  # what stopped every request, when something did
-    # stopped at --max-duration: the failure a request left was to be retried after, if any
+    # stopped at --max-duration or by Ctrl-C: what a request left was to be retried after
     waiting: str = ""
 
     @property

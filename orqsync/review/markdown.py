@@ -484,11 +484,12 @@ def _chart_names(labels: list[str]) -> list[str]:
     cut short get a number (Mermaid would draw their bars at one place, one over the other)."""
     names: list[str] = []
     for label in labels:
-        name, number = _chart_text(label), 1
+        name = text = _chart_text(label)
+        number = 1
         while name in names:
             number += 1
             suffix = f" ({number})"
-            name = _chart_text(label)[: CHART_TEXT - len(suffix)].rstrip() + suffix
+            name = text[: CHART_TEXT - len(suffix)].rstrip() + suffix
         names.append(name)
     return names
 

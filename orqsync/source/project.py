@@ -156,14 +156,23 @@ def find_project(directory: str) -> str:
             "pass -C the folder that holds orqsync.yaml, or create a project there with "
             f"`orqsync -C {shlex.quote(directory)} init`",
         )
+    folder = nearest_project(start)
+    if folder is None:
+        raise OrqsyncError(
+            f"no {PROJECT_FILE} in {start} or any folder above it",
+            "run `orqsync init` to create a project, or pass -C DIR to point at one",
+        )
+    return folder
+
+
+def nearest_project(start: str) -> str | None:
+    """The nearest folder holding orqsync.yaml: `start` (an absolute path) or one above it,
+    up to the root of the filesystem; None when there is none."""
     folder = start
     while not os.path.isfile(os.path.join(folder, PROJECT_FILE)):
         parent = os.path.dirname(folder)
         if parent == folder:
-            raise OrqsyncError(
-                f"no {PROJECT_FILE} in {start} or any folder above it",
-                "run `orqsync init` to create a project, or pass -C DIR to point at one",
-            )
+            return None
         folder = parent
     return folder
 
